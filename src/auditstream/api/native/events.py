@@ -1,0 +1,173 @@
+"""``/v1/events``: ingest, list, get, aggregate."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from ...auth.principal import Principal
+from ...errors import NotFound, PayloadTooLarge
+from ...model.times import format_us
+from ...query.params import (
+    AGGREGATE_PARAMS,
+    FILTER_PARAMS,
+    PAGE_PARAMS,
+    choice_param,
+    filter_from_params,
+    int_param,
+)
+from ...store.base import AggregateSpec, Bucket, EventQuery
+from ..deps import reader, writer
+
+router = APIRouter(prefix="/v1", tags=["events"])
+JSON = "application/json"
+METRIC_FNS = ("sum", "avg", "min", "max", "p50", "p95", "p99")
+
+
+def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(doc), status_code=status, media_type=JSON, headers=headers)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (413) as soon as it grows past ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes; the limit is {limit}")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post("/events", status_code=201, summary="Ingest one event, a JSON array or NDJSON")
+async def ingest(request: Request, principal: Principal = Depends(writer)) -> Response:
+    svc = request.app.state.services
+    body = await read_body(request, svc.settings.max_body_bytes)
+    key = request.headers.get("idempotency-key")
+    results = await svc.ingest(
+        principal, body, request.headers.get("content-type", "application/json"),
+        idempotency_key=key,
+    )
+    created = any(a.created for a in results)
+    return json_response(
+        {"data": [{"id": a.id, "seq": a.seq} for a in results], "count": len(results)},
+        status=201 if created else 200,
+    )
+
+
+def event_query(request: Request) -> EventQuery:
+    qp = request.query_params
+    where = filter_from_params(qp.multi_items(), allowed=PAGE_PARAMS)
+    return EventQuery(
+        filter=where,
+        sort=choice_param("sort", qp.get("sort"), "timestamp", ("timestamp", "severity")),  # type: ignore[arg-type]
+        order=choice_param("order", qp.get("order"), "desc", ("asc", "desc")),  # type: ignore[arg-type]
+        limit=int_param("limit", qp.get("limit"), 50, 1, 1000),
+        cursor=qp.get("cursor") or None,
+        include_total=choice_param("include_total", qp.get("include_total"), "false",
+                                   ("true", "false", "1", "0")) in ("true", "1"),
+    )
+
+
+@router.get("/events", summary="List events: filters, q, sort, keyset cursor")
+async def list_events(request: Request, principal: Principal = Depends(reader)) -> Response:
+    q = event_query(request)
+    page = await request.app.state.services.store.query(principal.tenant, q)
+    doc: dict[str, Any] = {"data": page.events, "next_cursor": page.next_cursor,
+                           "has_more": page.has_more}
+    if page.total is not None:
+        doc["total"] = page.total
+    headers = {}
+    if page.next_cursor:
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+        params.append(("cursor", page.next_cursor))
+        headers["Link"] = f'<{request.url.path}?{urlencode(params)}>; rel="next"'
+    return json_response(doc, headers=headers)
+
+
+def aggregate_spec(request: Request) -> AggregateSpec:
+    from ...query.filter import is_valid_path
+    from ...errors import InvalidRequest
+
+    qp = request.query_params
+
+    def path_list(name: str) -> tuple[str, ...]:
+        raw = qp.get(name)
+        if raw is None:
+            return ()
+        paths = tuple(p.strip() for p in raw.split(",") if p.strip())
+        bad = [p for p in paths if not is_valid_path(p) or p == "tags"]
+        if bad or not paths:
+            raise InvalidRequest(f"invalid {name}", errors=[
+                {"field": name, "reason": f"not a field or dotted path: {(bad or [raw])[0]!r}"}])
+        return paths
+
+    group = path_list("group_by")
+    if len(group) > 1:
+        raise InvalidRequest("group_by takes one field", errors=[
+            {"field": "group_by", "reason": "one field or dotted path"}])
+    interval = qp.get("interval")
+    interval = choice_param("interval", interval, "", ("hour", "day", "week")) or None
+    metrics = tuple((fn, p) for fn in METRIC_FNS for p in path_list(fn))
+    return AggregateSpec(
+        group_by=group[0] if group else None, interval=interval,  # type: ignore[arg-type]
+        count_unique=path_list("count_unique"), metrics=metrics,  # type: ignore[arg-type]
+    )
+
+
+def render_buckets(buckets: list[Bucket], spec: AggregateSpec, ts: Any = format_us) -> list[Any]:
+    """Buckets in the authpi shape: ``ts`` only with an interval, ``key`` only with group_by,
+    ``uniques`` only with count_unique; one empty bucket when empty without interval."""
+    out = []
+    for b in buckets:
+        rows = []
+        for r in b.rows:
+            row: dict[str, Any] = {}
+            if spec.group_by is not None:
+                row["key"] = r.key
+            row["count"] = r.count
+            if spec.count_unique:
+                row["uniques"] = r.uniques
+            if spec.metrics:
+                row["metrics"] = r.metrics
+            rows.append(row)
+        bucket: dict[str, Any] = {}
+        if spec.interval is not None:
+            bucket["ts"] = ts(b.ts)
+        bucket["rows"] = rows
+        out.append(bucket)
+    if not out and spec.interval is None:
+        out.append({"rows": []})
+    return out
+
+
+@router.get("/events/aggregate", summary="Counts, distinct counts and numeric rollups")
+async def aggregate(request: Request, principal: Principal = Depends(reader)) -> Response:
+    spec = aggregate_spec(request)
+    where = filter_from_params(request.query_params.multi_items(),
+                               allowed=AGGREGATE_PARAMS)
+    buckets = await request.app.state.services.store.aggregate(principal.tenant, where, spec)
+    return json_response({
+        "interval": spec.interval, "group_by": spec.group_by,
+        "buckets": render_buckets(buckets, spec),
+    })
+
+
+@router.get("/events/{event_id}", summary="One event by id")
+async def get_event(event_id: str, request: Request,
+                    principal: Principal = Depends(reader)) -> Response:
+    ev = await request.app.state.services.store.get(principal.tenant, event_id)
+    if ev is None:
+        raise NotFound(f"no event {event_id!r}")
+    return json_response(ev)
+
+
+__all__ = ["router", "FILTER_PARAMS"]

@@ -1,0 +1,74 @@
+"""Render errors: RFC 9457 problem+json for the native API, each profile's own shape for its
+prefix (profiles register a renderer in ``app.state.error_renderers``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from ..errors import InvalidRequest, ProblemError, StoreError, ValidationFailed
+
+log = logging.getLogger("auditstream")
+PROBLEM = "application/problem+json"
+
+#: A profile's renderer: (request, error) → response in that profile's documented shape.
+Renderer = Callable[[Request, ProblemError], Response]
+
+
+def problem_response(request: Request, exc: ProblemError) -> Response:
+    for prefix, render in getattr(request.app.state, "error_renderers", {}).items():
+        if request.url.path.startswith(prefix):
+            return render(request, exc)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return Response(orjson.dumps(exc.to_problem(request.url.path)), status_code=exc.status,
+                    media_type=PROBLEM, headers=headers)
+
+
+def _loc_field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "(request)"
+
+
+def install(app: FastAPI) -> None:
+    app.state.error_renderers = {}
+
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError) -> Response:
+        return problem_response(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        renderer = _renderer_for(request)
+        if renderer is not None and getattr(renderer, "handles_request_validation", False):
+            return renderer.validation(request, exc)  # type: ignore[attr-defined]
+        errors = [{"field": _loc_field(tuple(e["loc"])), "reason": e["msg"]}
+                  for e in exc.errors()]
+        return problem_response(request, ValidationFailed("invalid request", errors=errors))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        err = InvalidRequest(str(exc.detail))
+        err.status = exc.status_code
+        err.title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
+        return problem_response(request, err)
+
+    @app.exception_handler(StoreError)
+    async def _store(request: Request, exc: StoreError) -> Response:
+        log.exception("store failure", exc_info=exc)
+        err = ProblemError("the event store is unavailable; retry later")
+        err.status, err.title = 503, "Service unavailable"
+        return problem_response(request, err)
+
+
+def _renderer_for(request: Request) -> Any:
+    for prefix, render in getattr(request.app.state, "error_renderers", {}).items():
+        if request.url.path.startswith(prefix):
+            return render
+    return None

@@ -1,0 +1,114 @@
+"""``create_app(settings)``: the one place that wires store, auth, ingest and routes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import orjson
+from fastapi import FastAPI, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from . import __version__
+from .api import problems
+from .api.native import events as native_events
+from .api.native import stats as native_stats
+from .auth.catalog import Catalog
+from .auth.principal import DEFAULT_SCOPES, Principal
+from .auth.tokens import TokenVerifier
+from .ingest.pipeline import Ingestor
+from .metrics import Metrics
+from .services import Services
+from .settings import Settings
+from .store.sqlite import SQLiteEventStore
+
+log = logging.getLogger("auditstream")
+
+
+def build_services(settings: Settings) -> Services:
+    metrics = Metrics()
+    store = SQLiteEventStore(
+        settings.db, indexed_paths=settings.indexed_path_list,
+        synchronous=settings.synchronous, readers=settings.read_pool,
+        idempotency_hours=settings.idempotency_hours, on_commit=metrics.on_commit,
+    )
+    return Services(
+        settings=settings,
+        store=store,
+        catalog=Catalog(settings.db),
+        tokens=TokenVerifier(secret=settings.jwt_secret, jwks_path=settings.jwt_jwks,
+                             tenant_claim=settings.jwt_tenant_claim,
+                             audience=settings.jwt_audience),
+        ingestor=Ingestor(store, max_events=settings.max_batch_events,
+                          max_bytes=settings.max_body_bytes),
+        metrics=metrics,
+    )
+
+
+async def load_demo(svc: Services, *, announce: Callable[[str], None] = print) -> str | None:
+    """On an empty database: a ``demo`` tenant, one key (printed once) and demo events."""
+    if svc.catalog.tenants():
+        return None
+    from .demo import demo_events
+
+    svc.catalog.create_tenant("demo")
+    key = svc.catalog.create_key("demo", [*DEFAULT_SCOPES, "admin"], name="demo")
+    events = demo_events()
+    principal = Principal("demo", frozenset({"events:write"}), "api_key", key.id)
+    for start in range(0, len(events), 1000):
+        await svc.ingest(principal, orjson.dumps(events[start:start + 1000]), "application/json")
+    assert key.secret is not None
+    announce(
+        f"auditstream: created tenant 'demo' with {len(events)} demo events.\n"
+        f"auditstream: demo API key (shown once): {key.secret}"
+    )
+    return key.secret
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    svc = build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.demo:
+            await load_demo(svc)
+        yield
+        await svc.store.close()
+        svc.catalog.close()
+
+    app = FastAPI(
+        title="auditstream",
+        version=__version__,
+        description="Self-hosted, multi-tenant security and audit events.",
+        lifespan=lifespan,
+    )
+    app.state.services = svc
+    problems.install(app)
+    app.include_router(native_events.router)
+    app.include_router(native_stats.router)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    @app.get("/metrics", tags=["ops"])
+    async def metrics() -> Response:
+        return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.middleware("http")
+    async def count_requests(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        svc.metrics.requests.labels(request.method, name, str(response.status_code)).inc()
+        svc.metrics.latency.labels(name).observe(time.perf_counter() - start)
+        return response
+
+    return app

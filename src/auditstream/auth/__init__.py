@@ -1,0 +1,1 @@
+"""Who is calling: tenants, API keys, users, JWTs, and the scopes they carry."""

@@ -1,0 +1,210 @@
+"""Tenants, API keys and users, kept in the same SQLite file as the events.
+
+API keys are ``sk_live_`` + 40 random base62 characters (~238 bits); only their SHA-256
+is stored, so a key is shown once, at creation. User passwords are hashed with pwdlib
+(Argon2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import sqlite3
+import string
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pwdlib import PasswordHash
+
+from ..errors import Conflict, InvalidRequest, NotFound
+from ..model.ids import new_id
+from .principal import DEFAULT_SCOPES, SCOPES, Principal
+
+KEY_PREFIX = "sk_live_"
+_ALPHABET = string.ascii_letters + string.digits
+_TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tenants (
+    name TEXT PRIMARY KEY,
+    created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL REFERENCES tenants(name),
+    hash BLOB NOT NULL UNIQUE,
+    hint TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    name TEXT,
+    created INTEGER NOT NULL,
+    revoked INTEGER
+);
+CREATE TABLE IF NOT EXISTS users (
+    tenant TEXT NOT NULL REFERENCES tenants(name),
+    username TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    user_id INTEGER,
+    created INTEGER NOT NULL,
+    PRIMARY KEY (tenant, username)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS users_name ON users(username);
+"""
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    tenant: str
+    scopes: tuple[str, ...]
+    hint: str
+    created: int
+    revoked: int | None = None
+    name: str | None = None
+    secret: str | None = None  # only right after creation
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "id": self.id, "tenant": self.tenant, "scopes": list(self.scopes),
+            "hint": self.hint, "created": self.created, "revoked": self.revoked,
+            "name": self.name,
+        }
+        if self.secret is not None:
+            d["key"] = self.secret
+        return d
+
+
+def hash_key(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def check_scopes(scopes: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    bad = [s for s in scopes if s not in SCOPES]
+    if bad:
+        raise InvalidRequest(f"unknown scope(s) {', '.join(bad)}; valid: {', '.join(SCOPES)}")
+    return tuple(dict.fromkeys(scopes))
+
+
+class Catalog:
+    """Tenants, keys and users. Thread-safe; cheap enough to call per request."""
+
+    def __init__(self, path: str | Path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
+                                     timeout=30.0)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA busy_timeout=30000")
+        self._conn.executescript(SCHEMA)
+        self._lock = threading.Lock()
+        self._hasher = PasswordHash.recommended()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _q(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    # -- tenants -----------------------------------------------------------------
+
+    def create_tenant(self, name: str) -> str:
+        if not _TENANT_NAME.match(name):
+            raise InvalidRequest(
+                f"invalid tenant name {name!r}: letters, digits, '_', '-', '.', up to 63"
+            )
+        try:
+            self._q("INSERT INTO tenants(name, created) VALUES (?, ?)", (name, int(time.time())))
+        except sqlite3.IntegrityError:
+            raise Conflict(f"tenant {name!r} already exists") from None
+        return name
+
+    def ensure_tenant(self, name: str) -> str:
+        if not self.tenant_exists(name):
+            self.create_tenant(name)
+        return name
+
+    def tenant_exists(self, name: str) -> bool:
+        return bool(self._q("SELECT 1 FROM tenants WHERE name = ?", (name,)))
+
+    def tenants(self) -> list[str]:
+        return [r[0] for r in self._q("SELECT name FROM tenants ORDER BY name")]
+
+    # -- API keys ----------------------------------------------------------------
+
+    def create_key(
+        self, tenant: str, scopes: list[str] | tuple[str, ...] = DEFAULT_SCOPES,
+        name: str | None = None,
+    ) -> ApiKey:
+        if not self.tenant_exists(tenant):
+            raise NotFound(f"no tenant {tenant!r}")
+        scopes = check_scopes(list(scopes) or list(DEFAULT_SCOPES))
+        secret = KEY_PREFIX + "".join(secrets.choice(_ALPHABET) for _ in range(40))
+        key = ApiKey(new_id("key"), tenant, scopes, secret[:12] + "…", int(time.time()),
+                     name=name, secret=secret)
+        self._q(
+            "INSERT INTO api_keys(id, tenant, hash, hint, scopes, name, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (key.id, tenant, hash_key(secret), key.hint, " ".join(scopes), name, key.created),
+        )
+        return key
+
+    def keys(self, tenant: str | None = None) -> list[ApiKey]:
+        sql = "SELECT id, tenant, scopes, hint, created, revoked, name FROM api_keys"
+        rows = (self._q(sql + " WHERE tenant = ? ORDER BY created", (tenant,)) if tenant
+                else self._q(sql + " ORDER BY tenant, created"))
+        return [ApiKey(r[0], r[1], tuple(r[2].split()), r[3], r[4], r[5], r[6]) for r in rows]
+
+    def revoke_key(self, key_id: str) -> None:
+        with self._lock:
+            cur = self._conn.execute(
+                "UPDATE api_keys SET revoked = ? WHERE id = ? AND revoked IS NULL",
+                (int(time.time()), key_id),
+            )
+        if cur.rowcount == 0:
+            raise NotFound(f"no active key {key_id!r}")
+
+    def authenticate_key(self, secret: str) -> Principal | None:
+        rows = self._q(
+            "SELECT id, tenant, scopes FROM api_keys WHERE hash = ? AND revoked IS NULL",
+            (hash_key(secret),),
+        )
+        if not rows:
+            return None
+        kid, tenant, scopes = rows[0]
+        return Principal(tenant, frozenset(scopes.split()), "api_key", kid)
+
+    # -- users (password login for the platform-audit profile) --------------------
+
+    def create_user(
+        self, tenant: str, username: str, password: str,
+        scopes: list[str] | tuple[str, ...] = ("events:read",), user_id: int | None = None,
+    ) -> None:
+        if not self.tenant_exists(tenant):
+            raise NotFound(f"no tenant {tenant!r}")
+        scopes = check_scopes(list(scopes))
+        try:
+            self._q(
+                "INSERT INTO users(tenant, username, password_hash, scopes, user_id, created) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (tenant, username, self._hasher.hash(password), " ".join(scopes), user_id,
+                 int(time.time())),
+            )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"user {username!r} already exists") from None
+
+    def authenticate_user(self, username: str, password: str) -> Principal | None:
+        rows = self._q(
+            "SELECT tenant, password_hash, scopes FROM users WHERE username = ?", (username,)
+        )
+        if not rows:
+            # Hash anyway so timing does not tell which usernames exist.
+            self._hasher.hash(password)
+            return None
+        tenant, pw_hash, scopes = rows[0]
+        if not self._hasher.verify(password, pw_hash):
+            return None
+        return Principal(tenant, frozenset(scopes.split()), "user", username)

@@ -1,0 +1,26 @@
+"""The authenticated caller, whatever the credential was."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import PermissionDenied
+
+SCOPES = ("events:write", "events:read", "admin")
+DEFAULT_SCOPES = ("events:write", "events:read")
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant: str
+    scopes: frozenset[str]
+    kind: str  # "api_key", "jwt" or "user"
+    subject: str  # key id, JWT sub or user name
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes or "admin" in self.scopes
+
+    def require(self, scope: str) -> None:
+        if not self.has(scope):
+            raise PermissionDenied(f"this credential lacks the {scope!r} scope",
+                                   required_scope=scope)

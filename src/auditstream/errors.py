@@ -1,0 +1,132 @@
+"""The one error tree of auditstream.
+
+Every failure a caller can see is one of these; the HTTP layer renders them as
+RFC 9457 ``application/problem+json`` (native API) or in a compat profile's own
+documented shape. Nothing here knows about HTTP framing beyond a status code.
+
+    AuditstreamError
+    ├── ProblemError                 an answer to a client: carries status, title, detail
+    │   ├── InvalidRequest       400 malformed input (bad JSON, bad parameter, unknown filter)
+    │   │   ├── ValidationFailed 400 one or more field errors (``errors`` lists them)
+    │   │   └── QuerySyntaxError 400 the ``q`` language could not be parsed (``position``)
+    │   ├── AuthenticationRequired 401 no or unusable credentials
+    │   ├── PermissionDenied     403 the credential lacks a scope or tenant
+    │   ├── NotFound             404 no such resource *for this tenant*
+    │   ├── Conflict             409 an id was re-sent with different content
+    │   └── PayloadTooLarge      413 body or batch above the configured limits
+    └── StoreError                   the backend failed (never the caller's fault)
+        └── StoreClosed              the store was used after close()
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AuditstreamError",
+    "AuthenticationRequired",
+    "Conflict",
+    "FieldError",
+    "InvalidRequest",
+    "NotFound",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "ProblemError",
+    "QuerySyntaxError",
+    "StoreClosed",
+    "StoreError",
+    "ValidationFailed",
+]
+
+
+class AuditstreamError(Exception):
+    """Base of every auditstream error."""
+
+
+FieldError = dict[str, Any]
+"""One field error: ``{"field": "timestamp", "reason": "...", "index": 3}`` (index for batches)."""
+
+
+class ProblemError(AuditstreamError):
+    status: int = 400
+    title: str = "Bad Request"
+    type_slug: str = "about:blank"
+
+    def __init__(self, detail: str, *, errors: list[FieldError] | None = None, **extra: Any):
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+        self.extra = extra
+
+    def to_problem(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": self.type_slug,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        if self.errors:
+            body["errors"] = self.errors
+        body.update(self.extra)
+        return body
+
+
+class InvalidRequest(ProblemError):
+    status = 400
+    title = "Invalid request"
+    type_slug = "https://auditstream.dev/problems/invalid-request"
+
+
+class ValidationFailed(InvalidRequest):
+    title = "Validation failed"
+    type_slug = "https://auditstream.dev/problems/validation"
+
+
+class QuerySyntaxError(InvalidRequest):
+    title = "Query syntax error"
+    type_slug = "https://auditstream.dev/problems/query-syntax"
+
+    def __init__(self, detail: str, position: int, query: str = ""):
+        super().__init__(f"{detail} at position {position}", position=position, query=query)
+        self.position = position
+        self.reason = detail
+
+
+class AuthenticationRequired(ProblemError):
+    status = 401
+    title = "Authentication required"
+    type_slug = "https://auditstream.dev/problems/unauthenticated"
+
+
+class PermissionDenied(ProblemError):
+    status = 403
+    title = "Forbidden"
+    type_slug = "https://auditstream.dev/problems/forbidden"
+
+
+class NotFound(ProblemError):
+    status = 404
+    title = "Not found"
+    type_slug = "https://auditstream.dev/problems/not-found"
+
+
+class Conflict(ProblemError):
+    status = 409
+    title = "Conflict"
+    type_slug = "https://auditstream.dev/problems/conflict"
+
+
+class PayloadTooLarge(ProblemError):
+    status = 413
+    title = "Payload too large"
+    type_slug = "https://auditstream.dev/problems/too-large"
+
+
+class StoreError(AuditstreamError):
+    """The storage backend failed; reported as 503/500, never blamed on the client."""
+
+
+class StoreClosed(StoreError):
+    pass

@@ -1,0 +1,1 @@
+"""The ingest pipeline: parse → validate → normalise → store.append (durable) → publish."""

@@ -1,0 +1,171 @@
+"""Turn a request body into canonical events and append them atomically.
+
+Everything that can be wrong with a request is found before anything is written: the
+whole batch is validated, every bad item is reported with its index, field and reason,
+and only a fully valid batch reaches ``EventStore.append`` (which is itself atomic).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from ..errors import InvalidRequest, PayloadTooLarge, PermissionDenied, ValidationFailed
+from ..model.catalog import type_defaults
+from ..model.event import EventIn
+from ..model.ids import new_event_id
+from ..model.times import format_us, now_us
+from ..store.base import Appended, EventStore
+
+_ONE = TypeAdapter(EventIn)
+_MANY = TypeAdapter(list[EventIn])
+
+#: OpenTelemetry GenAI attribute names accepted inside ``llm`` and their canonical names.
+OTEL_GENAI = {
+    "gen_ai.provider.name": "provider",
+    "gen_ai.system": "provider",
+    "gen_ai.request.model": "model",
+    "gen_ai.response.model": "response_model",
+    "gen_ai.usage.input_tokens": "input_tokens",
+    "gen_ai.usage.output_tokens": "output_tokens",
+    "gen_ai.operation.name": "operation",
+}
+
+
+def _pydantic_errors(exc: ValidationError, batch: bool) -> list[dict[str, Any]]:
+    out = []
+    for e in exc.errors(include_url=False):
+        loc = list(e["loc"])
+        item: dict[str, Any] = {}
+        if batch and loc and isinstance(loc[0], int):
+            item["index"] = loc.pop(0)
+        if e["type"] == "extra_forbidden":
+            reason = "unknown field (see the canonical event in the docs)"
+        else:
+            reason = e["msg"]
+        item["field"] = ".".join(str(p) for p in loc) or "(event)"
+        item["reason"] = reason
+        out.append(item)
+    return out
+
+
+def parse_body(body: bytes, content_type: str, max_events: int) -> list[dict[str, Any]]:
+    """Parse one object, a JSON array, or NDJSON into validated (not yet normalised) events."""
+    ctype = content_type.split(";")[0].strip().lower()
+    text = body.strip()
+    if not text:
+        raise InvalidRequest("request body is empty; send an event, an array or NDJSON")
+    if ctype in ("application/x-ndjson", "application/ndjson", "application/jsonl"):
+        lines = [ln for ln in text.split(b"\n") if ln.strip()]
+        if len(lines) > max_events:
+            raise PayloadTooLarge(f"{len(lines)} events in one request; the limit is {max_events}")
+        for i, ln in enumerate(lines):
+            try:
+                orjson.loads(ln)
+            except orjson.JSONDecodeError as exc:
+                raise ValidationFailed("malformed NDJSON", errors=[
+                    {"index": i, "field": "(line)", "reason": f"invalid JSON: {exc}"}]) from None
+        text = b"[" + b",".join(lines) + b"]"
+        batch = True
+    else:
+        batch = text[:1] == b"["
+    try:
+        if batch:
+            # Count before validating so an oversized batch costs nothing to reject.
+            raw = orjson.loads(text)
+            if not isinstance(raw, list):
+                raise InvalidRequest("expected a JSON array")
+            if len(raw) > max_events:
+                raise PayloadTooLarge(
+                    f"{len(raw)} events in one request; the limit is {max_events}")
+            if not raw:
+                raise InvalidRequest("the batch is empty")
+            return list(_MANY.validate_python(raw))
+        return [dict(_ONE.validate_json(text))]
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"body is not valid JSON: {exc}", errors=[
+            {"field": "(body)", "reason": str(exc)}]) from None
+    except ValidationError as exc:
+        if not batch and any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise InvalidRequest("body is not valid JSON", errors=[
+                {"field": "(body)", "reason": exc.errors()[0]["msg"]}]) from None
+        raise ValidationFailed("some events are invalid; nothing was stored",
+                               errors=_pydantic_errors(exc, batch)) from None
+
+
+def normalise(
+    events: list[dict[str, Any]], *, tenant: str, received_us: int
+) -> tuple[list[dict[str, Any]], frozenset[int]]:
+    """Fill server fields and defaults; returns (events, positions of client-chosen ids)."""
+    received = format_us(received_us)
+    defaults = type_defaults()
+    client_ids = []
+    out = []
+    for i, raw in enumerate(events):
+        if "id" in raw:
+            client_ids.append(i)
+        # Canonical key order, so stored and returned events read the same way every time.
+        ev: dict[str, Any] = {
+            "id": raw.get("id") or new_event_id(),
+            "tenant": tenant,
+            "timestamp": raw.get("timestamp") or received,
+            "received_at": received,
+            "type": raw["type"],
+        }
+        for k, v in raw.items():
+            if v is not None and k not in ev and k != "tenant":
+                ev[k] = v
+        if "severity" not in ev or "category" not in ev:
+            cat, sev = defaults.get(ev["type"], (None, None))
+            ev.setdefault("severity", sev or "info")
+            if cat is not None:
+                ev.setdefault("category", cat)
+        llm = ev.get("llm")
+        if llm and any(k in OTEL_GENAI for k in llm):
+            ev["llm"] = {OTEL_GENAI.get(k, k): v for k, v in llm.items()}
+        out.append(ev)
+    return out, frozenset(client_ids)
+
+
+class Ingestor:
+    """Validates requests and appends them; the one way events enter the store."""
+
+    def __init__(self, store: EventStore, *, max_events: int, max_bytes: int):
+        self.store = store
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+
+    async def ingest(
+        self,
+        tenant: str,
+        body: bytes,
+        content_type: str,
+        *,
+        may_choose_tenant: bool = False,
+        idempotency_key: str | None = None,
+        tenant_exists: Callable[[str], bool] | None = None,
+    ) -> list[Appended]:
+        if len(body) > self.max_bytes:
+            raise PayloadTooLarge(f"body of {len(body)} bytes; the limit is {self.max_bytes}")
+        raw = parse_body(body, content_type, self.max_events)
+        named = {e["tenant"] for e in raw if e.get("tenant")}
+        if named:
+            if len(named) > 1:
+                raise InvalidRequest("one request may target one tenant only")
+            target = next(iter(named))
+            if target != tenant and not may_choose_tenant:
+                raise PermissionDenied("only an admin credential may ingest for another tenant")
+            if tenant_exists is not None and not tenant_exists(target):
+                raise ValidationFailed("unknown tenant", errors=[
+                    {"field": "tenant", "reason": f"no tenant {target!r}"}])
+            tenant = target
+        events, client_ids = normalise(raw, tenant=tenant, received_us=now_us())
+        request_hash = hashlib.sha256(body).hexdigest() if idempotency_key else None
+        return await self.store.append(
+            tenant, events, client_ids=client_ids,
+            idempotency_key=idempotency_key, request_hash=request_hash,
+        )

@@ -1,0 +1,110 @@
+"""RFC 8785 (JSON Canonicalization Scheme) serialisation of audit events.
+
+Guarantee: for every input ``canonical_bytes(x) == rfc8785.dumps(x)`` byte for byte, or both
+refuse it. The ``rfc8785`` package is the reference; ``orjson`` is used only when the input is
+provably inside the subset where the two serialisers agree, because orjson is an order of
+magnitude faster and events are hashed on every ingest.
+
+Where orjson and JCS disagree, and why the fast path refuses those inputs:
+
+* Key order. JCS sorts object keys by UTF-16 code units; orjson sorts by UTF-8 bytes (= code
+  points). The orders differ only when a key holds a character in U+E000..U+FFFF (encoded above
+  astral characters in UTF-8, below their surrogate pairs in UTF-16).
+* Floats. JCS uses the ECMAScript Number-to-String rules: integral values have no ``.0``
+  (``1.0`` -> ``1``, ``-0.0`` -> ``0``), fixed notation reaches down to 1e-6 and up to 1e21.
+  orjson prints ``1.0``, ``-0.0``, ``1e-6`` and ``1e+16``. The two agree on finite,
+  non-integral floats with 1e-5 <= |x| < 1e15 (non-integral doubles are < 2**52 anyway).
+* Integers. JCS (and ``rfc8785``) only accept |n| <= 2**53 - 1; orjson accepts 64-bit.
+* Types. orjson natively serialises dataclasses, datetimes, enums, subclasses...; JCS input is
+  plain JSON, so anything but exact ``dict``/``list``/``tuple``/``str``/``int``/``float``/
+  ``bool``/``None`` goes to the reference implementation (which accepts or rejects it).
+
+String escaping is identical in both (short escapes for ``\\b\\f\\n\\r\\t\\"\\\\``, lowercase
+``\\u00xx`` for other C0 controls, everything else raw UTF-8); lone surrogates make orjson
+raise, in which case the reference implementation raises its own error.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+import orjson
+import rfc8785
+
+__all__ = ["CanonicalizationError", "canonical_bytes"]
+
+CanonicalizationError = rfc8785.CanonicalizationError
+"""Raised (a ``ValueError``) for input JCS cannot represent: NaN/inf, ints beyond 2**53 - 1,
+non-string keys, lone surrogates, unsupported types, cyclic or absurdly deep nesting."""
+
+_JS_SAFE_INT: Final = 2**53 - 1
+# orjson refuses nesting deeper than 255; stopping a little earlier keeps its error out of the
+# fast path and also ends the walk on cyclic input.
+_MAX_FAST_DEPTH: Final = 250
+# Characters whose UTF-8 order differs from their UTF-16 order relative to astral characters.
+_SORT_HAZARD: Final = re.compile("[\ue000-\uffff]")
+_ORJSON_OPTS: Final = orjson.OPT_SORT_KEYS
+
+
+def canonical_bytes(event: Any) -> bytes:
+    """Return the RFC 8785 canonical UTF-8 bytes of a JSON value (normally an event ``dict``).
+
+    The result is byte-identical to ``rfc8785.dumps(event)``; it is stable across processes,
+    Python versions and dict insertion order, so it is safe to hash and sign.
+
+    Raises:
+        CanonicalizationError: the value has no JCS representation.
+    """
+    if _fast_path_ok(event, 0):
+        try:
+            return orjson.dumps(event, option=_ORJSON_OPTS)
+        except orjson.JSONEncodeError:
+            # Lone surrogates are the only expected cause; the reference path reports them
+            # with the library's own error type.
+            pass
+    try:
+        return rfc8785.dumps(event)
+    except RecursionError as exc:
+        raise CanonicalizationError("value is nested too deeply or is cyclic") from exc
+    except UnicodeEncodeError as exc:
+        # rfc8785 0.1.4 leaks this for lone surrogates in object keys (values are wrapped).
+        raise CanonicalizationError("input contains non-UTF-8 codepoints") from exc
+
+
+def _fast_path_ok(value: Any, depth: int) -> bool:
+    """True when orjson with sorted keys is guaranteed to emit exactly the JCS bytes."""
+    t = type(value)
+    if t is dict:
+        if depth >= _MAX_FAST_DEPTH:
+            return False
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            if not key.isascii() and _SORT_HAZARD.search(key):
+                return False
+            ti = type(item)
+            # Inline the common scalar cases: most event fields are strings.
+            if ti is str or ti is bool or item is None:
+                continue
+            if not _fast_path_ok(item, depth + 1):
+                return False
+        return True
+    if t is list or t is tuple:
+        if depth >= _MAX_FAST_DEPTH:
+            return False
+        for item in value:
+            ti = type(item)
+            if ti is str or ti is bool or item is None:
+                continue
+            if not _fast_path_ok(item, depth + 1):
+                return False
+        return True
+    if t is str or t is bool or value is None:
+        return True
+    if t is int:
+        return -_JS_SAFE_INT <= value <= _JS_SAFE_INT
+    if t is float:
+        # NaN and infinities fail the range test and are rejected by the reference path.
+        return 1e-5 <= abs(value) < 1e15 and not value.is_integer()
+    return False

@@ -1,0 +1,1 @@
+"""The canonical event and the small value types around it."""

@@ -1,0 +1,1 @@
+"""The one filter model: a tree every surface compiles to, and its compilers."""

@@ -1,0 +1,121 @@
+"""The filter tree.
+
+Every way a person or program selects events (query parameters, the ``q`` language,
+compat profiles, stream subscriptions, push rules, exports) builds one of these trees.
+Two compilers read it: ``store.sqlite.sql`` to SQL, ``query.predicate`` to a Python
+predicate over a canonical event dict. Both must select the same events.
+
+A *path* is a top-level canonical field (``type``, ``severity``, ``timestamp``, ``tags``)
+or a dotted path into an object field (``subject.ecosystem``, ``context.http_status``).
+``timestamp`` values are integers of microseconds since the epoch; ``severity`` values
+are severity names and compare by rank.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from ..model.event import OBJECT_FIELDS
+
+Scalar = str | int | float | bool | None
+CmpOp = Literal[">", ">=", "<", "<="]
+
+#: Top-level fields a filter may name directly.
+TOP_LEVEL = frozenset({
+    "id", "type", "category", "severity", "outcome", "title", "description", "timestamp",
+    "received_at", "seq", "incident_id", "assigned_to", "requires_action", "tags",
+    "error_message",
+})
+_SEGMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
+
+
+def is_valid_path(path: str) -> bool:
+    """True for a top-level field or ``object.attr[.attr…]`` under an object field."""
+    if path in TOP_LEVEL:
+        return True
+    head, _, rest = path.partition(".")
+    if head not in OBJECT_FIELDS or not rest:
+        return False
+    return all(_SEGMENT.match(seg) for seg in rest.split(".")) and rest.count(".") < 4
+
+
+class Node:
+    """Base of every filter node (immutable, hashable)."""
+
+
+@dataclass(frozen=True)
+class All(Node):
+    """Matches every event."""
+
+
+@dataclass(frozen=True)
+class Eq(Node):
+    """``path`` equals any of ``values`` (for ``tags``: contains any of them)."""
+
+    path: str
+    values: tuple[Scalar, ...]
+
+
+@dataclass(frozen=True)
+class Cmp(Node):
+    """Ordered comparison; severity compares by rank, timestamp in microseconds."""
+
+    path: str
+    op: CmpOp
+    value: Scalar
+
+
+@dataclass(frozen=True)
+class Prefix(Node):
+    """``path`` is a string starting with ``prefix`` (``type:user.*``)."""
+
+    path: str
+    prefix: str
+
+
+@dataclass(frozen=True)
+class Exists(Node):
+    """``path`` is present and not null."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class Text(Node):
+    """Full-text match over title and description: all ``terms`` (words or phrases)."""
+
+    terms: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class And(Node):
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Or(Node):
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Not(Node):
+    child: Node
+
+
+def and_(*nodes: Node | None) -> Node:
+    """Conjunction that drops ``None``/``All`` and flattens nested ``And``."""
+    flat: list[Node] = []
+    for n in nodes:
+        if n is None or isinstance(n, All):
+            continue
+        if isinstance(n, And):
+            flat.extend(n.children)
+        else:
+            flat.append(n)
+    if not flat:
+        return All()
+    if len(flat) == 1:
+        return flat[0]
+    return And(tuple(flat))

@@ -1,0 +1,1 @@
+"""Event stores: one interface (``base.EventStore``), one module per backend."""

@@ -1,0 +1,142 @@
+"""The event store interface.
+
+Guarantees every backend gives, and the conformance suite in ``tests/store`` checks:
+
+* **Tenant scoping.** Every method takes the tenant; nothing reads or writes across
+  tenants. An id, cursor or aggregate of one tenant never reveals another's events.
+* **Atomic appends.** ``append`` writes all of its events or none of them.
+* **Gap-free sequence.** Each tenant's events get ``seq`` 1, 2, 3, … in commit order with
+  no gaps and no reuse, also across restarts and crashes.
+* **Durable acknowledgement.** When ``append`` returns, the events survive a ``kill -9`` of
+  the process (and, with ``synchronous=full``, a power cut).
+* **Idempotent ids.** Re-appending an event whose client-supplied ``id`` exists with the
+  same content returns the stored ``id``/``seq`` and writes nothing; different content
+  raises ``Conflict`` and the whole append is rejected.
+* **Stable keyset pages.** Walking ``query`` pages with the returned cursor yields every
+  event that matched when the walk began exactly once, whatever is appended meanwhile.
+* **Append-only.** Stored events are never changed, except ``redact`` which blanks an
+  event's content and keeps its id, seq, timestamp and leaf hash.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..query.filter import Node
+
+SortField = Literal["timestamp", "severity"]
+Order = Literal["asc", "desc"]
+Interval = Literal["hour", "day", "week"]
+MetricFn = Literal["sum", "avg", "min", "max", "p50", "p95", "p99"]
+
+
+@dataclass(frozen=True)
+class Appended:
+    """Where one appended event landed; ``created`` is False for an idempotent replay."""
+
+    id: str
+    seq: int
+    created: bool = True
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    filter: Node
+    sort: SortField = "timestamp"
+    order: Order = "desc"
+    limit: int = 50
+    cursor: str | None = None
+    include_total: bool = False
+
+
+@dataclass
+class Page:
+    events: list[dict[str, Any]]
+    next_cursor: str | None
+    has_more: bool
+    total: int | None = None
+
+
+@dataclass(frozen=True)
+class AggregateSpec:
+    group_by: str | None = None
+    interval: Interval | None = None
+    count_unique: tuple[str, ...] = ()
+    metrics: tuple[tuple[MetricFn, str], ...] = ()
+    #: Most groups returned per bucket (largest counts first).
+    max_groups: int = 1000
+
+
+@dataclass
+class AggregateRow:
+    count: int
+    key: Any = None
+    uniques: dict[str, int] = field(default_factory=dict)
+    metrics: dict[str, dict[str, float | None]] = field(default_factory=dict)
+
+
+@dataclass
+class Bucket:
+    ts: int | None  # bucket start in microseconds; None without an interval
+    rows: list[AggregateRow]
+
+
+class EventStore(abc.ABC):
+    """Append-only, tenant-scoped storage of canonical events (see the module docstring)."""
+
+    @abc.abstractmethod
+    async def append(
+        self,
+        tenant: str,
+        events: list[dict[str, Any]],
+        *,
+        client_ids: frozenset[int] = frozenset(),
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+    ) -> list[Appended]:
+        """Append canonical events (ids, timestamps and ``received_at`` already set).
+
+        ``client_ids`` holds the positions whose ``id`` the client chose (only those can
+        collide). With ``idempotency_key`` a repeat of the same request (same
+        ``request_hash``) answers the first result; a different request under the same key
+        raises ``Conflict``. Returns one ``Appended`` per event, in order.
+        """
+
+    @abc.abstractmethod
+    async def get(self, tenant: str, event_id: str) -> dict[str, Any] | None:
+        """The stored event with ``seq``, or None (also for other tenants' ids)."""
+
+    @abc.abstractmethod
+    async def query(self, tenant: str, q: EventQuery) -> Page:
+        """One page of matching events in the requested order."""
+
+    @abc.abstractmethod
+    async def count(self, tenant: str, where: Node) -> int:
+        """How many events match."""
+
+    @abc.abstractmethod
+    async def aggregate(self, tenant: str, where: Node, spec: AggregateSpec) -> list[Bucket]:
+        """Buckets (by interval, ascending) of rows (by group key, largest first).
+
+        Rows whose group key is null or empty are left out; empty buckets are not filled in.
+        """
+
+    @abc.abstractmethod
+    def scan(
+        self, tenant: str, where: Node, *, after_seq: int = 0, batch: int = 1000
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every matching event with ``seq > after_seq`` in seq order, in batches.
+
+        Memory stays bounded by ``batch`` whatever the size of the result.
+        """
+
+    @abc.abstractmethod
+    async def last_seq(self, tenant: str) -> int:
+        """The highest committed seq of the tenant (0 when it has none)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Finish pending appends and release resources; later calls raise StoreClosed."""

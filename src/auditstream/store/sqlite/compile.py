@@ -1,0 +1,146 @@
+"""Compile a filter tree to an SQLite ``WHERE`` fragment with bound parameters.
+
+Semantics match ``query.predicate`` (the property test in tests/query holds them
+together): a missing path never matches a leaf, and ``Not`` of a leaf that could not be
+evaluated is true, which is why a negated subtree is wrapped in ``IFNULL(…, 0)``: SQL's
+three-valued logic otherwise drops rows whose field is NULL from ``NOT (x = 1)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...errors import InvalidRequest
+from ...model.severity import RANK
+from ...query.filter import All, And, Cmp, Eq, Exists, Node, Not, Or, Prefix, Text
+from .schema import json_path
+
+#: Canonical top-level fields held in their own columns.
+COLUMNS = {
+    "id": "id", "type": "type", "category": "category", "outcome": "outcome",
+    "title": "title", "description": "description", "seq": "seq",
+    "severity": "severity", "timestamp": "ts", "received_at": "received",
+}
+
+
+class Compiler:
+    def __init__(self, path_columns: dict[str, str]):
+        self.path_columns = path_columns
+
+    def expr(self, path: str) -> tuple[str, list[Any]]:
+        if path in COLUMNS:
+            return COLUMNS[path], []
+        if path in self.path_columns:
+            return self.path_columns[path], []
+        return "json_extract(body, ?)", [json_path(path)]
+
+    def where(self, node: Node) -> tuple[str, list[Any]]:
+        params: list[Any] = []
+        sql = self._node(node, params)
+        return sql, params
+
+    def _node(self, node: Node, params: list[Any]) -> str:
+        if isinstance(node, All):
+            return "1"
+        if isinstance(node, And):
+            return "(" + " AND ".join(self._node(c, params) for c in node.children) + ")"
+        if isinstance(node, Or):
+            return "(" + " OR ".join(self._node(c, params) for c in node.children) + ")"
+        if isinstance(node, Not):
+            return f"NOT IFNULL({self._node(node.child, params)}, 0)"
+        if isinstance(node, Eq):
+            return self._eq(node, params)
+        if isinstance(node, Cmp):
+            return self._cmp(node, params)
+        if isinstance(node, Prefix):
+            expr, p = self.expr(node.path)
+            if not node.prefix:
+                params.extend(p)
+                return f"(typeof({expr}) = 'text')"
+            hi = node.prefix[:-1] + chr(ord(node.prefix[-1]) + 1)
+            params.extend([*p, *p, node.prefix, *p, hi])
+            return f"(typeof({expr}) = 'text' AND {expr} >= ? AND {expr} < ?)"
+        if isinstance(node, Exists):
+            if node.path in COLUMNS or node.path in self.path_columns:
+                expr, _ = self.expr(node.path)
+                return f"({expr} IS NOT NULL)"
+            params.append(json_path(node.path))
+            return "(IFNULL(json_type(body, ?), 'null') != 'null')"
+        if isinstance(node, Text):
+            terms = tuple(t for t in node.terms if any(ch.isalnum() for ch in t))
+            if not terms:
+                return "1"
+            params.append(fts_query(terms))
+            return "rid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)"
+        raise TypeError(f"unknown filter node {node!r}")
+
+    def _eq(self, node: Eq, params: list[Any]) -> str:
+        if not node.values:
+            return "0"
+        if node.path == "tags":
+            params.extend(node.values)
+            marks = ",".join("?" * len(node.values))
+            return (
+                "EXISTS (SELECT 1 FROM json_each(body, '$.tags') "
+                f"WHERE json_each.type = 'text' AND json_each.value IN ({marks}))"
+            )
+        if node.path == "severity":
+            ranks = [RANK[v] for v in node.values if isinstance(v, str) and v in RANK]
+            if not ranks:
+                return "0"
+            params.extend(ranks)
+            return f"severity IN ({','.join('?' * len(ranks))})"
+        bools = [v for v in node.values if isinstance(v, bool)]
+        others = [v for v in node.values if not isinstance(v, bool) and v is not None]
+        parts = []
+        if bools:
+            # json true/false read back as 1/0 in SQL: compare JSON types instead.
+            params.append(json_path(node.path))
+            kinds = ",".join(f"'{'true' if b else 'false'}'" for b in bools)
+            parts.append(f"json_type(body, ?) IN ({kinds})")
+        if others:
+            expr, p = self.expr(node.path)
+            if node.path == "timestamp":
+                others = [int(v) for v in others if isinstance(v, int | float)]
+            params.extend(p)
+            params.extend(others)
+            if len(others) == 1:
+                parts.append(f"{expr} = ?")
+            else:
+                parts.append(f"{expr} IN ({','.join('?' * len(others))})")
+        if not parts:
+            return "0"
+        return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+
+    def _cmp(self, node: Cmp, params: list[Any]) -> str:
+        op = node.op
+        if node.path == "severity":
+            if not isinstance(node.value, str) or node.value not in RANK:
+                raise InvalidRequest(f"unknown severity {node.value!r}")
+            params.append(RANK[node.value])
+            return f"severity {op} ?"
+        if node.path in ("timestamp", "received_at", "seq"):
+            params.append(int(node.value))  # type: ignore[arg-type]
+            return f"{COLUMNS[node.path]} {op} ?"
+        expr, p = self.expr(node.path)
+        if isinstance(node.value, bool) or node.value is None:
+            return "0"
+        kind = "('integer', 'real')" if isinstance(node.value, int | float) else "('text')"
+        params.extend(p)
+        params.extend(p)
+        params.append(node.value)
+        return f"(typeof({expr}) IN {kind} AND {expr} {op} ?)"
+
+
+def fts_query(terms: tuple[str, ...]) -> str:
+    """Each term becomes a quoted FTS5 phrase (a trailing ``*`` a prefix query); all ANDed.
+
+    Quoting every term means no user input is ever read as FTS5 syntax.
+    """
+    parts = []
+    for term in terms:
+        star = term.endswith("*")
+        body = term[:-1] if star else term
+        phrase = '"' + body.replace('"', '""') + '"'
+        parts.append(phrase + (" *" if star else ""))
+    return " AND ".join(parts) if parts else '""'

@@ -1,0 +1,332 @@
+"""``EventStore`` on one SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio.to_thread
+import orjson
+
+from ...errors import InvalidRequest, StoreClosed
+from ...model.severity import SEVERITIES
+from ...query import cursor as cursors
+from ...query.filter import Node
+from ..base import (
+    AggregateRow,
+    AggregateSpec,
+    Appended,
+    Bucket,
+    EventQuery,
+    EventStore,
+    Page,
+)
+from .compile import COLUMNS, Compiler
+from .schema import connect, migrate
+from .writer import AppendJob, Writer
+
+T = TypeVar("T")
+US_HOUR = 3_600_000_000
+US_DAY = 24 * US_HOUR
+# 1970-01-01 was a Thursday; weeks start on Monday, three days earlier.
+_WEEK_OFFSET = 3 * US_DAY
+_PERCENTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
+_SQL_METRICS = {"sum": "SUM", "avg": "AVG", "min": "MIN", "max": "MAX"}
+
+
+class SQLiteEventStore(EventStore):
+    """WAL-mode SQLite: one writer thread with group commit, a pool of reader connections."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        indexed_paths: list[str] | None = None,
+        synchronous: str = "full",
+        readers: int = 4,
+        idempotency_hours: int = 24,
+        on_commit: Callable[[int, int], None] | None = None,
+    ):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = str(path)
+        wconn = connect(self.path, synchronous=synchronous)
+        self.path_columns = migrate(wconn, indexed_paths or [])
+        self.compiler = Compiler(self.path_columns)
+        self.writer = Writer(
+            wconn, self.path_columns, idempotency_us=idempotency_hours * US_HOUR,
+            on_commit=on_commit,
+        )
+        self.writer.start()
+        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._all_readers = [connect(self.path, readonly=True) for _ in range(max(1, readers))]
+        for c in self._all_readers:
+            self._readers.put(c)
+        self._closed = False
+
+    # -- plumbing ----------------------------------------------------------------
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise StoreClosed("store is closed")
+
+        def run() -> T:
+            conn = self._readers.get()
+            try:
+                return fn(conn)
+            finally:
+                self._readers.put(conn)
+
+        return await anyio.to_thread.run_sync(run)
+
+    def _where(self, tenant: str, where: Node) -> tuple[str, list[Any]]:
+        sql, params = self.compiler.where(where)
+        return f"tenant = ? AND {sql}", [tenant, *params]
+
+    # -- writes ------------------------------------------------------------------
+
+    async def append(
+        self,
+        tenant: str,
+        events: list[dict[str, Any]],
+        *,
+        client_ids: frozenset[int] = frozenset(),
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+    ) -> list[Appended]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[list[Appended]] = loop.create_future()
+        self.writer.submit(AppendJob(
+            tenant, events, client_ids, idempotency_key, request_hash, loop, fut
+        ))
+        return await fut
+
+    # -- reads -------------------------------------------------------------------
+
+    async def get(self, tenant: str, event_id: str) -> dict[str, Any] | None:
+        def run(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            row = conn.execute(
+                "SELECT body FROM events WHERE tenant = ? AND id = ?", (tenant, event_id)
+            ).fetchone()
+            return orjson.loads(row[0]) if row else None
+
+        return await self._read(run)
+
+    async def last_seq(self, tenant: str) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT MAX(seq) FROM events WHERE tenant = ?", (tenant,))
+            return int(row.fetchone()[0] or 0)
+
+        return await self._read(run)
+
+    async def count(self, tenant: str, where: Node) -> int:
+        sql, params = self._where(tenant, where)
+
+        def run(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(f"SELECT COUNT(*) FROM events WHERE {sql}", params)
+                       .fetchone()[0])
+
+        return await self._read(run)
+
+    async def query(self, tenant: str, q: EventQuery) -> Page:
+        where, params = self._where(tenant, q.filter)
+        desc = q.order == "desc"
+        cmp = "<" if desc else ">"
+        direction = "DESC" if desc else "ASC"
+        keys = ["severity", "ts", "rid"] if q.sort == "severity" else ["ts", "rid"]
+        order_by = ", ".join(f"{k} {direction}" for k in keys)
+        cur = cursors.decode(q.cursor, sort=q.sort, order=q.order) if q.cursor else None
+        if cur is not None and len(cur.key) != len(keys):
+            raise InvalidRequest("cursor is not valid", errors=[
+                {"field": "cursor", "reason": "not a cursor returned by this API"}])
+
+        def run(conn: sqlite3.Connection) -> Page:
+            page_where, page_params = where, list(params)
+            if cur is not None:
+                # The cursor names the last event by seq (tenant-local); find its row.
+                row = conn.execute(
+                    "SELECT rid FROM events WHERE tenant = ? AND seq = ?", (tenant, cur.key[-1])
+                ).fetchone()
+                if row is None:
+                    raise InvalidRequest("cursor is not valid", errors=[
+                        {"field": "cursor", "reason": "not a cursor returned by this API"}])
+                tuple_sql = "(" + ", ".join(keys) + ")"
+                marks = "(" + ", ".join("?" * len(keys)) + ")"
+                page_where = f"{where} AND {tuple_sql} {cmp} {marks}"
+                page_params += [*cur.key[:-1], row[0]]
+            rows = conn.execute(
+                f"SELECT body, severity, ts, seq FROM events WHERE {page_where} "
+                f"ORDER BY {order_by} LIMIT ?",
+                [*page_params, q.limit + 1],
+            ).fetchall()
+            has_more = len(rows) > q.limit
+            rows = rows[: q.limit]
+            next_cursor = None
+            if has_more and rows:
+                last = rows[-1]
+                key = (last[1], last[2], last[3]) if q.sort == "severity" else (last[2], last[3])
+                next_cursor = cursors.encode(cursors.Cursor(q.sort, q.order, key))
+            total = None
+            if q.include_total:
+                total = int(conn.execute(f"SELECT COUNT(*) FROM events WHERE {where}", params)
+                            .fetchone()[0])
+            return Page([orjson.loads(r[0]) for r in rows], next_cursor, has_more, total)
+
+        return await self._read(run)
+
+    async def aggregate(self, tenant: str, where: Node, spec: AggregateSpec) -> list[Bucket]:
+        where_sql, params = self._where(tenant, where)
+        select: list[str] = []
+        sel_params: list[Any] = []
+        group: list[str] = []
+        if spec.interval is not None:
+            width = {"hour": US_HOUR, "day": US_DAY, "week": 7 * US_DAY}[spec.interval]
+            off = _WEEK_OFFSET if spec.interval == "week" else 0
+            select.append(f"((ts + {off}) / {width}) * {width} - {off}")
+            group.append("1")
+        else:
+            select.append("NULL")
+        key_expr = None
+        if spec.group_by is not None:
+            key_expr, kp = self._dim(spec.group_by)
+            select.append(key_expr)
+            sel_params += kp
+            group.append("2")
+            where_sql += f" AND {key_expr} IS NOT NULL AND {key_expr} != ''"
+            params += kp + kp
+        else:
+            select.append("NULL")
+        select.append("COUNT(*)")
+        for dim in spec.count_unique:
+            expr, dp = self._dim(dim)
+            select.append(f"COUNT(DISTINCT NULLIF({expr}, ''))")
+            sel_params += dp
+        sql_metrics = [(fn, path) for fn, path in spec.metrics if fn in _SQL_METRICS]
+        for fn, path in sql_metrics:
+            expr, dp = self._num(path)
+            select.append(f"{_SQL_METRICS[fn]}({expr})")
+            sel_params += dp
+        sql = (
+            f"SELECT {', '.join(select)} FROM events WHERE {where_sql}"
+            + (f" GROUP BY {', '.join(group)}" if group else "")
+        )
+        pct = [(fn, path) for fn, path in spec.metrics if fn in _PERCENTILES]
+
+        def run(conn: sqlite3.Connection) -> list[Bucket]:
+            buckets: dict[Any, list[AggregateRow]] = {}
+            for r in conn.execute(sql, [*sel_params, *params]):
+                count = r[2]
+                if count == 0:
+                    continue
+                row = AggregateRow(count=count, key=_severity_name(spec.group_by, r[1]))
+                i = 3
+                for dim in spec.count_unique:
+                    row.uniques[dim] = r[i]
+                    i += 1
+                for fn, path in sql_metrics:
+                    row.metrics.setdefault(path, {})[fn] = r[i]
+                    i += 1
+                buckets.setdefault(r[0], []).append(row)
+            if pct:
+                self._percentiles(conn, buckets, pct, spec, where_sql, params)
+            out = []
+            for ts in sorted(buckets, key=lambda t: (t is not None, t)):
+                rows = sorted(buckets[ts], key=lambda x: (-x.count, str(x.key)))
+                out.append(Bucket(ts, rows[: spec.max_groups]))
+            return out
+
+        return await self._read(run)
+
+    def _percentiles(
+        self,
+        conn: sqlite3.Connection,
+        buckets: dict[Any, list[AggregateRow]],
+        pct: list[tuple[str, str]],
+        spec: AggregateSpec,
+        where_sql: str,
+        params: list[Any],
+    ) -> None:
+        # SQLite has no percentile function: read the values of each path once, sorted.
+        index = {(ts, r.key): r for ts, rows in buckets.items() for r in rows}
+        for path in dict.fromkeys(p for _, p in pct):
+            expr, dp = self._num(path)
+            bucket_sql = "NULL"
+            if spec.interval is not None:
+                width = {"hour": US_HOUR, "day": US_DAY, "week": 7 * US_DAY}[spec.interval]
+                off = _WEEK_OFFSET if spec.interval == "week" else 0
+                bucket_sql = f"((ts + {off}) / {width}) * {width} - {off}"
+            key_sql, kp = ("NULL", []) if spec.group_by is None else self._dim(spec.group_by)
+            values: dict[tuple[Any, Any], list[float]] = {}
+            for b, k, v in conn.execute(
+                f"SELECT {bucket_sql}, {key_sql}, {expr} AS v FROM events "
+                f"WHERE {where_sql} AND {expr} IS NOT NULL ORDER BY v",
+                [*kp, *dp, *params, *dp],
+            ):
+                values.setdefault((b, _severity_name(spec.group_by, k)), []).append(v)
+            for fn, p in pct:
+                if p != path:
+                    continue
+                for key, row in index.items():
+                    vals = values.get(key)
+                    row.metrics.setdefault(path, {})[fn] = (
+                        _nearest_rank(vals, _PERCENTILES[fn]) if vals else None
+                    )
+
+    def _dim(self, path: str) -> tuple[str, list[Any]]:
+        expr, p = self.compiler.expr(path)
+        return expr, p
+
+    def _num(self, path: str) -> tuple[str, list[Any]]:
+        expr, p = self.compiler.expr(path)
+        if path in COLUMNS:
+            return expr, p
+        return (f"(CASE WHEN typeof({expr}) IN ('integer', 'real') THEN {expr} END)",
+                p + p)
+
+    async def scan(
+        self, tenant: str, where: Node, *, after_seq: int = 0, batch: int = 1000
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        where_sql, params = self._where(tenant, where)
+        last = after_seq
+        while True:
+            def run(conn: sqlite3.Connection, last: int = last) -> list[tuple[int, str]]:
+                return conn.execute(
+                    f"SELECT seq, body FROM events WHERE {where_sql} AND seq > ? "
+                    "ORDER BY seq LIMIT ?",
+                    [*params, last, batch],
+                ).fetchall()
+
+            rows = await self._read(run)
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [orjson.loads(b) for _, b in rows]
+            if len(rows) < batch:
+                return
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await anyio.to_thread.run_sync(self.writer.stop)
+        self.writer.conn.close()
+        for c in self._all_readers:
+            c.close()
+
+
+def _severity_name(group_by: str | None, key: Any) -> Any:
+    if group_by == "severity" and isinstance(key, int):
+        return SEVERITIES[key]
+    return key
+
+
+def _nearest_rank(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile, the definition monitoring tools document."""
+    import math
+
+    idx = max(0, math.ceil(q * len(sorted_values)) - 1)
+    return sorted_values[idx]

@@ -1,0 +1,300 @@
+"""The single writer thread: group commit of many appends in one transaction.
+
+SQLite allows one writer at a time, and a commit (with its fsync) costs the same for one
+row or ten thousand. So every append is queued here; the writer drains whatever is
+waiting, runs each append inside its own SAVEPOINT (one bad append fails alone), commits
+once, and only then resolves the callers' futures: an answer is never sent before the
+commit that makes it durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ...errors import Conflict, StoreClosed, StoreError
+from ...model.severity import RANK
+from ...model.times import parse_us
+from ..base import Appended
+
+#: Fields the server sets; ignored when checking that a re-sent id has the same content.
+SERVER_FIELDS = ("seq", "tenant", "received_at")
+_SCALARS = (str, int, float)
+
+
+@dataclass
+class AppendJob:
+    tenant: str
+    events: list[dict[str, Any]]
+    client_ids: frozenset[int]
+    idempotency_key: str | None
+    request_hash: str | None
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[list[Appended]]
+    result: list[Appended] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+def content_hash(event: dict[str, Any]) -> bytes:
+    doc = {k: v for k, v in event.items() if k not in SERVER_FIELDS}
+    return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).digest()
+
+
+class Writer(threading.Thread):
+    """Owns the write connection. ``submit`` from the event loop; results come back there."""
+
+    #: Most events committed in one transaction; bounds latency of a group.
+    MAX_GROUP_EVENTS = 20_000
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path_columns: dict[str, str],
+        *,
+        idempotency_us: int,
+        on_commit: Callable[[int, int], None] | None = None,
+    ):
+        super().__init__(name="auditstream-writer", daemon=True)
+        self.conn = conn
+        self.path_items = list(path_columns.items())
+        self.idempotency_us = idempotency_us
+        self.on_commit = on_commit
+        self.jobs: queue.SimpleQueue[AppendJob | None] = queue.SimpleQueue()
+        self.next_seq: dict[str, int] = {}
+        # The writer is the only inserter, so it numbers rows itself and can give the FTS
+        # rows the same rowid without reading anything back.
+        self.next_rid = (conn.execute("SELECT MAX(rid) FROM events").fetchone()[0] or 0) + 1
+        self.data_version = conn.execute("PRAGMA data_version").fetchone()[0]
+        self.closed = False
+        cols = ", ".join(col for _, col in self.path_items)
+        marks = ", ".join("?" for _ in self.path_items)
+        self.insert_sql = (
+            "INSERT INTO events(rid, tenant, seq, id, ts, received, type, category, severity, "
+            "outcome, title, description, body, chash, leaf"
+            + (", " + cols if cols else "") + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?"
+            + (", " + marks if marks else "") + ")"
+        )
+
+    def submit(self, job: AppendJob) -> None:
+        if self.closed:
+            raise StoreClosed("store is closed")
+        self.jobs.put(job)
+
+    def stop(self) -> None:
+        self.closed = True
+        self.jobs.put(None)
+        self.join()
+
+    # -- the thread --------------------------------------------------------------
+
+    def run(self) -> None:
+        stopping = False
+        while not stopping:
+            job = self.jobs.get()
+            if job is None:
+                break
+            group = [job]
+            n = len(job.events)
+            while n < self.MAX_GROUP_EVENTS:
+                try:
+                    nxt = self.jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                group.append(nxt)
+                n += len(nxt.events)
+            self._commit_group(group)
+
+    def _commit_group(self, group: list[AppendJob]) -> None:
+        conn = self.conn
+        saved_seq, saved_rid = dict(self.next_seq), self.next_rid
+        written = 0
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            self._refresh_if_changed()
+            for job in group:
+                conn.execute("SAVEPOINT job")
+                before, before_rid = dict(self.next_seq), self.next_rid
+                try:
+                    written += self._apply(job)
+                    conn.execute("RELEASE job")
+                except Conflict as exc:
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    self.next_seq, self.next_rid = before, before_rid
+                    job.error = exc
+            conn.execute("COMMIT")
+        except BaseException as exc:  # the whole group failed: nothing was written
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self.next_seq, self.next_rid = saved_seq, saved_rid
+            err = exc if isinstance(exc, StoreError) else StoreError(f"append failed: {exc}")
+            for job in group:
+                job.error = err
+        else:
+            if self.on_commit is not None:
+                self.on_commit(len(group), written)
+        for job in group:
+            job.loop.call_soon_threadsafe(_resolve, job)
+
+    def _refresh_if_changed(self) -> None:
+        """Another process (the CLI, say) wrote to the file: forget cached counters.
+
+        ``data_version`` changes only when *another* connection commits, and we hold the
+        write lock here, so what we read now stays true until our commit.
+        """
+        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self.data_version:
+            self.data_version = version
+            self.next_seq.clear()
+            self.next_rid = (
+                self.conn.execute("SELECT MAX(rid) FROM events").fetchone()[0] or 0) + 1
+
+    def _seq_after(self, tenant: str) -> int:
+        seq = self.next_seq.get(tenant)
+        if seq is None:
+            row = self.conn.execute(
+                "SELECT MAX(seq) FROM events WHERE tenant = ?", (tenant,)
+            ).fetchone()
+            seq = (row[0] or 0) + 1
+        return seq
+
+    def _apply(self, job: AppendJob) -> int:
+        conn, tenant = self.conn, job.tenant
+        now = time.time_ns() // 1000
+        if job.idempotency_key is not None:
+            row = conn.execute(
+                "SELECT request_hash, response, created FROM idempotency "
+                "WHERE tenant = ? AND key = ?",
+                (tenant, job.idempotency_key),
+            ).fetchone()
+            if row is not None and row[2] >= now - self.idempotency_us:
+                if row[0] != job.request_hash:
+                    raise Conflict(
+                        "Idempotency-Key was already used for a different request",
+                        errors=[{"field": "Idempotency-Key", "reason": "reused with another body"}],
+                    )
+                job.result = [Appended(i, s, False) for i, s in orjson.loads(row[1])]
+                return 0
+        events = job.events
+        chashes: dict[int, bytes] = {}
+        replay: dict[int, Appended] = {}
+        if job.client_ids:
+            chashes = {i: content_hash(events[i]) for i in job.client_ids}
+            replay = self._replays(tenant, events, chashes)
+        seq = self._seq_after(tenant)
+        rid = self.next_rid
+        rows = []
+        fts = []
+        result: list[Appended] = []
+        path_items = self.path_items
+        for i, ev in enumerate(events):
+            if i in replay:
+                result.append(replay[i])
+                continue
+            ev["seq"] = seq
+            body = orjson.dumps(ev).decode()
+            title = ev.get("title")
+            desc = ev.get("description")
+            row = [
+                rid, tenant, seq, ev["id"], parse_us(ev["timestamp"]),
+                parse_us(ev["received_at"]), ev["type"],
+                ev.get("category"), RANK[ev["severity"]], ev.get("outcome"), title, desc,
+                body, chashes.get(i), None,
+            ]
+            for path, _col in path_items:
+                head, _, rest = path.partition(".")
+                val: Any = ev.get(head)
+                for seg in rest.split("."):
+                    val = val.get(seg) if isinstance(val, dict) else None
+                row.append(val if isinstance(val, _SCALARS) and not isinstance(val, bool) else None)
+            rows.append(row)
+            if title or desc:
+                fts.append((rid, title, desc))
+            result.append(Appended(ev["id"], seq, True))
+            seq += 1
+            rid += 1
+        if rows:
+            conn.executemany(self.insert_sql, rows)
+            if fts:
+                conn.executemany(
+                    "INSERT INTO events_fts(rowid, title, description) VALUES (?, ?, ?)", fts
+                )
+            self.next_seq[tenant] = seq
+            self.next_rid = rid
+        if job.idempotency_key is not None:
+            conn.execute(
+                "INSERT OR REPLACE INTO idempotency(tenant, key, request_hash, response, created)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (tenant, job.idempotency_key, job.request_hash,
+                 orjson.dumps([(a.id, a.seq) for a in result]).decode(), now),
+            )
+        job.result = result
+        return len(rows)
+
+    def _replays(
+        self, tenant: str, events: list[dict[str, Any]], chashes: dict[int, bytes]
+    ) -> dict[int, Appended]:
+        """Client-chosen ids that already exist (or repeat within the request)."""
+        ids = [events[i]["id"] for i in chashes]
+        found: dict[str, tuple[int, bytes | None, str]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for eid, seq, chash, body in self.conn.execute(
+                f"SELECT id, seq, chash, body FROM events WHERE tenant = ? AND id IN ({marks})",
+                (tenant, *chunk),
+            ):
+                found[eid] = (seq, chash, body)
+        replay: dict[int, Appended] = {}
+        first_in_request: dict[str, int] = {}
+        conflicts = []
+        for i, h in chashes.items():
+            eid = events[i]["id"]
+            if eid in found:
+                seq, stored_hash, body = found[eid]
+                if stored_hash is None:
+                    stored_hash = content_hash(orjson.loads(body))
+                if stored_hash == h:
+                    replay[i] = Appended(eid, seq, False)
+                else:
+                    conflicts.append({"index": i, "field": "id",
+                                      "reason": f"event {eid} exists with different content"})
+            elif eid in first_in_request:
+                j = first_in_request[eid]
+                if chashes[j] != h:
+                    conflicts.append({"index": i, "field": "id",
+                                      "reason": f"id {eid} repeats index {j} with other content"})
+                else:
+                    replay[i] = Appended(eid, -j - 1, False)  # resolved below
+            else:
+                first_in_request[eid] = i
+        if conflicts:
+            raise Conflict("some events reuse an existing id with different content",
+                           errors=conflicts)
+        return replay
+
+
+def _resolve(job: AppendJob) -> None:
+    if job.future.done():
+        return
+    if job.error is not None:
+        job.future.set_exception(job.error)
+        return
+    # In-request duplicates point at the position of their first occurrence.
+    out = [
+        job.result[-a.seq - 1] if a.seq < 0 else a for a in job.result
+    ]
+    out = [Appended(a.id, a.seq, a.created) for a in out]
+    job.future.set_result(out)
