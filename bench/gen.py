@@ -10,7 +10,7 @@ measures the store, not the generator. So everything costly is done once, up fro
   with ``str.format`` once instead of per event;
 - pools of actors, sources and sessions, shared by all tenants;
 - lookup tables of 4096 entries for the skewed tenant and type choices, indexed by the bits
-  of a single ``getrandbits(64)`` per event instead of ``random.choices`` calls;
+  of a single ``getrandbits(80)`` per event instead of ``random.choices`` calls;
 - timestamps assembled from cached day prefixes and ``HH:MM:SS`` strings.
 
 Shape of the stream (what query benchmarks can rely on):
@@ -18,14 +18,17 @@ Shape of the stream (what query benchmarks can rely on):
 - tenants ``t000``.. are Zipf-skewed; the exponent is solved so the largest tenant holds
   ~12% of all events (uniform when there are too few tenants for that);
 - the 40 types have fixed categories, base severities and frequencies (``TYPES``);
-- timestamps cover the last ``days`` days in increasing order, with up to a few
-  inter-event gaps of jitter, so a bulk load looks like a replay of real traffic;
+- timestamps cover the last ``days`` days in increasing order, with up to four
+  inter-event gaps (at most 5 minutes) of jitter, so a load looks like a replay of real
+  traffic rather than a perfectly sorted file;
 - titles and descriptions carry searchable words and recurring phrases
   ("Nordic Star", "brute force", "typosquat", "seal broken").
 
 Nested objects (``subject``, ``metadata``, ``llm`` …) are shallow-copied per event, but
 values inside them (lists such as ``payload.reasons``) may be shared between events: treat
 the events as read-only, as the ingest path does.
+
+``python -m bench.gen`` prints the generator's own figures (rate, average JSON size, skew).
 """
 
 from __future__ import annotations
@@ -158,7 +161,7 @@ _TEXT: dict[str, tuple[str, str]] = {
                                  "Truck {plate} arrived at Gate 3 with container {box}"),
     "install": ("{verb} install of {pkg}", "{command} {pkg}: {reason}"),
     "llm.call": ("LLM call to {model} by {service}",
-                 "{service} called {provider} {model} with a {size} prompt"),
+                 "Chat completion with a {size} prompt"),
     "task.completed": ("Task {task} completed", "Task {task} on {queue} finished successfully"),
     "user.verification.succeeded": ("Verification succeeded for {email}",
                                     "User {email} verified with {method}"),
@@ -291,8 +294,9 @@ class _Pools:
 
 
 # Per-shape constants.
-_DOMAIN_TAG = {"http": "platform", "identity": "authpi", "install": "turen", "port": "turqoa",
-               "llm": "llm", "access": "vaultterm"}
+_TAGS: tuple[tuple[str, ...], ...] = (
+    (), (), (), (), (), (), ("staging",), ("pci",), ("prod", "customer-facing"), ("sox",),
+)
 _MODULES = {"gate": "gate_automation", "perimeter": "terminal_security",
             "maritime": "maritime_security", "drone": "drone_ops"}
 _DEVICES = {"gate": ("ocr_lane_3a", "ocr_lane_3b", "seal_scanner_03"),
@@ -356,10 +360,15 @@ def _variant(
         "title": title.format(**slots),
         "description": description.format(**slots) + (
             f" {rng.choice(_PORT_CLAUSES if shape == 'port' else _CLAUSES)}."
-            if rng.random() < 0.5 else "."
+            if rng.random() < 0.4 else "."
         ),
-        "tags": [_DOMAIN_TAG[shape]] + ([] if rng.random() < 0.75 else ["staging"]),
     }
+    # Tags are sparse labels, as people use them: most events carry none.
+    tags = rng.choice(_TAGS)
+    if tags:
+        body["tags"] = list(tags)
+    if shape == "port":  # turqoa records have no outcome
+        del body["outcome"]
     method, path, subject_type, subject_slot = _HTTP.get(
         name, ("POST", f"/v1/{category}", category, "key")
     )
@@ -442,7 +451,8 @@ def bench_events(
     end = (time.time_ns() // 1000) if now_us is None else now_us
     start = end - days * _DAY_US
     step = max(1, (end - start) // max(n, 1))
-    jitter_span = 4 * step  # up to ~4 inter-event gaps: "roughly increasing"
+    # Up to ~4 inter-event gaps (at most 5 minutes) of jitter: "roughly increasing".
+    jitter_span = min(4 * step, 300 * _US)
     hms, frac = _clock_strings()
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     day_prefix: dict[int, str] = {}

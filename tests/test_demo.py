@@ -47,7 +47,7 @@ def test_timestamps_within_last_30_days_oldest_first(events: list[dict[str, Any]
     times = [parse_time(e["timestamp"]) for e in events]
     assert all(e["timestamp"].endswith("Z") for e in events)
     assert times == sorted(times)
-    assert NOW - 30 * 86_400 * US < times[0] and times[-1] <= NOW
+    assert times[0] > NOW - 30 * 86_400 * US and times[-1] <= NOW
     # denser recently: the last 10 days hold more than a third of the month
     recent = sum(t > NOW - 10 * 86_400 * US for t in times)
     assert recent > len(times) / 3

@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from . import __version__
-from .api import problems
+from .api import compat, problems
 from .api.native import events as native_events
 from .api.native import stats as native_stats
 from .auth.catalog import Catalog
@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.services = svc
     problems.install(app)
+    compat.mount(app, settings.compat_root)
     app.include_router(native_events.router)
     app.include_router(native_stats.router)
 

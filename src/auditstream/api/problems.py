@@ -23,9 +23,9 @@ Renderer = Callable[[Request, ProblemError], Response]
 
 
 def problem_response(request: Request, exc: ProblemError) -> Response:
-    for prefix, render in getattr(request.app.state, "error_renderers", {}).items():
-        if request.url.path.startswith(prefix):
-            return render(request, exc)
+    render = _renderer_for(request)
+    if render is not None:
+        return render(request, exc)  # type: ignore[no-any-return]
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     return Response(orjson.dumps(exc.to_problem(request.url.path)), status_code=exc.status,
                     media_type=PROBLEM, headers=headers)
@@ -68,7 +68,12 @@ def install(app: FastAPI) -> None:
 
 
 def _renderer_for(request: Request) -> Any:
+    """The renderer of the longest registered prefix that the path falls under, if any."""
+    path = request.url.path
+    best = None
     for prefix, render in getattr(request.app.state, "error_renderers", {}).items():
-        if request.url.path.startswith(prefix):
-            return render
-    return None
+        if (path == prefix or path.startswith(prefix.rstrip("/") + "/")) and (
+            best is None or len(prefix) > len(best[0])
+        ):
+            best = (prefix, render)
+    return best[1] if best else None

@@ -17,7 +17,8 @@ split rule (left child = largest power of two strictly smaller than the range si
 store. Every generator touches O(log n) nodes, never reads a node beyond the tree size it is
 asked about (so it is safe to call while the log keeps growing), and never rebuilds the tree.
 ``*_node_ids`` functions list exactly the nodes a generator will request so a store can fetch
-them in one round trip and pass ``dict.__getitem__`` as ``get_node``.
+them in one round trip and serve ``get_node`` from the result, e.g.
+``lambda level, index: fetched[level, index]``.
 
 The verifiers are written from RFC 9162 §2.1.3.2 and §2.1.4.2 and share no code with the
 generators beyond the two hash primitives, so a generator bug cannot hide itself.
