@@ -15,11 +15,14 @@ from starlette.responses import Response
 from . import __version__
 from .api import compat, problems
 from .api.native import events as native_events
+from .api.native import integrity as native_integrity
 from .api.native import stats as native_stats
 from .auth.catalog import Catalog
 from .auth.principal import DEFAULT_SCOPES, Principal
 from .auth.tokens import TokenVerifier
 from .ingest.pipeline import Ingestor
+from .integrity.keys import load_or_create_signer
+from .integrity.service import LogService
 from .metrics import Metrics
 from .services import Services
 from .settings import Settings
@@ -30,10 +33,13 @@ log = logging.getLogger("auditstream")
 
 def build_services(settings: Settings) -> Services:
     metrics = Metrics()
+    signer = (load_or_create_signer(settings.db, settings.deployment)
+              if settings.integrity else None)
     store = SQLiteEventStore(
         settings.db, indexed_paths=settings.indexed_path_list,
         synchronous=settings.synchronous, readers=settings.read_pool,
         idempotency_hours=settings.idempotency_hours, on_commit=metrics.on_commit,
+        signer=signer, deployment=settings.deployment,
     )
     return Services(
         settings=settings,
@@ -45,6 +51,7 @@ def build_services(settings: Settings) -> Services:
         ingestor=Ingestor(store, max_events=settings.max_batch_events,
                           max_bytes=settings.max_body_bytes),
         metrics=metrics,
+        log=LogService(store, signer, settings.deployment) if signer is not None else None,
     )
 
 
@@ -89,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = svc
     problems.install(app)
     compat.mount(app, settings.compat_root)
+    app.include_router(native_integrity.router)
     app.include_router(native_events.router)
     app.include_router(native_stats.router)
 

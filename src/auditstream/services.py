@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from .auth.catalog import Catalog
 from .auth.principal import Principal
 from .auth.tokens import TokenVerifier
 from .ingest.pipeline import Ingestor
+from .integrity.service import LogService
 from .metrics import Metrics
 from .settings import Settings
 from .store.base import Appended, EventStore
@@ -20,6 +22,7 @@ class Services:
     tokens: TokenVerifier
     ingestor: Ingestor
     metrics: Metrics
+    log: LogService | None = None
 
     async def ingest(self, principal: Principal, body: bytes, content_type: str,
                      idempotency_key: str | None = None) -> list[Appended]:

@@ -21,7 +21,8 @@ class Settings:
     db: str = _setting("data/auditstream.db", "SQLite database file (created if missing).")
     host: str = _setting("127.0.0.1", "Interface to listen on.")
     port: int = _setting(8080, "TCP port to listen on.")
-    demo: bool = _setting(True, "On first start of an empty database, create a demo tenant and data.")
+    demo: bool = _setting(
+        True, "On first start of an empty database, create a demo tenant and data.")
     max_batch_events: int = _setting(10_000, "Most events accepted in one ingest request.")
     max_body_bytes: int = _setting(10 * 1024 * 1024, "Largest ingest request body, in bytes.")
     synchronous: str = _setting(
@@ -39,6 +40,8 @@ class Settings:
     jwt_audience: str = _setting("", "Required JWT audience (empty: not checked).")
     compat_root: str = _setting("", "Also mount this compat profile at / (turen, turqoa, ...).")
     deployment: str = _setting("auditstream.local", "Deployment name used in checkpoint origins.")
+    integrity: bool = _setting(
+        True, "Keep each tenant's Merkle log and sign checkpoints (tamper evidence).")
     idempotency_hours: int = _setting(24, "How long an Idempotency-Key is remembered.")
 
     @classmethod
@@ -69,7 +72,8 @@ def _coerce(type_name: Any, raw: str, name: str) -> Any:
         try:
             return int(raw)
         except ValueError:
-            raise ValueError(f"AUDITSTREAM_{name.upper()} must be an integer, got {raw!r}") from None
+            raise ValueError(
+                f"AUDITSTREAM_{name.upper()} must be an integer, got {raw!r}") from None
     if t == "bool":
         return raw.strip().lower() in ("1", "true", "yes", "on")
     return raw

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from auditstream.errors import Conflict, InvalidRequest
+from auditstream.integrity.checkpoint import generate_signer
 from auditstream.model.ids import new_event_id
 from auditstream.model.times import format_us, now_us
 from auditstream.query.filter import All, Cmp, Eq, Not, Text, and_
@@ -19,7 +20,9 @@ from auditstream.store.sqlite import SQLiteEventStore
 pytestmark = pytest.mark.anyio
 
 BACKENDS: dict[str, Callable[[Path], EventStore]] = {
-    "sqlite": lambda tmp: SQLiteEventStore(tmp / "store.db", indexed_paths=["subject.ecosystem"]),
+    "sqlite": lambda tmp: SQLiteEventStore(
+        tmp / "store.db", indexed_paths=["subject.ecosystem"],
+        signer=generate_signer("test.local")),
 }
 
 

@@ -84,7 +84,7 @@ def parse_body(body: bytes, content_type: str, max_events: int) -> list[dict[str
                     f"{len(raw)} events in one request; the limit is {max_events}")
             if not raw:
                 raise InvalidRequest("the batch is empty")
-            return list(_MANY.validate_python(raw))
+            return [dict(e) for e in _MANY.validate_python(raw)]
         return [dict(_ONE.validate_json(text))]
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"body is not valid JSON: {exc}", errors=[

@@ -6,11 +6,10 @@ already the plain ``dict`` the store writes, with no ``model_dump`` on the inges
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
-
-from typing_extensions import NotRequired, TypedDict
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import AfterValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from .times import TimeParseError, format_us, parse_time
 

@@ -84,6 +84,13 @@ class Bucket:
     rows: list[AggregateRow]
 
 
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    size: int
+    root: bytes
+    note: str  # C2SP signed note
+
+
 class EventStore(abc.ABC):
     """Append-only, tenant-scoped storage of canonical events (see the module docstring)."""
 
@@ -136,6 +143,31 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     async def last_seq(self, tenant: str) -> int:
         """The highest committed seq of the tenant (0 when it has none)."""
+
+    # -- the tamper-evident log (RFC 9162 tree over each tenant's events in seq order) --
+
+    @abc.abstractmethod
+    async def merkle_nodes(
+        self, tenant: str, ids: list[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        """Stored perfect-subtree hashes ``(level, index) → hash``; level 0 is leaf hashes.
+
+        Raises ``LookupError`` if a requested node is not stored (beyond the tree, or the
+        store runs without integrity).
+        """
+
+    @abc.abstractmethod
+    async def checkpoints(
+        self, tenant: str, *, size: int | None = None
+    ) -> list[StoredCheckpoint]:
+        """Signed checkpoints stored at commit: the latest one, or the one of ``size``."""
+
+    @abc.abstractmethod
+    async def redact(self, tenant: str, event_id: str, reason: str) -> dict[str, Any] | None:
+        """Blank an event's content, keeping id, seq, type, timestamps and its leaf hash.
+
+        Returns the redacted event, or None if the tenant has no such event.
+        """
 
     @abc.abstractmethod
     async def close(self) -> None:

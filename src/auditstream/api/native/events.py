@@ -10,8 +10,9 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from ...auth.principal import Principal
-from ...errors import NotFound, PayloadTooLarge
+from ...errors import InvalidRequest, NotFound, PayloadTooLarge
 from ...model.times import format_us
+from ...query.filter import is_valid_path
 from ...query.params import (
     AGGREGATE_PARAMS,
     FILTER_PARAMS,
@@ -94,9 +95,6 @@ async def list_events(request: Request, principal: Principal = Depends(reader)) 
 
 
 def aggregate_spec(request: Request) -> AggregateSpec:
-    from ...query.filter import is_valid_path
-    from ...errors import InvalidRequest
-
     qp = request.query_params
 
     def path_list(name: str) -> tuple[str, ...]:
@@ -164,9 +162,18 @@ async def aggregate(request: Request, principal: Principal = Depends(reader)) ->
 @router.get("/events/{event_id}", summary="One event by id")
 async def get_event(event_id: str, request: Request,
                     principal: Principal = Depends(reader)) -> Response:
-    ev = await request.app.state.services.store.get(principal.tenant, event_id)
+    svc = request.app.state.services
+    ev = await svc.store.get(principal.tenant, event_id)
     if ev is None:
         raise NotFound(f"no event {event_id!r}")
+    include = request.query_params.get("include")
+    if include is not None:
+        if include != "proof":
+            raise InvalidRequest("invalid include", errors=[
+                {"field": "include", "reason": "the only value is 'proof'"}])
+        if svc.log is None:
+            raise NotFound("integrity is disabled on this deployment")
+        ev["proof"] = await svc.log.inclusion(principal.tenant, event_id, None)
     return json_response(ev)
 
 

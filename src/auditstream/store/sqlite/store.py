@@ -13,6 +13,7 @@ import anyio.to_thread
 import orjson
 
 from ...errors import InvalidRequest, StoreClosed
+from ...integrity.checkpoint import Signer
 from ...model.severity import SEVERITIES
 from ...query import cursor as cursors
 from ...query.filter import Node
@@ -23,11 +24,15 @@ from ..base import (
     Bucket,
     EventQuery,
     EventStore,
+    MetricFn,
     Page,
+    StoredCheckpoint,
 )
 from .compile import COLUMNS, Compiler
 from .schema import connect, migrate
-from .writer import AppendJob, Writer
+from .ledger import SCHEMA as LEDGER_SCHEMA
+from .ledger import Ledger, NodeReader
+from .writer import AppendJob, RedactJob, Writer
 
 T = TypeVar("T")
 US_HOUR = 3_600_000_000
@@ -50,16 +55,20 @@ class SQLiteEventStore(EventStore):
         readers: int = 4,
         idempotency_hours: int = 24,
         on_commit: Callable[[int, int], None] | None = None,
+        signer: Signer | None = None,
+        deployment: str = "auditstream.local",
     ):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = str(path)
         wconn = connect(self.path, synchronous=synchronous)
         self.path_columns = migrate(wconn, indexed_paths or [])
+        wconn.executescript(LEDGER_SCHEMA)
         self.compiler = Compiler(self.path_columns)
         self.writer = Writer(
             wconn, self.path_columns, idempotency_us=idempotency_hours * US_HOUR,
             on_commit=on_commit,
+            ledger=Ledger(wconn, signer, deployment) if signer is not None else None,
         )
         self.writer.start()
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
@@ -245,7 +254,7 @@ class SQLiteEventStore(EventStore):
         self,
         conn: sqlite3.Connection,
         buckets: dict[Any, list[AggregateRow]],
-        pct: list[tuple[str, str]],
+        pct: list[tuple[MetricFn, str]],
         spec: AggregateSpec,
         where_sql: str,
         params: list[Any],
@@ -307,6 +316,37 @@ class SQLiteEventStore(EventStore):
             yield [orjson.loads(b) for _, b in rows]
             if len(rows) < batch:
                 return
+
+    async def merkle_nodes(
+        self, tenant: str, ids: list[tuple[int, int]]
+    ) -> dict[tuple[int, int], bytes]:
+        def run(conn: sqlite3.Connection) -> dict[tuple[int, int], bytes]:
+            get = NodeReader(conn, tenant)
+            return {(lvl, idx): get(lvl, idx) for lvl, idx in ids}
+
+        return await self._read(run)
+
+    async def checkpoints(
+        self, tenant: str, *, size: int | None = None
+    ) -> list[StoredCheckpoint]:
+        def run(conn: sqlite3.Connection) -> list[StoredCheckpoint]:
+            if size is None:
+                sql = ("SELECT size, root, note FROM checkpoints WHERE tenant = ? "
+                       "ORDER BY size DESC LIMIT 1")
+                rows = conn.execute(sql, (tenant,)).fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT size, root, note FROM checkpoints WHERE tenant = ? AND size = ?",
+                    (tenant, size)).fetchall()
+            return [StoredCheckpoint(r[0], bytes(r[1]), r[2]) for r in rows]
+
+        return await self._read(run)
+
+    async def redact(self, tenant: str, event_id: str, reason: str) -> dict[str, Any] | None:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[dict[str, Any] | None] = loop.create_future()
+        self.writer.submit(RedactJob(tenant, event_id, reason, loop, fut))
+        return await fut
 
     async def close(self) -> None:
         if self._closed:

@@ -21,10 +21,11 @@ from typing import Any
 
 import orjson
 
-from ...errors import Conflict, StoreClosed, StoreError
+from ...errors import Conflict, ProblemError, StoreClosed, StoreError, ValidationFailed
 from ...model.severity import RANK
-from ...model.times import parse_us
+from ...model.times import format_us, parse_us
 from ..base import Appended
+from .ledger import CanonicalizationError, Ledger, leaf_of
 
 #: Fields the server sets; ignored when checking that a re-sent id has the same content.
 SERVER_FIELDS = ("seq", "tenant", "received_at")
@@ -42,6 +43,23 @@ class AppendJob:
     future: asyncio.Future[list[Appended]]
     result: list[Appended] = field(default_factory=list)
     error: BaseException | None = None
+
+
+@dataclass
+class RedactJob:
+    tenant: str
+    event_id: str
+    reason: str
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[dict[str, Any] | None]
+    events: list[dict[str, Any]] = field(default_factory=list)  # none: counts 0 in a group
+    result: dict[str, Any] | None = None
+    error: BaseException | None = None
+
+
+#: Fields a redacted event keeps: what proves where it sat in the log, not what it said.
+REDACTION_KEEPS = ("id", "tenant", "seq", "timestamp", "received_at", "type", "category",
+                   "severity")
 
 
 def content_hash(event: dict[str, Any]) -> bytes:
@@ -62,13 +80,15 @@ class Writer(threading.Thread):
         *,
         idempotency_us: int,
         on_commit: Callable[[int, int], None] | None = None,
+        ledger: Ledger | None = None,
     ):
         super().__init__(name="auditstream-writer", daemon=True)
         self.conn = conn
+        self.ledger = ledger
         self.path_items = list(path_columns.items())
         self.idempotency_us = idempotency_us
         self.on_commit = on_commit
-        self.jobs: queue.SimpleQueue[AppendJob | None] = queue.SimpleQueue()
+        self.jobs: queue.SimpleQueue[AppendJob | RedactJob | None] = queue.SimpleQueue()
         self.next_seq: dict[str, int] = {}
         # The writer is the only inserter, so it numbers rows itself and can give the FTS
         # rows the same rowid without reading anything back.
@@ -84,7 +104,7 @@ class Writer(threading.Thread):
             + (", " + marks if marks else "") + ")"
         )
 
-    def submit(self, job: AppendJob) -> None:
+    def submit(self, job: AppendJob | RedactJob) -> None:
         if self.closed:
             raise StoreClosed("store is closed")
         self.jobs.put(job)
@@ -102,7 +122,7 @@ class Writer(threading.Thread):
             job = self.jobs.get()
             if job is None:
                 break
-            group = [job]
+            group: list[AppendJob | RedactJob] = [job]
             n = len(job.events)
             while n < self.MAX_GROUP_EVENTS:
                 try:
@@ -116,29 +136,46 @@ class Writer(threading.Thread):
                 n += len(nxt.events)
             self._commit_group(group)
 
-    def _commit_group(self, group: list[AppendJob]) -> None:
+    def _commit_group(self, group: list[AppendJob | RedactJob]) -> None:
         conn = self.conn
         saved_seq, saved_rid = dict(self.next_seq), self.next_rid
+        ledger = self.ledger
         written = 0
+        touched: set[str] = set()
         try:
             conn.execute("BEGIN IMMEDIATE")
             self._refresh_if_changed()
             for job in group:
                 conn.execute("SAVEPOINT job")
                 before, before_rid = dict(self.next_seq), self.next_rid
+                cr = ledger.ranges.get(job.tenant) if ledger else None
+                before_cr = cr.copy() if cr is not None else None
                 try:
-                    written += self._apply(job)
+                    n = self._apply(job) if isinstance(job, AppendJob) else self._redact(job)
                     conn.execute("RELEASE job")
-                except Conflict as exc:
+                    written += n
+                    if n:
+                        touched.add(job.tenant)
+                except ProblemError as exc:
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
                     self.next_seq, self.next_rid = before, before_rid
+                    if ledger is not None:
+                        if before_cr is None:
+                            ledger.ranges.pop(job.tenant, None)
+                        else:
+                            ledger.ranges[job.tenant] = before_cr
                     job.error = exc
+            if ledger is not None:
+                for tenant in touched:
+                    ledger.checkpoint(tenant)
             conn.execute("COMMIT")
         except BaseException as exc:  # the whole group failed: nothing was written
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             self.next_seq, self.next_rid = saved_seq, saved_rid
+            if ledger is not None:
+                ledger.forget()
             err = exc if isinstance(exc, StoreError) else StoreError(f"append failed: {exc}")
             for job in group:
                 job.error = err
@@ -158,6 +195,8 @@ class Writer(threading.Thread):
         if version != self.data_version:
             self.data_version = version
             self.next_seq.clear()
+            if self.ledger is not None:
+                self.ledger.forget()
             self.next_rid = (
                 self.conn.execute("SELECT MAX(rid) FROM events").fetchone()[0] or 0) + 1
 
@@ -194,9 +233,12 @@ class Writer(threading.Thread):
             chashes = {i: content_hash(events[i]) for i in job.client_ids}
             replay = self._replays(tenant, events, chashes)
         seq = self._seq_after(tenant)
+        first_seq = seq
         rid = self.next_rid
         rows = []
         fts = []
+        leaves: list[bytes] = []
+        ledger = self.ledger
         result: list[Appended] = []
         path_items = self.path_items
         for i, ev in enumerate(events):
@@ -205,13 +247,21 @@ class Writer(threading.Thread):
                 continue
             ev["seq"] = seq
             body = orjson.dumps(ev).decode()
+            leaf = None
+            if ledger is not None:
+                try:
+                    leaf = leaf_of(ev)
+                except CanonicalizationError as exc:
+                    raise ValidationFailed("an event cannot be canonicalised (RFC 8785)", errors=[
+                        {"index": i, "field": "(event)", "reason": str(exc)}]) from None
+                leaves.append(leaf)
             title = ev.get("title")
             desc = ev.get("description")
             row = [
                 rid, tenant, seq, ev["id"], parse_us(ev["timestamp"]),
                 parse_us(ev["received_at"]), ev["type"],
                 ev.get("category"), RANK[ev["severity"]], ev.get("outcome"), title, desc,
-                body, chashes.get(i), None,
+                body, chashes.get(i), leaf,
             ]
             for path, _col in path_items:
                 head, _, rest = path.partition(".")
@@ -231,6 +281,8 @@ class Writer(threading.Thread):
                 conn.executemany(
                     "INSERT INTO events_fts(rowid, title, description) VALUES (?, ?, ?)", fts
                 )
+            if ledger is not None:
+                ledger.append(tenant, first_seq - 1, leaves)
             self.next_seq[tenant] = seq
             self.next_rid = rid
         if job.idempotency_key is not None:
@@ -242,6 +294,33 @@ class Writer(threading.Thread):
             )
         job.result = result
         return len(rows)
+
+    def _redact(self, job: RedactJob) -> int:
+        conn = self.conn
+        row = conn.execute(
+            "SELECT rid, body, title, description FROM events WHERE tenant = ? AND id = ?",
+            (job.tenant, job.event_id),
+        ).fetchone()
+        if row is None:
+            return 0
+        rid, body, title, desc = row
+        ev = orjson.loads(body)
+        if "redacted" not in ev:
+            kept = {k: ev[k] for k in REDACTION_KEEPS if k in ev}
+            kept["redacted"] = {"at": format_us(time.time_ns() // 1000), "reason": job.reason}
+            blank = "".join(f", {col} = NULL" for _, col in self.path_items)
+            conn.execute(
+                "UPDATE events SET body = ?, title = NULL, description = NULL, outcome = NULL,"
+                f" chash = NULL{blank} WHERE rid = ?",
+                (orjson.dumps(kept).decode(), rid),
+            )
+            if title or desc:
+                conn.execute(
+                    "INSERT INTO events_fts(events_fts, rowid, title, description) "
+                    "VALUES ('delete', ?, ?, ?)", (rid, title, desc))
+            ev = kept
+        job.result = ev
+        return 0
 
     def _replays(
         self, tenant: str, events: list[dict[str, Any]], chashes: dict[int, bytes]
@@ -286,11 +365,14 @@ class Writer(threading.Thread):
         return replay
 
 
-def _resolve(job: AppendJob) -> None:
+def _resolve(job: AppendJob | RedactJob) -> None:
     if job.future.done():
         return
     if job.error is not None:
         job.future.set_exception(job.error)
+        return
+    if isinstance(job, RedactJob):
+        job.future.set_result(job.result)
         return
     # In-request duplicates point at the position of their first occurrence.
     out = [

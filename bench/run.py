@@ -1,0 +1,934 @@
+"""End-to-end benchmark of a real auditstream server: ingest, group commit, queries, memory.
+
+    python -m bench.run --events N [--out FILE]      (make bench: N = 1,000,000)
+
+What it does, in order (progress on stderr, ONE JSON document on stdout and in --out):
+
+1. generate N events with ``bench/gen.py`` and pre-serialise them (orjson) into
+   1,000-event request bodies, one tenant per body, spooled to a file in the work dir;
+   plus single-event bodies for the group-commit phase. Nothing of this is timed.
+2. create the tenants and one key per tenant with the ``auditstream`` CLI commands
+   (``tenants create``, ``keys create --json``), run in-process in one subprocess so 400
+   commands do not pay 400 interpreter start-ups.
+3. the raw-SQLite ceiling (``bench/raw_sqlite.py``): the same rows, the same schema
+   (``schema.migrate`` on a fresh file), executemany in 10,000-row transactions.
+4. start ``python -m auditstream serve --db <tmp>/bench.db --port <free> --no-demo`` as a
+   subprocess (environment passed through: ``AUDITSTREAM_SYNCHRONOUS`` as the user has it,
+   default ``full``) and sample its VmRSS every 100 ms for the rest of the run.
+5. batch ingest over HTTP: several concurrent keep-alive clients POST the bodies.
+6. an HTTP floor: ``GET /healthz`` from 32 clients (no auth, no database).
+7. single-event POSTs from 32 concurrent clients for ``--single-seconds``.
+8. queries at N stored events, each kind alone, first 1 client then 32 clients: a filtered
+   page (tenant + 2 filters + time range, limit 50, following ``next_cursor`` 0-9 pages),
+   full-text search (``q=`` bare words), and the hourly ``group_by=type`` aggregate over
+   30 days of the largest tenant.
+9. stop the server; replay the same queries in-process on the store (no HTTP) for the
+   engine-only baseline.
+
+The client is a minimal HTTP/1.1 keep-alive client on asyncio + uvloop (not httpx): it
+shares the machine's cores with the server, so it must cost as little as possible. Its own
+CPU time and the server's are reported per phase so the share can be seen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import mmap
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import orjson
+
+from . import raw_sqlite
+from .gen import bench_events
+
+ROOT = Path(__file__).resolve().parent.parent
+US = 1_000_000
+DAY_US = 86_400 * US
+BATCH = 1000
+
+#: name → (comparison, threshold, unit). Pass/fail is computed from these.
+TARGETS: dict[str, tuple[str, float, str]] = {
+    "ingest_batch_events_per_s": (">=", 20_000, "events/s"),
+    "ingest_batch_vs_raw_ceiling": (">=", 0.60, "ratio"),
+    "ingest_batch_request_p99_ms": ("<", 250, "ms"),
+    "single_event_posts_per_s": (">=", 3_000, "events/s"),
+    "page_p50_ms": ("<", 5, "ms"),
+    "page_p99_ms": ("<", 25, "ms"),
+    "fts_p99_ms": ("<", 300, "ms"),
+    "aggregate_30d_hour_type_ms": ("<", 500, "ms"),
+    "server_rss_max_mb": ("<", 400, "MB"),
+}
+
+#: Filtered-page templates: 2 equality filters each (the tenant and a time range are added).
+PAGE_TEMPLATES: tuple[tuple[tuple[str, str], ...], ...] = (
+    (("type", "login"), ("outcome", "failure")),
+    (("type", "install"), ("subject.ecosystem", "npm")),
+    (("outcome", "block"), ("subject.ecosystem", "pip")),
+    (("type", "audit"), ("outcome", "review")),
+    (("type", "session.created"), ("outcome", "success")),
+    (("type", "llm.call"), ("outcome", "success")),
+)
+#: Full-text queries (bare words, ANDed): rare and common terms and phrases.
+FTS_TERMS = (
+    "typosquat", "Nordic Star", "brute force", "Gate 3", "verification failed",
+    "night shift", "login", "session", "container", "invalid code", "out of memory",
+    "anomaly model", "escalated", "vault terminal",
+)
+
+_CLI_BATCH = r"""
+import contextlib, io, json, sys
+from auditstream.cli import app
+out = []
+for argv in json.load(sys.stdin):
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        try:
+            app(argv, standalone_mode=False)
+        except SystemExit as exc:
+            if exc.code:
+                raise
+    out.append(buf.getvalue())
+sys.__stdout__.write(json.dumps(out))
+"""
+
+
+def log(msg: str) -> None:
+    sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {msg}\n")
+    sys.stderr.flush()
+
+
+def pct(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile of unsorted ``values``."""
+    if not values:
+        return None
+    s = sorted(values)
+    return s[max(0, min(len(s) - 1, int(-(-q * len(s) // 1)) - 1))]
+
+
+def ms(v: float | None) -> float | None:
+    return None if v is None else round(v * 1000, 2)
+
+
+def lat_summary(values: list[float]) -> dict[str, Any]:
+    return {"n": len(values), "p50_ms": ms(pct(values, 0.50)), "p90_ms": ms(pct(values, 0.90)),
+            "p99_ms": ms(pct(values, 0.99)), "max_ms": ms(max(values) if values else None)}
+
+
+# ---- the server process ----------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def python_bin() -> str:
+    venv = ROOT / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+class Server:
+    def __init__(self, db: Path, port: int, logfile: Path):
+        self.db, self.port, self.logfile = db, port, logfile
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        self._log = open(self.logfile, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [python_bin(), "-m", "auditstream", "serve", "--db", str(self.db),
+             "--port", str(self.port), "--no-demo"],
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+                    if b" 200 " in s.recv(1024):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("server did not become ready in 60 s:\n" + self.tail())
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def tail(self) -> str:
+        try:
+            return self.logfile.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def cpu_seconds(self) -> float:
+        """utime + stime of the server process (all its threads)."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def status_kb(self, key: str) -> int | None:
+        try:
+            with open(f"/proc/{self.pid}/status") as f:
+                for line in f:
+                    if line.startswith(key + ":"):
+                        return int(line.split()[1])
+        except OSError:
+            return None
+        return None
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+class RssSampler(threading.Thread):
+    """VmRSS of the server every ``interval`` seconds; max per phase on demand."""
+
+    def __init__(self, server: Server, interval: float = 0.1):
+        super().__init__(daemon=True, name="rss-sampler")
+        self.server, self.interval = server, interval
+        self.samples: list[tuple[float, int]] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            kb = self.server.status_kb("VmRSS")
+            if kb is not None:
+                self.samples.append((time.monotonic(), kb))
+            self.stopping.wait(self.interval)
+
+    def max_mb(self, since: float = 0.0, until: float = float("inf")) -> float | None:
+        vals = [kb for t, kb in self.samples if since <= t <= until]
+        return round(max(vals) / 1024, 1) if vals else None
+
+
+def scrape_metrics(port: int) -> dict[str, float]:
+    """The few Prometheus counters the report uses (commits, requests per commit)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        chunks = []
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            chunks.append(b)
+    text = b"".join(chunks).split(b"\r\n\r\n", 1)[1].decode(errors="replace")
+    out: dict[str, float] = {}
+    for name in ("auditstream_store_commits_total", "auditstream_store_commit_requests_sum",
+                 "auditstream_store_commit_requests_count", "auditstream_events_ingested_total"):
+        m = re.search(rf"^{name} ([0-9.e+]+)$", text, re.M)
+        if m:
+            out[name] = float(m.group(1))
+    return out
+
+
+# ---- a minimal HTTP/1.1 keep-alive client ------------------------------------------------
+
+
+class Conn:
+    """One keep-alive connection; ``send`` takes a complete request, returns (status, body)."""
+
+    def __init__(self, port: int):
+        self.port = port
+
+    async def open(self) -> Conn:
+        self.reader, self.writer = await asyncio.open_connection(
+            "127.0.0.1", self.port, limit=1 << 24)
+        return self
+
+    async def send(self, request: bytes) -> tuple[int, bytes]:
+        self.writer.write(request)
+        if len(request) > 1 << 16:
+            await self.writer.drain()
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        chunked = False
+        for line in head.split(b"\r\n")[1:]:
+            k, _, v = line.partition(b":")
+            k = k.strip().lower()
+            if k == b"content-length":
+                length = int(v)
+            elif k == b"transfer-encoding" and b"chunked" in v.lower():
+                chunked = True
+        if chunked:
+            parts = []
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                if size == 0:
+                    await self.reader.readuntil(b"\r\n")
+                    break
+                parts.append(await self.reader.readexactly(size))
+                await self.reader.readexactly(2)
+            return status, b"".join(parts)
+        return status, (await self.reader.readexactly(length) if length else b"")
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class Http:
+    def __init__(self, port: int):
+        self.port = port
+        self.host = f"127.0.0.1:{port}".encode()
+
+    def get(self, path: str, key: str | None) -> bytes:
+        auth = f"x-api-key: {key}\r\n" if key else ""
+        return f"GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n{auth}\r\n".encode()
+
+    def post_head(self, key: str) -> bytes:
+        return (f"POST /v1/events HTTP/1.1\r\nhost: 127.0.0.1\r\nx-api-key: {key}\r\n"
+                "content-type: application/json\r\ncontent-length: ").encode()
+
+    async def connections(self, n: int) -> list[Conn]:
+        return list(await asyncio.gather(*(Conn(self.port).open() for _ in range(n))))
+
+
+class Phase:
+    """Wall time, server CPU, client CPU and server RSS over one measured stretch."""
+
+    def __init__(self, server: Server, rss: RssSampler):
+        self.server, self.rss = server, rss
+
+    def __enter__(self) -> Phase:
+        self.t0 = time.monotonic()
+        self.wall0 = time.perf_counter()
+        self.scpu0 = self.server.cpu_seconds()
+        self.ccpu0 = time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.wall0
+        self.server_cpu = self.server.cpu_seconds() - self.scpu0
+        self.client_cpu = time.process_time() - self.ccpu0
+        self.rss_max_mb = self.rss.max_mb(self.t0, time.monotonic())
+
+    def doc(self) -> dict[str, Any]:
+        return {
+            "wall_s": round(self.wall, 2),
+            "server_cpu_cores": round(self.server_cpu / self.wall, 2),
+            "client_cpu_cores": round(self.client_cpu / self.wall, 2),
+            "server_rss_max_mb": self.rss_max_mb,
+        }
+
+
+async def closed_loop(
+    conns: list[Conn], seconds: float,
+    step: Callable[[Conn, random.Random, list[float]], Awaitable[None]], seed: int,
+) -> tuple[list[float], float]:
+    """Every connection runs ``step`` back to back until the deadline; returns latencies."""
+    lat: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def client(i: int, conn: Conn) -> None:
+        rng = random.Random(seed * 1000 + i)
+        while time.perf_counter() < deadline:
+            await step(conn, rng, lat)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client(i, c) for i, c in enumerate(conns)))
+    return lat, time.perf_counter() - t0
+
+
+# ---- workload --------------------------------------------------------------------------
+
+
+class Spool:
+    """Request bodies on disk (so 10M events need no 6 GB of client memory), read by mmap."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.index: list[tuple[str, int, int, int]] = []  # tenant, offset, length, events
+        self.counts: dict[str, int] = {}
+
+    def write(self, n: int, seed: int, now: int, tenants: int) -> None:
+        buffers: dict[str, list[dict[str, Any]]] = {}
+        with open(self.path, "wb") as f:
+            def put(tenant: str, events: list[dict[str, Any]]) -> None:
+                body = orjson.dumps(events)
+                self.index.append((tenant, f.tell(), len(body), len(events)))
+                f.write(body)
+
+            for tenant, ev in bench_events(n, seed=seed, now_us=now, tenants=tenants):
+                self.counts[tenant] = self.counts.get(tenant, 0) + 1
+                buf = buffers.get(tenant)
+                if buf is None:
+                    buf = buffers[tenant] = []
+                buf.append(ev)
+                if len(buf) >= BATCH:
+                    put(tenant, buf)
+                    buffers[tenant] = []
+            for tenant, buf in sorted(buffers.items()):
+                if buf:
+                    put(tenant, buf)
+
+    def __enter__(self) -> Spool:
+        self._f = open(self.path, "rb")  # noqa: SIM115 - closed in __exit__
+        self.mm = mmap.mmap(self._f.fileno(), 0, access=mmap.ACCESS_READ)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.mm.close()
+        self._f.close()
+
+    def bodies(self) -> Iterator[tuple[str, bytes]]:
+        for tenant, off, length, _ in self.index:
+            yield tenant, self.mm[off:off + length]
+
+
+def create_tenants(db: Path, tenants: list[str]) -> dict[str, str]:
+    """``auditstream tenants create`` and ``keys create --json`` for each tenant."""
+    argv: list[list[str]] = []
+    for t in tenants:
+        argv.append(["tenants", "create", t, "--db", str(db)])
+        argv.append(["keys", "create", "--tenant", t, "--json", "--db", str(db)])
+    proc = subprocess.run([python_bin(), "-c", _CLI_BATCH], input=json.dumps(argv).encode(),
+                          capture_output=True, cwd=ROOT, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError("CLI failed:\n" + proc.stderr.decode(errors="replace")[-3000:])
+    outputs = json.loads(proc.stdout)
+    keys = {}
+    for t, out in zip(tenants, outputs[1::2], strict=True):
+        keys[t] = json.loads(out.strip().splitlines()[-1])["key"]
+    return keys
+
+
+class Queries:
+    """The query mix: filtered pages with cursors, full-text search, the big aggregate."""
+
+    def __init__(self, counts: dict[str, int], now: int, days: int = 30):
+        ranked = sorted(counts, key=lambda t: -counts[t])
+        self.tenants = ranked[:20]
+        self.largest = ranked[0]
+        self.end_ms = now // 1000
+        self.start_ms = (now - days * DAY_US) // 1000
+
+    def page_params(self, rng: random.Random) -> tuple[str, list[tuple[str, str]], int]:
+        """(tenant, params without cursor, extra pages to follow)."""
+        tenant = rng.choice(self.tenants)
+        span_ms = rng.choice((1, 7, 30)) * DAY_US // 1000
+        since = rng.randrange(self.start_ms, max(self.start_ms + 1, self.end_ms - span_ms + 1))
+        params = [*rng.choice(PAGE_TEMPLATES), ("since", str(since)),
+                  ("until", str(since + span_ms)), ("limit", "50")]
+        return tenant, params, rng.randrange(10)
+
+    def fts_params(self, rng: random.Random) -> tuple[str, list[tuple[str, str]]]:
+        return rng.choice(self.tenants), [("q", rng.choice(FTS_TERMS)), ("limit", "50")]
+
+    def aggregate_params(self) -> tuple[str, list[tuple[str, str]]]:
+        return self.largest, [("group_by", "type"), ("interval", "hour"),
+                              ("since", str(self.start_ms))]
+
+
+_NEXT = re.compile(rb'"next_cursor":"([^"]+)"')
+
+
+# ---- phases ------------------------------------------------------------------------------
+
+
+async def http_phases(args: argparse.Namespace, server: Server, rss: RssSampler,
+                      spool: Spool, singles: list[bytes], keys: dict[str, str],
+                      queries: Queries) -> dict[str, Any]:
+    http = Http(server.port)
+    out: dict[str, Any] = {}
+    heads = {t: http.post_head(k) for t, k in keys.items()}
+
+    # -- batch ingest -------------------------------------------------------------------
+    log(f"batch ingest: {len(spool.index)} requests, {args.ingest_clients} clients")
+    conns = await http.connections(args.ingest_clients)
+    work = iter(spool.index)
+    lat: list[float] = []
+    full: list[float] = []
+    errors: list[str] = []
+    mm = spool.mm
+    m0 = scrape_metrics(server.port)
+
+    async def ingest_client(conn: Conn) -> None:
+        for tenant, off, length, count in work:
+            req = heads[tenant] + b"%d\r\n\r\n" % length + mm[off:off + length]
+            t0 = time.perf_counter()
+            status, body = await conn.send(req)
+            dt = time.perf_counter() - t0
+            lat.append(dt)
+            if count == BATCH:
+                full.append(dt)
+            if status != 201 or not body.endswith(b'"count":%d}' % count):
+                errors.append(f"{status} {body[:200]!r}")
+
+    progress_done = asyncio.Event()
+
+    async def progress() -> None:
+        while not progress_done.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(progress_done.wait(), 15)
+            if not progress_done.is_set():
+                log(f"  {len(lat)}/{len(spool.index)} requests, "
+                    f"RSS {rss.max_mb(time.monotonic() - 1)} MB")
+
+    prog = asyncio.create_task(progress())
+    with Phase(server, rss) as ph:
+        await asyncio.gather(*(ingest_client(c) for c in conns))
+    progress_done.set()
+    await prog
+    for c in conns:
+        c.close()
+    m1 = scrape_metrics(server.port)
+    n_events = sum(x[3] for x in spool.index)
+    if errors:
+        raise RuntimeError(f"{len(errors)} ingest requests failed, first: {errors[0]}")
+    out["ingest_batch"] = {
+        "events": n_events, "requests": len(lat), "clients": args.ingest_clients,
+        "events_per_s": round(n_events / ph.wall),
+        "request_latency": lat_summary(lat),
+        "request_latency_full_1000": lat_summary(full),
+        **_commit_stats(m0, m1),
+        **ph.doc(),
+        "server_cpu_us_per_event": round(ph.server_cpu / n_events * 1e6, 1),
+    }
+    log(f"  {out['ingest_batch']['events_per_s']} events/s, "
+        f"p99 {out['ingest_batch']['request_latency']['p99_ms']} ms")
+
+    # -- HTTP floor: /healthz -------------------------------------------------------------
+    async def healthz(conn: Conn, rng: random.Random, lat: list[float]) -> None:
+        t0 = time.perf_counter()
+        status, _ = await conn.send(hz)
+        lat.append(time.perf_counter() - t0)
+        if status != 200:
+            raise RuntimeError(f"/healthz {status}")
+
+    hz = http.get("/healthz", None)
+    conns = await http.connections(args.concurrency)
+    with Phase(server, rss) as ph:
+        hlat, wall = await closed_loop(conns, args.floor_seconds, healthz, 7)
+    out["healthz_32"] = {"requests_per_s": round(len(hlat) / wall), **lat_summary(hlat),
+                         **ph.doc()}
+    log(f"healthz x{args.concurrency}: {out['healthz_32']['requests_per_s']} req/s")
+
+    # -- single-event POSTs ---------------------------------------------------------------
+    log(f"single-event POSTs: {args.concurrency} clients, {args.single_seconds} s")
+    pos = [0]
+    serrors: list[str] = []
+
+    async def single(conn: Conn, rng: random.Random, lat: list[float]) -> None:
+        req = singles[pos[0] % len(singles)]
+        pos[0] += 1
+        t0 = time.perf_counter()
+        status, body = await conn.send(req)
+        lat.append(time.perf_counter() - t0)
+        if status != 201:
+            serrors.append(f"{status} {body[:200]!r}")
+
+    m0 = scrape_metrics(server.port)
+    with Phase(server, rss) as ph:
+        slat, wall = await closed_loop(conns, args.single_seconds, single, 11)
+    m1 = scrape_metrics(server.port)
+    if serrors:
+        raise RuntimeError(f"{len(serrors)} single POSTs failed, first: {serrors[0]}")
+    out["single_event_posts"] = {
+        "clients": args.concurrency, "events": len(slat),
+        "events_per_s": round(len(slat) / wall), **lat_summary(slat),
+        **_commit_stats(m0, m1), **ph.doc(),
+        "server_cpu_us_per_event": round(ph.server_cpu / len(slat) * 1e6, 1),
+    }
+    log(f"  {out['single_event_posts']['events_per_s']} events/s")
+
+    # -- queries --------------------------------------------------------------------------
+    def url(params: list[tuple[str, str]]) -> str:
+        return "/v1/events?" + urlencode(params, quote_via=quote)
+
+    depth_lat: dict[str, list[float]] = {"page_1": [], "pages_2_5": [], "pages_6_10": []}
+    empty = [0, 0]
+
+    async def page_session(conn: Conn, rng: random.Random, lat: list[float]) -> None:
+        tenant, params, extra = queries.page_params(rng)
+        key = keys[tenant]
+        base = url(params)
+        path = base
+        for depth in range(extra + 1):
+            t0 = time.perf_counter()
+            status, body = await conn.send(http.get(path, key))
+            dt = time.perf_counter() - t0
+            if status != 200:
+                raise RuntimeError(f"page {status} {body[:300]!r}")
+            lat.append(dt)
+            depth_lat["page_1" if depth == 0 else
+                      "pages_2_5" if depth < 5 else "pages_6_10"].append(dt)
+            empty[0] += 1
+            if body.startswith(b'{"data":[]'):
+                empty[1] += 1
+            m = _NEXT.search(body, max(0, len(body) - 400))
+            if m is None:
+                break
+            path = base + "&cursor=" + m.group(1).decode()
+
+    async def fts(conn: Conn, rng: random.Random, lat: list[float]) -> None:
+        tenant, params = queries.fts_params(rng)
+        t0 = time.perf_counter()
+        status, body = await conn.send(http.get(url(params), keys[tenant]))
+        lat.append(time.perf_counter() - t0)
+        if status != 200:
+            raise RuntimeError(f"fts {status} {body[:300]!r}")
+
+    agg_tenant, agg_params = queries.aggregate_params()
+    agg_req = http.get("/v1/events/aggregate?" + urlencode(agg_params), keys[agg_tenant])
+    agg_size = [0]
+
+    async def aggregate(conn: Conn, rng: random.Random, lat: list[float]) -> None:
+        t0 = time.perf_counter()
+        status, body = await conn.send(agg_req)
+        lat.append(time.perf_counter() - t0)
+        agg_size[0] = len(body)
+        if status != 200:
+            raise RuntimeError(f"aggregate {status} {body[:300]!r}")
+
+    one = conns[:1]
+    for name, step, s1, s32 in (
+        ("page", page_session, args.query_seconds / 3, args.query_seconds),
+        ("fts", fts, args.query_seconds / 3, args.query_seconds),
+        ("aggregate", aggregate, args.query_seconds / 3, args.query_seconds),
+    ):
+        for k in depth_lat.values():
+            k.clear()
+        with Phase(server, rss) as ph1:
+            lat1, wall1 = await closed_loop(one, s1, step, 21)
+        solo = {"requests_per_s": round(len(lat1) / wall1, 1), **lat_summary(lat1),
+                **ph1.doc()}
+        if name == "page":
+            solo["by_depth"] = {k: lat_summary(v) for k, v in depth_lat.items()}
+        for k in depth_lat.values():
+            k.clear()
+        empty[:] = [0, 0]
+        with Phase(server, rss) as ph32:
+            lat32, wall32 = await closed_loop(conns, s32, step, 31)
+        loaded = {"requests_per_s": round(len(lat32) / wall32, 1), **lat_summary(lat32),
+                  **ph32.doc()}
+        if name == "page":
+            loaded["by_depth"] = {k: lat_summary(v) for k, v in depth_lat.items()}
+            loaded["empty_page_share"] = round(empty[1] / max(1, empty[0]), 3)
+        if name == "aggregate":
+            loaded["response_bytes"] = agg_size[0]
+            loaded["tenant"] = agg_tenant
+            loaded["tenant_events"] = spool.counts.get(queries.largest, 0)
+        out[f"{name}_1"] = solo
+        out[f"{name}_{args.concurrency}"] = loaded
+        log(f"{name}: 1 client p50 {solo['p50_ms']} p99 {solo['p99_ms']} ms; "
+            f"{args.concurrency} clients p50 {loaded['p50_ms']} p99 {loaded['p99_ms']} ms, "
+            f"{loaded['requests_per_s']} req/s")
+    for c in conns:
+        c.close()
+    return out
+
+
+def _commit_stats(m0: dict[str, float], m1: dict[str, float]) -> dict[str, Any]:
+    commits = m1.get("auditstream_store_commits_total", 0) - m0.get(
+        "auditstream_store_commits_total", 0)
+    reqs = m1.get("auditstream_store_commit_requests_sum", 0) - m0.get(
+        "auditstream_store_commit_requests_sum", 0)
+    return {"commits": int(commits),
+            "requests_per_commit": round(reqs / commits, 2) if commits else None}
+
+
+async def engine_baseline(db: Path, keys: dict[str, str], queries: Queries,
+                          seconds: float) -> dict[str, Any]:
+    """The same query mix in-process on ``SQLiteEventStore`` (no HTTP, no auth, 1 thread)."""
+    from auditstream.query.params import PAGE_PARAMS, filter_from_params
+    from auditstream.settings import Settings
+    from auditstream.store.base import AggregateSpec, EventQuery
+    from auditstream.store.sqlite import SQLiteEventStore
+
+    settings = Settings.from_env()
+    store = SQLiteEventStore(str(db), indexed_paths=settings.indexed_path_list,
+                             synchronous=settings.synchronous, readers=1)
+    rng = random.Random(5)
+    out: dict[str, Any] = {}
+    try:
+        lat: list[float] = []
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            tenant, params, extra = queries.page_params(rng)
+            cursor = None
+            for _ in range(extra + 1):
+                t0 = time.perf_counter()
+                q = EventQuery(filter=filter_from_params(params, allowed=PAGE_PARAMS),
+                               limit=50, cursor=cursor)
+                page = await store.query(tenant, q)
+                lat.append(time.perf_counter() - t0)
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+        out["page"] = lat_summary(lat)
+        lat = []
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            tenant, params = queries.fts_params(rng)
+            t0 = time.perf_counter()
+            q = EventQuery(filter=filter_from_params(params, allowed=PAGE_PARAMS), limit=50)
+            await store.query(tenant, q)
+            lat.append(time.perf_counter() - t0)
+        out["fts"] = lat_summary(lat)
+        fts_terms: dict[str, float] = {}
+        for term in FTS_TERMS:
+            t0 = time.perf_counter()
+            q = EventQuery(filter=filter_from_params([("q", term)], allowed=PAGE_PARAMS),
+                           limit=50)
+            await store.query(queries.largest, q)
+            fts_terms[term] = round((time.perf_counter() - t0) * 1000, 1)
+        out["fts_ms_by_term_largest_tenant"] = fts_terms
+        lat = []
+        tenant, params = queries.aggregate_params()
+        where = filter_from_params(params, allowed=frozenset({"group_by", "interval"}))
+        spec = AggregateSpec(group_by="type", interval="hour")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            await store.aggregate(tenant, where, spec)
+            lat.append(time.perf_counter() - t0)
+        out["aggregate"] = lat_summary(lat)
+    finally:
+        await store.close()
+    return out
+
+
+# ---- the report ----------------------------------------------------------------------------
+
+
+def figure(name: str, value: float | None, baseline_name: str | None,
+           baseline: float | None, **extra: Any) -> dict[str, Any]:
+    op, threshold, unit = TARGETS[name]
+    ok = value is not None and (value >= threshold if op == ">=" else value < threshold)
+    doc: dict[str, Any] = {"value": value, "unit": unit, "target": f"{op} {threshold:g}",
+                           "pass": ok}
+    if baseline_name is not None:
+        doc["baseline"] = {"name": baseline_name, "value": baseline}
+        doc["ratio"] = (round(value / baseline, 3)
+                        if value is not None and baseline else None)
+    doc.update(extra)
+    return doc
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_kb = 0
+    with contextlib.suppress(OSError), open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    return {
+        "nproc": os.cpu_count(), "cpu": cpu, "mem_gb": round(mem_kb / 1024 / 1024, 1),
+        "python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
+        "loadavg_at_start": os.getloadavg(),
+        "auditstream_env": {k: v for k, v in os.environ.items() if k.startswith("AUDITSTREAM_")},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.run",
+                                 description="End-to-end auditstream benchmark.")
+    ap.add_argument("--events", type=int, default=1_000_000, help="events to load (N)")
+    ap.add_argument("--out", help="also write the JSON here (default bench/out/bench-N.json)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--tenants", type=int, default=200)
+    ap.add_argument("--ingest-clients", type=int, default=4)
+    ap.add_argument("--concurrency", type=int, default=32, help="clients for the 32-client "
+                    "phases (single POSTs, queries)")
+    ap.add_argument("--single-seconds", type=float, default=10)
+    ap.add_argument("--query-seconds", type=float, default=15,
+                    help="per query kind at full concurrency (a third of it at 1 client)")
+    ap.add_argument("--floor-seconds", type=float, default=5)
+    ap.add_argument("--raw-events", type=int, help="events for the raw-SQLite ceiling "
+                    "(default: all N)")
+    ap.add_argument("--workdir", help="parent directory of the temporary work directory")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args(argv)
+
+    started = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="auditstream-bench-", dir=args.workdir))
+    out_path = Path(args.out) if args.out else ROOT / "bench" / "out" / f"bench-{args.events}.json"
+    report: dict[str, Any] = {"command": "python -m bench.run " + " ".join(
+        sys.argv[1:] if argv is None else argv), "machine": machine()}
+    server: Server | None = None
+    rss: RssSampler | None = None
+    try:
+        # 1. workload
+        now = time.time_ns() // 1000
+        log(f"generating {args.events} events into {work}")
+        t0 = time.perf_counter()
+        spool = Spool(work / "bodies.bin")
+        spool.write(args.events, args.seed, now, args.tenants)
+        singles_src = list(bench_events(max(20_000, args.concurrency * 2000),
+                                        seed=args.seed + 1, now_us=now,
+                                        tenants=args.tenants))
+        gen_s = time.perf_counter() - t0
+        log(f"  {gen_s:.1f} s, {len(spool.index)} bodies, "
+            f"{spool.path.stat().st_size / max(1, args.events):.0f} bytes/event")
+
+        # 2. tenants and keys through the CLI
+        db = work / "bench.db"
+        tenants = sorted(set(spool.counts) | {t for t, _ in singles_src})
+        t0 = time.perf_counter()
+        keys = create_tenants(db, tenants)
+        log(f"created {len(keys)} tenants and keys with the CLI in "
+            f"{time.perf_counter() - t0:.1f} s")
+        http_singles = Http(0)
+        singles = []
+        for tenant, ev in singles_src:
+            body = orjson.dumps(ev)
+            singles.append(http_singles.post_head(keys[tenant]) + b"%d\r\n\r\n" % len(body)
+                           + body)
+
+        with spool:
+            # 3. the raw-SQLite ceiling
+            raw_n = args.raw_events or args.events
+            log(f"raw-SQLite ceiling on {raw_n} events")
+
+            def raw_batches() -> Iterator[tuple[str, bytes]]:
+                n = 0
+                for tenant, body in spool.bodies():
+                    if n >= raw_n:
+                        return
+                    n += BATCH
+                    yield tenant, body
+
+            raw_db = work / "raw.db"
+            raw = raw_sqlite.run(str(raw_db), raw_batches())
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(str(raw_db) + suffix)
+            log(f"  {raw['insert_events_per_s']} events/s (inserts only), "
+                f"{raw['insert_plus_build_events_per_s']} with row building")
+            report["raw_sqlite"] = raw
+
+            # 4. the server
+            server = Server(db, free_port(), work / "server.log")
+            server.start()
+            log(f"server pid {server.pid} on port {server.port}")
+            rss = RssSampler(server)
+            rss.start()
+            queries = Queries(spool.counts, now)
+            import uvloop
+
+            http_out = uvloop.run(http_phases(args, server, rss, spool, singles, keys,
+                                              queries))
+            report["http"] = http_out
+            report["server_rss"] = {
+                "max_sampled_mb": rss.max_mb(),
+                "vm_hwm_mb": round((server.status_kb("VmHWM") or 0) / 1024, 1),
+            }
+            rss.stopping.set()
+            rc = server.stop()
+            report["server_exit_code"] = rc
+            db_bytes = sum(os.path.getsize(str(db) + s) for s in ("", "-wal")
+                           if os.path.exists(str(db) + s))
+            report["db_bytes"] = db_bytes
+
+            # 9. engine-only baseline for the queries
+            log("engine baseline (in-process store, no HTTP)")
+            report["engine_inprocess"] = asyncio.run(
+                engine_baseline(db, keys, queries, max(2.0, args.query_seconds / 3)))
+
+        h = report["http"]
+        c = args.concurrency
+        eng = report["engine_inprocess"]
+        hwm = report["server_rss"]["vm_hwm_mb"]
+        rss_max = max(v for v in (report["server_rss"]["max_sampled_mb"], hwm) if v)
+        ib = h["ingest_batch"]
+        report["figures"] = {
+            "ingest_batch_events_per_s": figure(
+                "ingest_batch_events_per_s", ib["events_per_s"],
+                "raw_sqlite_insert_events_per_s", raw["insert_events_per_s"]),
+            "ingest_batch_vs_raw_ceiling": figure(
+                "ingest_batch_vs_raw_ceiling",
+                round(ib["events_per_s"] / raw["insert_events_per_s"], 3),
+                None, None),
+            "ingest_batch_request_p99_ms": figure(
+                "ingest_batch_request_p99_ms", ib["request_latency"]["p99_ms"],
+                "raw_sqlite_10k_txn_p50_ms/10", raw["txn_ms_p50"] / 10),
+            "single_event_posts_per_s": figure(
+                "single_event_posts_per_s", h["single_event_posts"]["events_per_s"],
+                f"healthz_req_per_s_{c}_clients", h["healthz_32"]["requests_per_s"],
+                requests_per_commit=h["single_event_posts"]["requests_per_commit"]),
+            "page_p50_ms": figure(
+                "page_p50_ms", h[f"page_{c}"]["p50_ms"], "engine_inprocess_p50_ms",
+                eng["page"]["p50_ms"], one_client_ms=h["page_1"]["p50_ms"],
+                healthz_p50_ms=h["healthz_32"]["p50_ms"]),
+            "page_p99_ms": figure(
+                "page_p99_ms", h[f"page_{c}"]["p99_ms"], "engine_inprocess_p99_ms",
+                eng["page"]["p99_ms"], one_client_ms=h["page_1"]["p99_ms"],
+                healthz_p99_ms=h["healthz_32"]["p99_ms"]),
+            "fts_p99_ms": figure(
+                "fts_p99_ms", h[f"fts_{c}"]["p99_ms"], "engine_inprocess_p99_ms",
+                eng["fts"]["p99_ms"], one_client_ms=h["fts_1"]["p99_ms"]),
+            "aggregate_30d_hour_type_ms": figure(
+                "aggregate_30d_hour_type_ms", h[f"aggregate_{c}"]["p99_ms"],
+                "engine_inprocess_p50_ms", eng["aggregate"]["p50_ms"],
+                measured_as=f"p99 with {c} clients",
+                one_client_p50_ms=h["aggregate_1"]["p50_ms"],
+                one_client_max_ms=h["aggregate_1"]["max_ms"]),
+            "server_rss_max_mb": figure(
+                "server_rss_max_mb", rss_max, None, None, vm_hwm_mb=hwm),
+        }
+        report["passed"] = sorted(k for k, v in report["figures"].items() if v["pass"])
+        report["failed"] = sorted(k for k, v in report["figures"].items() if not v["pass"])
+        report["total_seconds"] = round(time.perf_counter() - started, 1)
+    except BaseException:
+        if server is not None:
+            log("server log tail:\n" + server.tail())
+        raise
+    finally:
+        if rss is not None:
+            rss.stopping.set()
+        if server is not None:
+            server.stop()
+        if args.keep:
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    text = orjson.dumps(report, option=orjson.OPT_INDENT_2).decode()
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(text + "\n")
+    sys.stdout.write(text + "\n")
+    log(f"wrote {out_path}; failed: {', '.join(report['failed']) or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,122 @@
+"""The per-tenant Merkle log inside the SQLite backend (RFC 9162 tree, signed checkpoints).
+
+Storage: each event row keeps its leaf hash (level 0); ``merkle_nodes`` keeps every other
+perfect subtree root, written in the same transaction as the events that complete it, so
+appending is O(log n) and any proof reads O(log n) rows. After each commit group the writer
+signs one checkpoint per tenant it touched and stores it in ``checkpoints`` (same
+transaction): every committed event is covered by a signed checkpoint, which is what lets
+``verify`` call any uncovered row a forgery.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any
+
+from ...integrity import merkle
+from ...integrity.canonical import CanonicalizationError, canonical_bytes
+from ...integrity.checkpoint import Signer, format_checkpoint, sign_note
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS merkle_nodes (
+    tenant TEXT NOT NULL,
+    level INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (tenant, level, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    tenant TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    root BLOB NOT NULL,
+    note TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    PRIMARY KEY (tenant, size)
+) WITHOUT ROWID;
+"""
+
+
+def origin_for(deployment: str, tenant: str) -> str:
+    """The checkpoint origin line: names the deployment and the tenant's log."""
+    return f"{deployment}/{tenant}"
+
+
+def leaf_of(event: dict[str, Any]) -> bytes:
+    """RFC 9162 leaf hash of the whole canonical event (RFC 8785 bytes)."""
+    return merkle.leaf_hash(canonical_bytes(event))
+
+
+class NodeReader:
+    """``get_node`` over one connection for one tenant (level 0 from events.leaf)."""
+
+    def __init__(self, conn: sqlite3.Connection, tenant: str):
+        self.conn = conn
+        self.tenant = tenant
+
+    def __call__(self, level: int, index: int) -> bytes:
+        if level == 0:
+            row = self.conn.execute(
+                "SELECT leaf FROM events WHERE tenant = ? AND seq = ?", (self.tenant, index + 1)
+            ).fetchone()
+        else:
+            row = self.conn.execute(
+                "SELECT hash FROM merkle_nodes WHERE tenant = ? AND level = ? AND idx = ?",
+                (self.tenant, level, index),
+            ).fetchone()
+        if row is None or row[0] is None:
+            raise LookupError(f"merkle node ({level}, {index}) of {self.tenant!r} is missing")
+        return bytes(row[0])
+
+
+class Ledger:
+    """Owned by the writer thread: compact ranges per tenant, node rows, checkpoints."""
+
+    def __init__(self, conn: sqlite3.Connection, signer: Signer, deployment: str):
+        self.conn = conn
+        self.signer = signer
+        self.deployment = deployment
+        self.ranges: dict[str, merkle.CompactRange] = {}
+        conn.executescript(SCHEMA)
+
+    def forget(self) -> None:
+        """Drop cached state (another process wrote to the file)."""
+        self.ranges.clear()
+
+    def range_for(self, tenant: str, size: int) -> merkle.CompactRange:
+        cr = self.ranges.get(tenant)
+        if cr is None or cr.size != size:
+            cr = merkle.CompactRange.from_nodes(size, NodeReader(self.conn, tenant))
+            self.ranges[tenant] = cr
+        return cr
+
+    def snapshot(self) -> dict[str, merkle.CompactRange]:
+        return {t: cr.copy() for t, cr in self.ranges.items()}
+
+    def restore(self, snap: dict[str, merkle.CompactRange]) -> None:
+        self.ranges = snap
+
+    def append(self, tenant: str, size: int, leaves: list[bytes]) -> None:
+        """Extend the tenant's tree (currently ``size`` leaves) and store completed nodes."""
+        cr = self.range_for(tenant, size)
+        rows = [(tenant, lvl, idx, h) for lvl, idx, h in cr.extend(leaves) if lvl > 0]
+        if rows:
+            self.conn.executemany(
+                "INSERT INTO merkle_nodes(tenant, level, idx, hash) VALUES (?, ?, ?, ?)", rows
+            )
+
+    def checkpoint(self, tenant: str) -> None:
+        """Sign and store the tenant's current tree head."""
+        cr = self.ranges[tenant]
+        root = cr.root()
+        note = sign_note(
+            format_checkpoint(origin_for(self.deployment, tenant), cr.size, root), self.signer
+        )
+        self.conn.execute(
+            "INSERT OR REPLACE INTO checkpoints(tenant, size, root, note, created) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (tenant, cr.size, root, note, int(time.time())),
+        )
+
+
+__all__ = ["CanonicalizationError", "Ledger", "NodeReader", "leaf_of", "origin_for"]
