@@ -348,10 +348,12 @@ class Phase:
 
 
 async def closed_loop(
-    conns: list[Conn], seconds: float,
+    http: Http, clients: int, seconds: float,
     step: Callable[[Conn, random.Random, list[float]], Awaitable[None]], seed: int,
 ) -> tuple[list[float], float]:
-    """Every connection runs ``step`` back to back until the deadline; returns latencies."""
+    """``clients`` fresh keep-alive connections each run ``step`` back to back until the
+    deadline (fresh, because uvicorn closes connections idle for more than 5 s)."""
+    conns = await http.connections(clients)
     lat: list[float] = []
     deadline = time.perf_counter() + seconds
 
@@ -362,7 +364,10 @@ async def closed_loop(
 
     t0 = time.perf_counter()
     await asyncio.gather(*(client(i, c) for i, c in enumerate(conns)))
-    return lat, time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    for c in conns:
+        c.close()
+    return lat, wall
 
 
 # ---- workload --------------------------------------------------------------------------
@@ -532,9 +537,8 @@ async def http_phases(args: argparse.Namespace, server: Server, rss: RssSampler,
             raise RuntimeError(f"/healthz {status}")
 
     hz = http.get("/healthz", None)
-    conns = await http.connections(args.concurrency)
     with Phase(server, rss) as ph:
-        hlat, wall = await closed_loop(conns, args.floor_seconds, healthz, 7)
+        hlat, wall = await closed_loop(http, args.concurrency, args.floor_seconds, healthz, 7)
     out["healthz_32"] = {"requests_per_s": round(len(hlat) / wall), **lat_summary(hlat),
                          **ph.doc()}
     log(f"healthz x{args.concurrency}: {out['healthz_32']['requests_per_s']} req/s")
@@ -555,7 +559,7 @@ async def http_phases(args: argparse.Namespace, server: Server, rss: RssSampler,
 
     m0 = scrape_metrics(server.port)
     with Phase(server, rss) as ph:
-        slat, wall = await closed_loop(conns, args.single_seconds, single, 11)
+        slat, wall = await closed_loop(http, args.concurrency, args.single_seconds, single, 11)
     m1 = scrape_metrics(server.port)
     if serrors:
         raise RuntimeError(f"{len(serrors)} single POSTs failed, first: {serrors[0]}")
@@ -616,7 +620,6 @@ async def http_phases(args: argparse.Namespace, server: Server, rss: RssSampler,
         if status != 200:
             raise RuntimeError(f"aggregate {status} {body[:300]!r}")
 
-    one = conns[:1]
     for name, step, s1, s32 in (
         ("page", page_session, args.query_seconds / 3, args.query_seconds),
         ("fts", fts, args.query_seconds / 3, args.query_seconds),
@@ -625,7 +628,7 @@ async def http_phases(args: argparse.Namespace, server: Server, rss: RssSampler,
         for k in depth_lat.values():
             k.clear()
         with Phase(server, rss) as ph1:
-            lat1, wall1 = await closed_loop(one, s1, step, 21)
+            lat1, wall1 = await closed_loop(http, 1, s1, step, 21)
         solo = {"requests_per_s": round(len(lat1) / wall1, 1), **lat_summary(lat1),
                 **ph1.doc()}
         if name == "page":
@@ -634,7 +637,7 @@ async def http_phases(args: argparse.Namespace, server: Server, rss: RssSampler,
             k.clear()
         empty[:] = [0, 0]
         with Phase(server, rss) as ph32:
-            lat32, wall32 = await closed_loop(conns, s32, step, 31)
+            lat32, wall32 = await closed_loop(http, args.concurrency, s32, step, 31)
         loaded = {"requests_per_s": round(len(lat32) / wall32, 1), **lat_summary(lat32),
                   **ph32.doc()}
         if name == "page":
@@ -649,8 +652,6 @@ async def http_phases(args: argparse.Namespace, server: Server, rss: RssSampler,
         log(f"{name}: 1 client p50 {solo['p50_ms']} p99 {solo['p99_ms']} ms; "
             f"{args.concurrency} clients p50 {loaded['p50_ms']} p99 {loaded['p99_ms']} ms, "
             f"{loaded['requests_per_s']} req/s")
-    for c in conns:
-        c.close()
     return out
 
 

@@ -392,6 +392,7 @@ def _pull_chunk(
             if response.status_code != 200:
                 raise PullError(f"export failed: {_problem_text(response)}")
             header_seq = int(response.headers.get("auditstream-last-seq", "0") or 0)
+            _check_tenant(state, response.headers.get("auditstream-tenant"))
             pending = b""
             for chunk in response.iter_bytes():
                 pending += chunk
@@ -443,12 +444,19 @@ def _check_line(line: bytes, state: PullState, last: int, filtered: bool) -> int
         raise PullError(f"export sent seq {seq!r} after {last}: out of order")
     if not filtered and seq != last + 1:
         raise PullError(f"gap in the stream: seq {seq} follows {last}; not advancing past it")
+    _check_tenant(state, tenant)
+    return seq
+
+
+def _check_tenant(state: PullState, tenant: str | None) -> None:
+    """Bind the state to the first tenant seen; refuse any other (seqs are per tenant)."""
+    if tenant is None:
+        return
     if state.tenant is None:
         state.tenant = tenant
     elif tenant != state.tenant:
         raise PullError(f"this state belongs to tenant {state.tenant!r}, the key reads "
                         f"{tenant!r}: use a state file per tenant")
-    return seq
 
 
 def pull_cmd(

@@ -289,3 +289,12 @@ def test_ops_routes(server: Server) -> None:
     assert c.get("/docs").status_code == 200
     r = c.get("/no/such/route")
     assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+
+
+def test_huge_numbers_in_filters_are_not_errors(server: Server) -> None:
+    c = server.client(server.key("acme"))
+    post(c, {"type": "x", "context": {"user_id": "100000000000000000000000"}})
+    r = c.get("/v1/events", params={"context.user_id": "100000000000000000000000"})
+    assert r.status_code == 200 and len(r.json()["data"]) == 1
+    r = c.get("/v1/events", params={"q": "context.user_id:>100000000000000000000000"})
+    assert r.status_code == 200

@@ -20,7 +20,7 @@ SAFE_INT = 2**53 - 1
 
 # Any Unicode scalar value (no lone surrogates), so astral characters and U+E000..U+FFFF -- the
 # range where UTF-8 and UTF-16 key orders disagree -- are both drawn.
-_chars = st.characters(blacklist_categories=("Cs",))
+_chars = st.characters(codec="utf-8")
 _text = st.text(_chars, max_size=12)
 _hazard_text = st.text(
     st.sampled_from(["a", "z", "\u00e9", "\ud7ff", "\ue000", "\uffff", "\U0001f600", "\U00010000"]),
@@ -51,15 +51,15 @@ _json = st.recursive(
         st.lists(children, max_size=5),
         st.dictionaries(_keys, children, max_size=5),
     ),
-    max_leaves=15,
+    max_leaves=10,
 )
 
-_events = st.dictionaries(_keys, _json, max_size=8)
+_events = st.dictionaries(_keys, _json, max_size=6)
 
 # Inputs the fast path accepts (no U+E000..U+FFFF in keys, JCS-compatible floats), so the
 # orjson branch itself is exercised on a wide variety of shapes, not just the fallback.
 _fast_keys = st.text(
-    st.characters(blacklist_categories=("Cs",), max_codepoint=0xDFFF)
+    st.characters(codec="utf-8", max_codepoint=0xDFFF)
     | st.characters(min_codepoint=0x10000),
     max_size=12,
 )
@@ -79,22 +79,25 @@ _fast_json = st.recursive(
         st.lists(children, max_size=5),
         st.dictionaries(_fast_keys, children, max_size=5),
     ),
-    max_leaves=20,
+    max_leaves=10,
 )
-_fast_events = st.dictionaries(_fast_keys, _fast_json, max_size=8)
+_fast_events = st.dictionaries(_fast_keys, _fast_json, max_size=6)
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_events)
 @example({"a": 1.0, "b": -0.0, "c": 1e-6, "d": 1e16, "e": 1e21})
 @example({"\ue000": 1, "\U0001f600": 2, "\u00e9": 3, "z": 4})
-@example({"x": "\x00\x1f\x7f\b\f\n\r\t\"\\/\u2028\u2029\U0001f600"})
+@example({"x": '\x00\x1f\x7f\b\f\n\r\t"\\/\u2028\u2029\U0001f600'})
 @example({"n": [SAFE_INT, -SAFE_INT, 0, True, False, None]})
 def test_matches_reference_for_arbitrary_events(event: dict[str, Any]) -> None:
-    assert canonical_bytes(event) == rfc8785.dumps(event)
+    expected = rfc8785.dumps(event)
+    assert canonical_bytes(event) == expected
+    # Insertion order must not matter.
+    assert canonical_bytes(dict(reversed(list(event.items())))) == expected
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_fast_events)
 def test_fast_path_output_matches_reference(event: dict[str, Any]) -> None:
     assert canonical._fast_path_ok(event, 0)
@@ -102,17 +105,10 @@ def test_fast_path_output_matches_reference(event: dict[str, Any]) -> None:
     assert canonical_bytes(event) == rfc8785.dumps(event)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(_json)
 def test_matches_reference_for_arbitrary_values(value: Any) -> None:
     assert canonical_bytes(value) == rfc8785.dumps(value)
-
-
-@settings(max_examples=100, deadline=None)
-@given(_events)
-def test_independent_of_insertion_order(event: dict[str, Any]) -> None:
-    shuffled = dict(reversed(list(event.items())))
-    assert canonical_bytes(shuffled) == canonical_bytes(event)
 
 
 def test_rfc8785_reference_example() -> None:
@@ -138,7 +134,6 @@ def test_rfc8785_number_examples() -> None:
     # RFC 8785 §3.2.2.3 / Appendix B samples.
     cases = {
         0.0: b"0",
-        -0.0: b"0",
         1e21: b"1e+21",
         1e20: b"100000000000000000000",
         333333333.3333333: b"333333333.3333333",
@@ -151,6 +146,7 @@ def test_rfc8785_number_examples() -> None:
     }
     for value, expected in cases.items():
         assert canonical_bytes([value]) == b"[" + expected + b"]", value
+    assert canonical_bytes([-0.0]) == b"[0]"
 
 
 def test_typical_event_takes_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -188,7 +184,7 @@ def test_inputs_outside_fast_path_still_match(value: Any) -> None:
     assert canonical_bytes(value) == rfc8785.dumps(value)
 
 
-class _Color(str, enum.Enum):
+class _Color(enum.StrEnum):
     RED = "red"
 
 

@@ -262,9 +262,7 @@ def test_sign_note_rejects_invalid_bodies(body: str) -> None:
 
 def test_checkpoint_body_format() -> None:
     body = format_checkpoint("example.com/log", 20852163, ROOT)
-    assert body == (
-        "example.com/log\n20852163\n" + base64.b64encode(ROOT).decode() + "\n"
-    )
+    assert body == ("example.com/log\n20852163\n" + base64.b64encode(ROOT).decode() + "\n")
     assert parse_checkpoint(body) == Checkpoint("example.com/log", 20852163, ROOT, ())
 
 

@@ -36,7 +36,10 @@ def typed_values(raw: str) -> tuple[Scalar, ...]:
             out.append(part == "true")
             continue
         try:
-            out.append(int(part))
+            n = int(part)
+            if -(2**63) <= n < 2**63:  # beyond that no store can hold it as an integer
+                out.append(n)
+            continue
         except ValueError:
             try:
                 f = float(part)

@@ -160,7 +160,8 @@ def error_of(r: httpx.Response, status: int) -> dict[str, Any]:
     return err  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize(("path", "params", "param"), [
+#: (path under the account, query, the parameter the 400 must name)
+BAD_PARAMETERS: list[tuple[str, dict[str, Any], str]] = [
     ("events", {"limit": 0}, "limit"),
     ("events", {"limit": 101}, "limit"),
     ("events", {"limit": "ten"}, "limit"),
@@ -174,11 +175,15 @@ def error_of(r: httpx.Response, status: int) -> dict[str, Any]:
     ("events/aggregate", {"interval": "minute"}, "interval"),
     ("events/aggregate", {"count_unique": "user_id,ip"}, "count_unique"),
     ("events/aggregate", {"after": "soon"}, "after"),
-])
-def test_bad_parameters_are_400(acme: httpx.Client, path: str, params: dict[str, Any],
-                                param: str) -> None:
-    err = error_of(acme.get(f"{BASE}/acme/{path}", params=params), 400)
-    assert err["type"] == "invalid_request" and err["param"] == param
+    ("events/aggregate", {"before": "0x10"}, "before"),
+]
+
+
+def test_bad_parameters_are_400(acme: httpx.Client) -> None:
+    # One server for every case (a loop, not parametrize): each start costs ~0.3 s.
+    for path, params, param in BAD_PARAMETERS:
+        err = error_of(acme.get(f"{BASE}/acme/{path}", params=params), 400)
+        assert (err["type"], err["param"]) == ("invalid_request", param), (path, params)
 
 
 def test_auth_account_and_not_found(server: Any, acme: httpx.Client) -> None:

@@ -276,3 +276,15 @@ def test_llm_events(server: Server) -> None:
     assert providers(limit=1, offset=1) == ["anthropic"]
     # /events/llm is its own route, not an /events/{x} lookup or filter.
     assert_error(c.get(f"{BASE}/api/v1/events/llm?type=install"), 400, "invalid_parameter")
+
+
+def test_mounted_at_root(make_server: Any) -> None:
+    srv = make_server(compat_root="turen")
+    key = srv.key("acme")
+    ingest(srv.client(key), [SEED_EVENT])
+    c = turen_client(srv, key)
+    assert c.get("/api/v1/events").json()["events"] == [SEED_RECORD]
+    assert c.get("/api/v1/stats/summary").status_code == 200
+    assert c.get("/api/v1/events/llm").json()["events"] == []
+    assert_error(c.get("/api/v1/events?limit=0"), 400, "invalid_parameter")
+    assert c.get(f"{BASE}/api/v1/events").json()["events"] == [SEED_RECORD]

@@ -303,3 +303,14 @@ def test_errors(server: Server) -> None:
                  401, "unauthorized")
     assert_error(bearer(server, server.key("port", "events:write")).get(url), 403, "forbidden")
     assert_error(c.get(f"{BASE}/v1/nothing"), 404, "not_found")
+
+
+def test_mounted_at_root(make_server: Any) -> None:
+    srv = make_server(compat_root="turqoa")
+    key = srv.key("port")
+    ingest(srv, key, [ev(1)])
+    c = bearer(srv, key)
+    r = c.get("/v1/events?severity=high&category=maritime&per_page=25")
+    assert r.status_code == 200 and len(r.json()["data"]) == 1
+    assert list(r.json()["data"][0]) == RECORD_KEYS
+    assert_error(c.get("/v1/events?category=unknown"), 400, "invalid_filter")

@@ -23,6 +23,9 @@ Guarantees:
   the export began. Every matching event up to it is in the body (unless ``limit`` cut
   the export short), so a filtered incremental reader may resume from
   ``max(last seq received, header)`` once a response ends below its ``limit``.
+* ``Auditstream-Tenant`` response header: the tenant the credential reads, so an
+  incremental reader can check that its saved position (a per-tenant ``seq``) is one of
+  this tenant's before writing anything.
 
 The route must be registered before ``/v1/events/{event_id}``, which would take
 ``export`` for an id.
@@ -110,6 +113,7 @@ async def export_events(
     headers = {
         "Content-Disposition": f'attachment; filename="{filename}"',
         "Auditstream-Last-Seq": str(last_seq),
+        "Auditstream-Tenant": principal.tenant,
         "Cache-Control": "no-store",
         "X-Content-Type-Options": "nosniff",
     }

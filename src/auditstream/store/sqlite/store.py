@@ -29,9 +29,9 @@ from ..base import (
     StoredCheckpoint,
 )
 from .compile import COLUMNS, Compiler
-from .schema import connect, migrate
 from .ledger import SCHEMA as LEDGER_SCHEMA
 from .ledger import Ledger, NodeReader
+from .schema import connect, migrate
 from .writer import AppendJob, RedactJob, Writer
 
 T = TypeVar("T")
