@@ -319,13 +319,54 @@ class Http:
         return list(await asyncio.gather(*(Conn(self.port).open() for _ in range(n))))
 
 
+def cpu_pressure_us() -> int | None:
+    """PSI ``some`` total: µs during which at least one runnable task waited for a CPU."""
+    try:
+        with open("/proc/pressure/cpu") as f:
+            return int(f.readline().rsplit("total=", 1)[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class Profiler:
+    """Optional ``py-spy record`` of the server, one collapsed-stack file per phase."""
+
+    def __init__(self, directory: str | None, pid: int):
+        self.dir = Path(directory) if directory else None
+        self.pid = pid
+        self.proc: subprocess.Popen[bytes] | None = None
+        if self.dir:
+            self.dir.mkdir(parents=True, exist_ok=True)
+
+    def start(self, name: str) -> None:
+        if self.dir is None:
+            return
+        spy = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
+        self.proc = subprocess.Popen(
+            [spy, "record", "--pid", str(self.pid), "--format", "raw", "--rate", "100",
+             "--threads", "--idle", "--nonblocking", "--output", str(self.dir / f"{name}.txt")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGINT)
+            self.proc.wait(timeout=60)
+            self.proc = None
+
+
 class Phase:
     """Wall time, server CPU, client CPU and server RSS over one measured stretch."""
 
-    def __init__(self, server: Server, rss: RssSampler):
-        self.server, self.rss = server, rss
+    profiler: Profiler | None = None
+
+    def __init__(self, server: Server, rss: RssSampler, name: str = ""):
+        self.server, self.rss, self.name = server, rss, name
 
     def __enter__(self) -> Phase:
+        if self.profiler is not None and self.name:
+            self.profiler.start(self.name)
+        self.psi0 = cpu_pressure_us()
         self.t0 = time.monotonic()
         self.wall0 = time.perf_counter()
         self.scpu0 = self.server.cpu_seconds()
@@ -337,12 +378,21 @@ class Phase:
         self.server_cpu = self.server.cpu_seconds() - self.scpu0
         self.client_cpu = time.process_time() - self.ccpu0
         self.rss_max_mb = self.rss.max_mb(self.t0, time.monotonic())
+        psi1 = cpu_pressure_us()
+        self.cpu_pressure = (None if psi1 is None or self.psi0 is None
+                             else (psi1 - self.psi0) / 1e6 / self.wall)
+        if self.profiler is not None and self.name:
+            self.profiler.stop()
 
     def doc(self) -> dict[str, Any]:
         return {
             "wall_s": round(self.wall, 2),
             "server_cpu_cores": round(self.server_cpu / self.wall, 2),
             "client_cpu_cores": round(self.client_cpu / self.wall, 2),
+            # Share of the time some task on the machine waited for a CPU (PSI): the noise
+            # from other work sharing the 2 cores (and from this client).
+            "machine_cpu_pressure": (None if self.cpu_pressure is None
+                                     else round(self.cpu_pressure, 2)),
             "server_rss_max_mb": self.rss_max_mb,
         }
 
@@ -506,7 +556,7 @@ async def http_phases(args: argparse.Namespace, server: Server, rss: RssSampler,
                     f"RSS {rss.max_mb(time.monotonic() - 1)} MB")
 
     prog = asyncio.create_task(progress())
-    with Phase(server, rss) as ph:
+    with Phase(server, rss, "ingest_batch") as ph:
         await asyncio.gather(*(ingest_client(c) for c in conns))
     progress_done.set()
     await prog
@@ -537,7 +587,7 @@ async def http_phases(args: argparse.Namespace, server: Server, rss: RssSampler,
             raise RuntimeError(f"/healthz {status}")
 
     hz = http.get("/healthz", None)
-    with Phase(server, rss) as ph:
+    with Phase(server, rss, "healthz") as ph:
         hlat, wall = await closed_loop(http, args.concurrency, args.floor_seconds, healthz, 7)
     out["healthz_32"] = {"requests_per_s": round(len(hlat) / wall), **lat_summary(hlat),
                          **ph.doc()}
@@ -558,7 +608,7 @@ async def http_phases(args: argparse.Namespace, server: Server, rss: RssSampler,
             serrors.append(f"{status} {body[:200]!r}")
 
     m0 = scrape_metrics(server.port)
-    with Phase(server, rss) as ph:
+    with Phase(server, rss, "single_posts") as ph:
         slat, wall = await closed_loop(http, args.concurrency, args.single_seconds, single, 11)
     m1 = scrape_metrics(server.port)
     if serrors:
@@ -627,7 +677,7 @@ async def http_phases(args: argparse.Namespace, server: Server, rss: RssSampler,
     ):
         for k in depth_lat.values():
             k.clear()
-        with Phase(server, rss) as ph1:
+        with Phase(server, rss, f"{name}_1") as ph1:
             lat1, wall1 = await closed_loop(http, 1, s1, step, 21)
         solo = {"requests_per_s": round(len(lat1) / wall1, 1), **lat_summary(lat1),
                 **ph1.doc()}
@@ -636,7 +686,7 @@ async def http_phases(args: argparse.Namespace, server: Server, rss: RssSampler,
         for k in depth_lat.values():
             k.clear()
         empty[:] = [0, 0]
-        with Phase(server, rss) as ph32:
+        with Phase(server, rss, f"{name}_{args.concurrency}") as ph32:
             lat32, wall32 = await closed_loop(http, args.concurrency, s32, step, 31)
         loaded = {"requests_per_s": round(len(lat32) / wall32, 1), **lat_summary(lat32),
                   **ph32.doc()}
@@ -779,6 +829,8 @@ def main(argv: list[str] | None = None) -> int:
                     "(default: all N)")
     ap.add_argument("--workdir", help="parent directory of the temporary work directory")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--profile", metavar="DIR", help="py-spy record the server per phase "
+                    "into DIR (collapsed stacks; slows the server: not for the figures)")
     args = ap.parse_args(argv)
 
     started = time.perf_counter()
@@ -844,6 +896,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"server pid {server.pid} on port {server.port}")
             rss = RssSampler(server)
             rss.start()
+            if args.profile:
+                Phase.profiler = Profiler(args.profile, server.pid)
             queries = Queries(spool.counts, now)
             import uvloop
 

@@ -219,6 +219,8 @@ def test_pull_guards(srv: Any, tmp_path: Path) -> None:
     ingest(srv.client(key_a), events(2, start=3))
     with pytest.raises(PullError, match="tenant"):
         pull(srv.url, key_b, state, out)  # beta's seq 4.. would skip acme's events
+    with pytest.raises(PullError, match="belongs to"):
+        pull(srv.url.replace("127.0.0.1", "localhost"), key_a, state, out)
     with pytest.raises(PullError, match="401"):
         pull(srv.url, "sk_live_wrong", tmp_path / "s.json", tmp_path / "o.ndjson")
     lock = open(state.with_name(state.name + ".lock"), "a+b")  # noqa: SIM115

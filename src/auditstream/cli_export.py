@@ -25,8 +25,8 @@ run (from cron, say), with **every event exactly once**:
   state file on that first run (so a resumed first run uses the same one); once the
   mirror has caught up, every later commit is pulled whatever its timestamp.
 * A lock file (``STATE.lock``) stops two pulls from sharing one state file, and the
-  state remembers the tenant, so a key of another tenant cannot resume someone else's
-  position (``seq`` numbers are per tenant).
+  state remembers the server URL and the tenant, so neither another server nor a key of
+  another tenant can resume someone else's position (``seq`` numbers are per tenant).
 
 ``register(app)`` adds both commands to the main Typer app.
 """
@@ -347,6 +347,10 @@ def pull(
                 except TimeParseError as exc:
                     raise PullError(str(exc)) from None
             state = PullState(url=base, since=since)
+        elif state.url != base:
+            # A seq position means nothing on another server: resuming it there would
+            # silently skip events. A server that moved: edit "url" in the state file.
+            raise PullError(f"{state_path} belongs to {state.url}, not {base}")
         out, discarded = _open_output(out_path, state)
         try:
             if not state.output:

@@ -59,8 +59,7 @@ _events = st.dictionaries(_keys, _json, max_size=6)
 # Inputs the fast path accepts (no U+E000..U+FFFF in keys, JCS-compatible floats), so the
 # orjson branch itself is exercised on a wide variety of shapes, not just the fallback.
 _fast_keys = st.text(
-    st.characters(codec="utf-8", max_codepoint=0xDFFF)
-    | st.characters(min_codepoint=0x10000),
+    st.characters(codec="utf-8", max_codepoint=0xDFFF) | st.characters(min_codepoint=0x10000),
     max_size=12,
 )
 _fast_floats = st.floats(min_value=1e-5, max_value=1e15, exclude_max=True).filter(

@@ -38,6 +38,7 @@ def _loc_field(loc: tuple[Any, ...]) -> str:
 
 def install(app: FastAPI) -> None:
     app.state.error_renderers = {}
+    app.state.route_renderers = {}
 
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> Response:
@@ -57,7 +58,10 @@ def install(app: FastAPI) -> None:
         err = InvalidRequest(str(exc.detail))
         err.status = exc.status_code
         err.title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
-        return problem_response(request, err)
+        response = problem_response(request, err)
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value  # e.g. Allow on 405
+        return response
 
     @app.exception_handler(StoreError)
     async def _store(request: Request, exc: StoreError) -> Response:
@@ -68,7 +72,12 @@ def install(app: FastAPI) -> None:
 
 
 def _renderer_for(request: Request) -> Any:
-    """The renderer of the longest registered prefix that the path falls under, if any."""
+    """The renderer of the matched root-mounted profile route, else of the longest
+    registered prefix that the path falls under, if any."""
+    endpoint = request.scope.get("endpoint")
+    by_endpoint = getattr(request.app.state, "route_renderers", {})
+    if endpoint is not None and endpoint in by_endpoint:
+        return by_endpoint[endpoint]
     path = request.url.path
     best = None
     for prefix, render in getattr(request.app.state, "error_renderers", {}).items():

@@ -53,11 +53,11 @@ def mount(app: FastAPI, root_profile: str = "") -> None:
         if name == root:
             router = mod.router()
             app.include_router(router)
+            # Errors on the root-mounted routes take the profile's shape too; matched by
+            # endpoint, not by path prefix, so native routes that share a prefix keep theirs.
             for route in router.routes:
                 if isinstance(route, APIRoute):
-                    # Errors on the root-mounted paths take the profile's shape too.
-                    renderers[route.path_format.split("{")[0].rstrip("/") or "/"] = \
-                        _Renderer(mod)
+                    app.state.route_renderers[route.endpoint] = _Renderer(mod)
         app.include_router(mod.router(), prefix=mod.PREFIX)
         renderers[mod.PREFIX] = _Renderer(mod)
 

@@ -154,6 +154,16 @@ class SQLiteEventStore(EventStore):
                 {"field": "cursor", "reason": "not a cursor returned by this API"}])
 
         def run(conn: sqlite3.Connection) -> Page:
+            if not q.include_total:
+                return page(conn)
+            # One read transaction: the total and the page see the same snapshot.
+            conn.execute("BEGIN")
+            try:
+                return page(conn)
+            finally:
+                conn.execute("COMMIT")
+
+        def page(conn: sqlite3.Connection) -> Page:
             page_where, page_params = where, list(params)
             if cur is not None:
                 # The cursor names the last event by seq (tenant-local); find its row.
