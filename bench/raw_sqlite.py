@@ -8,6 +8,12 @@ normalised events. Only ``BEGIN; executemany(events); executemany(fts); COMMIT``
 10,000-row transactions is timed; building the rows (Python) is timed separately, so the
 report can show both the SQLite ceiling and the per-event Python cost of getting there.
 
+With ``integrity`` on (the server's default) each row carries its Merkle leaf hash, as the
+writer's rows do, and the ``merkle_nodes`` rows the writer adds (about one per event) are
+inserted in the same transactions but timed apart: ``insert_events_per_s`` is the ceiling
+as the issue defines it (events + FTS + path columns), ``insert_with_ledger_events_per_s``
+adds the ledger's node rows. The per-commit signed checkpoint is not included.
+
 ``python -m bench.raw_sqlite --events N`` runs it alone on generated events.
 """
 
@@ -31,6 +37,7 @@ from auditstream.store.sqlite.writer import Writer
 
 _SCALARS = (str, int, float)
 FTS_SQL = "INSERT INTO events_fts(rowid, title, description) VALUES (?, ?, ?)"
+NODES_SQL = "INSERT INTO merkle_nodes(tenant, level, idx, hash) VALUES (?, ?, ?, ?)"
 
 
 def insert_sql(path_columns: dict[str, str]) -> str:
@@ -48,9 +55,20 @@ def insert_sql(path_columns: dict[str, str]) -> str:
 class RawLoader:
     """Numbers rows like the writer (per-tenant seq, global rid) and inserts them."""
 
-    def __init__(self, path: str, *, indexed_paths: list[str], synchronous: str):
+    def __init__(self, path: str, *, indexed_paths: list[str], synchronous: str,
+                 integrity: bool = False):
         self.conn: sqlite3.Connection = connect(path, synchronous=synchronous)
         self.path_columns = migrate(self.conn, indexed_paths)
+        self.leaf_of: Any = None
+        self.ranges: dict[str, Any] = {}
+        if integrity:
+            from auditstream.integrity.merkle import CompactRange
+            from auditstream.store.sqlite.ledger import SCHEMA as LEDGER_SCHEMA
+            from auditstream.store.sqlite.ledger import leaf_of
+
+            self.conn.executescript(LEDGER_SCHEMA)
+            self.leaf_of = leaf_of
+            self.compact_range = CompactRange
         self.path_items = list(self.path_columns.items())
         self.sql = insert_sql(self.path_columns)
         # Same statement as the server's writer (a thread object, never started here).
@@ -61,23 +79,29 @@ class RawLoader:
         self.next_rid = 1
 
     def rows(self, tenant: str, events: list[dict[str, Any]]
-             ) -> tuple[list[list[Any]], list[tuple[int, Any, Any]]]:
-        """As ``Writer._apply`` does for events without client ids."""
+             ) -> tuple[list[list[Any]], list[tuple[int, Any, Any]], list[tuple[Any, ...]]]:
+        """As ``Writer._apply`` does for events without client ids; plus ledger nodes."""
         seq = self.next_seq.get(tenant, 1)
         rid = self.next_rid
         rows: list[list[Any]] = []
         fts: list[tuple[int, Any, Any]] = []
+        leaves: list[bytes] = []
         path_items = self.path_items
+        leaf_of = self.leaf_of
         for ev in events:
             ev["seq"] = seq
             body = orjson.dumps(ev).decode()
+            leaf = None
+            if leaf_of is not None:
+                leaf = leaf_of(ev)
+                leaves.append(leaf)
             title = ev.get("title")
             desc = ev.get("description")
             row = [
                 rid, tenant, seq, ev["id"], parse_us(ev["timestamp"]),
                 parse_us(ev["received_at"]), ev["type"],
                 ev.get("category"), RANK[ev["severity"]], ev.get("outcome"), title, desc,
-                body, None, None,
+                body, None, leaf,
             ]
             for path, _col in path_items:
                 head, _, rest = path.partition(".")
@@ -93,15 +117,30 @@ class RawLoader:
             rid += 1
         self.next_seq[tenant] = seq
         self.next_rid = rid
-        return rows, fts
+        nodes: list[tuple[Any, ...]] = []
+        if leaves:
+            cr = self.ranges.get(tenant)
+            if cr is None:
+                cr = self.ranges[tenant] = self.compact_range()
+            nodes = [(tenant, lvl, idx, h) for lvl, idx, h in cr.extend(leaves) if lvl > 0]
+        return rows, fts, nodes
 
-    def insert(self, rows: list[list[Any]], fts: list[tuple[int, Any, Any]]) -> None:
+    def insert(self, rows: list[list[Any]], fts: list[tuple[int, Any, Any]],
+               nodes: list[tuple[Any, ...]] | None = None) -> tuple[float, float]:
+        """One transaction; returns (seconds for events + FTS + commit, seconds for nodes)."""
         conn = self.conn
+        t0 = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany(self.sql, rows)
         if fts:
             conn.executemany(FTS_SQL, fts)
+        t1 = time.perf_counter()
+        if nodes:
+            conn.executemany(NODES_SQL, nodes)
+        t2 = time.perf_counter()
         conn.execute("COMMIT")
+        t3 = time.perf_counter()
+        return (t1 - t0) + (t3 - t2), t2 - t1
 
     def close(self) -> None:
         self.conn.close()
@@ -114,6 +153,7 @@ def run(
     txn_rows: int = 10_000,
     indexed_paths: list[str] | None = None,
     synchronous: str | None = None,
+    integrity: bool | None = None,
 ) -> dict[str, Any]:
     """Load ``(tenant, JSON array body)`` batches into a fresh file at ``path``.
 
@@ -125,29 +165,36 @@ def run(
         indexed_paths = settings.indexed_path_list
     if synchronous is None:
         synchronous = settings.synchronous
+    if integrity is None:
+        integrity = bool(getattr(settings, "integrity", False))
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(path + suffix):
             os.remove(path + suffix)
-    loader = RawLoader(path, indexed_paths=indexed_paths, synchronous=synchronous)
+    loader = RawLoader(path, indexed_paths=indexed_paths, synchronous=synchronous,
+                       integrity=integrity)
     insert_s = 0.0
+    nodes_s = 0.0
+    n_nodes = 0
     build_s = 0.0
     parse_s = 0.0
     commits = 0
     n = 0
     pending_rows: list[list[Any]] = []
     pending_fts: list[tuple[int, Any, Any]] = []
+    pending_nodes: list[tuple[Any, ...]] = []
     txn_times: list[float] = []
 
     def flush() -> None:
-        nonlocal insert_s, commits
-        t0 = time.perf_counter()
-        loader.insert(pending_rows, pending_fts)
-        dt = time.perf_counter() - t0
+        nonlocal insert_s, nodes_s, n_nodes, commits
+        dt, dn = loader.insert(pending_rows, pending_fts, pending_nodes)
         txn_times.append(dt)
         insert_s += dt
+        nodes_s += dn
+        n_nodes += len(pending_nodes)
         commits += 1
         pending_rows.clear()
         pending_fts.clear()
+        pending_nodes.clear()
 
     wall0 = time.perf_counter()
     for tenant, body in batches:
@@ -155,12 +202,13 @@ def run(
         events = parse_body(body, "application/json", 1_000_000)
         events, _ = normalise(events, tenant=tenant, received_us=now_us())
         t1 = time.perf_counter()
-        rows, fts = loader.rows(tenant, events)
+        rows, fts, nodes = loader.rows(tenant, events)
         t2 = time.perf_counter()
         parse_s += t1 - t0
         build_s += t2 - t1
         pending_rows.extend(rows)
         pending_fts.extend(fts)
+        pending_nodes.extend(nodes)
         n += len(rows)
         if len(pending_rows) >= txn_rows:
             flush()
@@ -178,6 +226,10 @@ def run(
         "indexed_paths": len(indexed_paths),
         "insert_seconds": round(insert_s, 3),
         "insert_events_per_s": round(n / insert_s) if insert_s else None,
+        "integrity": integrity,
+        "merkle_node_rows": n_nodes,
+        "insert_nodes_seconds": round(nodes_s, 3),
+        "insert_with_ledger_events_per_s": round(n / (insert_s + nodes_s)) if n else None,
         "build_rows_seconds": round(build_s, 3),
         "build_rows_us_per_event": round(build_s / n * 1e6, 2) if n else None,
         "validate_normalise_us_per_event": round(parse_s / n * 1e6, 2) if n else None,
