@@ -1,8 +1,10 @@
 """The per-tenant Merkle log inside the SQLite backend (RFC 9162 tree, signed checkpoints).
 
-Storage: each event row keeps its leaf hash (level 0); ``merkle_nodes`` keeps every other
-perfect subtree root, written in the same transaction as the events that complete it, so
-appending is O(log n) and any proof reads O(log n) rows. After each commit group the writer
+Storage: each event row keeps its leaf hash (level 0); ``merkle_nodes`` keeps the perfect
+subtree roots of level ``STORED_MIN_LEVEL`` and up, written in the same transaction as the
+events that complete them, so appending is O(log n) and a proof reads O(log n) rows. Levels
+1–3 are not stored: they would be seven rows for every eight events, and any of them is
+recomputed from at most eight leaf rows when a proof needs it. After each commit group the writer
 signs one checkpoint per tenant it touched and stores it in ``checkpoints`` (same
 transaction): every committed event is covered by a signed checkpoint, which is what lets
 ``verify`` call any uncovered row a forgery.
@@ -47,6 +49,9 @@ def leaf_of(event: dict[str, Any]) -> bytes:
     return merkle.leaf_hash(canonical_bytes(event))
 
 
+STORED_MIN_LEVEL = 4
+
+
 class NodeReader:
     """``get_node`` over one connection for one tenant (level 0 from events.leaf)."""
 
@@ -59,6 +64,8 @@ class NodeReader:
             row = self.conn.execute(
                 "SELECT leaf FROM events WHERE tenant = ? AND seq = ?", (self.tenant, index + 1)
             ).fetchone()
+        elif level < STORED_MIN_LEVEL:
+            return self._from_leaves(level, index)
         else:
             row = self.conn.execute(
                 "SELECT hash FROM merkle_nodes WHERE tenant = ? AND level = ? AND idx = ?",
@@ -67,6 +74,18 @@ class NodeReader:
         if row is None or row[0] is None:
             raise LookupError(f"merkle node ({level}, {index}) of {self.tenant!r} is missing")
         return bytes(row[0])
+
+    def _from_leaves(self, level: int, index: int) -> bytes:
+        first, width = index << level, 1 << level
+        rows = self.conn.execute(
+            "SELECT leaf FROM events WHERE tenant = ? AND seq > ? AND seq <= ? ORDER BY seq",
+            (self.tenant, first, first + width)).fetchall()
+        if len(rows) != width or any(r[0] is None for r in rows):
+            raise LookupError(f"merkle node ({level}, {index}) of {self.tenant!r} is missing")
+        hashes = [bytes(r[0]) for r in rows]
+        while len(hashes) > 1:
+            hashes = [merkle.node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes), 2)]
+        return hashes[0]
 
 
 class Ledger:
@@ -99,7 +118,8 @@ class Ledger:
     def append(self, tenant: str, size: int, leaves: list[bytes]) -> None:
         """Extend the tenant's tree (currently ``size`` leaves) and store completed nodes."""
         cr = self.range_for(tenant, size)
-        rows = [(tenant, lvl, idx, h) for lvl, idx, h in cr.extend(leaves) if lvl > 0]
+        rows = [(tenant, lvl, idx, h) for lvl, idx, h in cr.extend(leaves)
+                if lvl >= STORED_MIN_LEVEL]
         if rows:
             self.conn.executemany(
                 "INSERT INTO merkle_nodes(tenant, level, idx, hash) VALUES (?, ?, ?, ?)", rows
