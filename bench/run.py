@@ -148,18 +148,25 @@ def python_bin() -> str:
 
 
 class Server:
-    def __init__(self, db: Path, port: int, logfile: Path):
+    def __init__(self, db: Path, port: int, logfile: Path, switch_interval: float | None = None):
         self.db, self.port, self.logfile = db, port, logfile
+        self.switch_interval = switch_interval
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
         self._log = open(self.logfile, "wb")  # noqa: SIM115 - closed in stop()
+        cmd = ["serve", "--db", str(self.db), "--port", str(self.port), "--no-demo"]
+        if self.switch_interval is None:
+            argv = [python_bin(), "-m", "auditstream", *cmd]
+        else:  # experiment only: the same CLI entry point with another GIL switch interval
+            argv = [python_bin(), "-c",
+                    f"import sys; sys.setswitchinterval({self.switch_interval!r}); "
+                    f"sys.argv = ['auditstream', *{cmd!r}]; "
+                    "from auditstream.cli import main; main()"]
         self.proc = subprocess.Popen(
-            [python_bin(), "-m", "auditstream", "serve", "--db", str(self.db),
-             "--port", str(self.port), "--no-demo"],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -811,6 +818,19 @@ def machine() -> dict[str, Any]:
     }
 
 
+def server_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings the server will run with (defaults + AUDITSTREAM_* from the env)."""
+    from auditstream.settings import Settings
+
+    st = Settings.from_env()
+    doc: dict[str, Any] = {"synchronous": st.synchronous, "read_pool": st.read_pool,
+                           "indexed_paths": len(st.indexed_path_list),
+                           "integrity": getattr(st, "integrity", None)}
+    if args.server_switch_interval is not None:
+        doc["EXPERIMENT_switch_interval"] = args.server_switch_interval
+    return doc
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.run",
                                  description="End-to-end auditstream benchmark.")
@@ -829,6 +849,8 @@ def main(argv: list[str] | None = None) -> int:
                     "(default: all N)")
     ap.add_argument("--workdir", help="parent directory of the temporary work directory")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--server-switch-interval", type=float, metavar="S",
+                    help="experiment: run the server with sys.setswitchinterval(S)")
     ap.add_argument("--profile", metavar="DIR", help="py-spy record the server per phase "
                     "into DIR (collapsed stacks; slows the server: not for the figures)")
     args = ap.parse_args(argv)
@@ -837,7 +859,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="auditstream-bench-", dir=args.workdir))
     out_path = Path(args.out) if args.out else ROOT / "bench" / "out" / f"bench-{args.events}.json"
     report: dict[str, Any] = {"command": "python -m bench.run " + " ".join(
-        sys.argv[1:] if argv is None else argv), "machine": machine()}
+        sys.argv[1:] if argv is None else argv), "machine": machine(),
+        "server_settings": server_settings(args)}
     server: Server | None = None
     rss: RssSampler | None = None
     try:
@@ -891,7 +914,7 @@ def main(argv: list[str] | None = None) -> int:
             report["raw_sqlite"] = raw
 
             # 4. the server
-            server = Server(db, free_port(), work / "server.log")
+            server = Server(db, free_port(), work / "server.log", args.server_switch_interval)
             server.start()
             log(f"server pid {server.pid} on port {server.port}")
             rss = RssSampler(server)
@@ -964,6 +987,7 @@ def main(argv: list[str] | None = None) -> int:
         report["passed"] = sorted(k for k, v in report["figures"].items() if v["pass"])
         report["failed"] = sorted(k for k, v in report["figures"].items() if not v["pass"])
         report["total_seconds"] = round(time.perf_counter() - started, 1)
+        report["machine"]["loadavg_at_end"] = os.getloadavg()
     except BaseException:
         if server is not None:
             log("server log tail:\n" + server.tail())

@@ -251,6 +251,34 @@ def query(
     console.print(table)
 
 
+@app.command()
+def purge(
+    tenant: Annotated[str, typer.Option(help="Tenant whose old events to purge")],
+    before: Annotated[str, typer.Option(help="Purge events older than this (date, RFC 3339 "
+                                        "or a duration such as 90d)")],
+    reason: Annotated[str, typer.Option(help="Recorded in each purged event")] = "retention",
+    db: DbOpt = None,
+) -> None:
+    """Retention: erase the content of old events, keeping what proofs need."""
+    from .model.times import TimeParseError, parse_time
+    from .store.sqlite import SQLiteEventStore
+
+    try:
+        cutoff = parse_time(before, allow_relative=True)
+    except TimeParseError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    settings = _settings(db=db)
+
+    async def run() -> int:
+        store = SQLiteEventStore(settings.db, indexed_paths=settings.indexed_path_list)
+        try:
+            return await store.purge(tenant, cutoff, reason)
+        finally:
+            await store.close()
+
+    console.print(f"purged {asyncio.run(run())} events of {tenant}")
+
+
 def _public_key(value: str) -> str:
     """A verifier key given inline (name+id+key) or as a file holding one."""
     path = Path(value)

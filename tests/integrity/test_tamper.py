@@ -199,3 +199,26 @@ def test_redacted_event_still_proves_in_db_and_bundle(tmp_path: Path) -> None:
     with out.open("rb") as f:
         brep = verify_bundle(f, signer.verifier_key())
     assert brep.ok and brep.redacted == 1 and brep.events == 40
+
+
+def test_retention_purge_keeps_proofs(tmp_path: Path) -> None:
+    db = tmp_path / "p.db"
+    signer = build(db)
+    conn = sqlite3.connect(db)
+    cutoff = conn.execute("SELECT ts FROM events WHERE tenant='acme' AND seq=21").fetchone()[0]
+    conn.close()
+    from auditstream.model.times import format_us as fmt
+
+    p = subprocess.run([sys.executable, "-m", "auditstream", "purge", "--tenant", "acme",
+                        "--before", fmt(cutoff), "--db", str(db)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    conn = sqlite3.connect(db)
+    purged = conn.execute("SELECT COUNT(*) FROM events WHERE tenant='acme' "
+                          "AND body LIKE '%\"redacted\"%'").fetchone()[0]
+    kept = orjson.loads(conn.execute(
+        "SELECT body FROM events WHERE tenant='acme' AND seq=21").fetchone()[0])
+    conn.close()
+    assert purged >= 1 and "title" in kept
+    rep = verify_db(db, signer.verifier())
+    assert rep.ok and rep.redacted == purged

@@ -170,5 +170,13 @@ class EventStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def purge(self, tenant: str, before_us: int, reason: str) -> int:
+        """Retention: redact (as ``redact``) every event older than ``before_us``.
+
+        Leaf hashes, seqs and timestamps stay, so every proof and checkpoint still verifies.
+        Returns how many events were newly redacted.
+        """
+
+    @abc.abstractmethod
     async def close(self) -> None:
         """Finish pending appends and release resources; later calls raise StoreClosed."""

@@ -358,6 +358,13 @@ class SQLiteEventStore(EventStore):
         self.writer.submit(RedactJob(tenant, event_id, reason, loop, fut))
         return await fut
 
+    async def purge(self, tenant: str, before_us: int, reason: str) -> int:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[dict[str, Any] | None] = loop.create_future()
+        self.writer.submit(RedactJob(tenant, None, reason, loop, fut, before_us=before_us))
+        result = await fut
+        return int(result["purged"]) if result else 0
+
     async def close(self) -> None:
         if self._closed:
             return

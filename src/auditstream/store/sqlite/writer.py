@@ -47,11 +47,14 @@ class AppendJob:
 
 @dataclass
 class RedactJob:
+    """Blank one event (``event_id``) or every event older than ``before_us`` (a purge)."""
+
     tenant: str
-    event_id: str
+    event_id: str | None
     reason: str
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[dict[str, Any] | None]
+    before_us: int | None = None
     events: list[dict[str, Any]] = field(default_factory=list)  # none: counts 0 in a group
     result: dict[str, Any] | None = None
     error: BaseException | None = None
@@ -296,30 +299,35 @@ class Writer(threading.Thread):
         return len(rows)
 
     def _redact(self, job: RedactJob) -> int:
-        conn = self.conn
-        row = conn.execute(
-            "SELECT rid, body, title, description FROM events WHERE tenant = ? AND id = ?",
-            (job.tenant, job.event_id),
-        ).fetchone()
-        if row is None:
-            return 0
-        rid, body, title, desc = row
-        ev = orjson.loads(body)
-        if "redacted" not in ev:
-            kept = {k: ev[k] for k in REDACTION_KEEPS if k in ev}
-            kept["redacted"] = {"at": format_us(time.time_ns() // 1000), "reason": job.reason}
-            blank = "".join(f", {col} = NULL" for _, col in self.path_items)
-            conn.execute(
+        if job.event_id is not None:
+            rows = self.conn.execute(
+                "SELECT rid, body, title, description FROM events WHERE tenant = ? AND id = ?",
+                (job.tenant, job.event_id)).fetchall()
+        else:
+            rows = self.conn.execute(
+                "SELECT rid, body, title, description FROM events WHERE tenant = ? AND ts < ?",
+                (job.tenant, job.before_us)).fetchall()
+        at = format_us(time.time_ns() // 1000)
+        blank = "".join(f", {col} = NULL" for _, col in self.path_items)
+        done = 0
+        ev: dict[str, Any] | None = None
+        for rid, body, title, desc in rows:
+            ev = orjson.loads(body)
+            if "redacted" in ev:
+                continue
+            ev = {k: ev[k] for k in REDACTION_KEEPS if k in ev}
+            ev["redacted"] = {"at": at, "reason": job.reason}
+            self.conn.execute(
                 "UPDATE events SET body = ?, title = NULL, description = NULL, outcome = NULL,"
                 f" chash = NULL{blank} WHERE rid = ?",
-                (orjson.dumps(kept).decode(), rid),
+                (orjson.dumps(ev).decode(), rid),
             )
             if title or desc:
-                conn.execute(
+                self.conn.execute(
                     "INSERT INTO events_fts(events_fts, rowid, title, description) "
                     "VALUES ('delete', ?, ?, ?)", (rid, title, desc))
-            ev = kept
-        job.result = ev
+            done += 1
+        job.result = ev if job.event_id is not None else {"purged": done}
         return 0
 
     def _replays(
