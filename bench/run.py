@@ -351,7 +351,8 @@ class Profiler:
         spy = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
         self.proc = subprocess.Popen(
             [spy, "record", "--pid", str(self.pid), "--format", "raw", "--rate", "100",
-             "--threads", "--idle", "--nonblocking", "--output", str(self.dir / f"{name}.txt")],
+             "--threads", *(["--idle"] if os.environ.get("BENCH_PROFILE_IDLE") else []),
+             "--nonblocking", "--output", str(self.dir / f"{name}.txt")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)
 
@@ -467,11 +468,6 @@ class Spool:
     def __exit__(self, *exc: object) -> None:
         self.mm.close()
         self._f.close()
-
-    def bodies(self) -> Iterator[tuple[str, bytes]]:
-        for tenant, off, length, _ in self.index:
-            yield tenant, self.mm[off:off + length]
-
 
 def create_tenants(db: Path, tenants: list[str]) -> dict[str, str]:
     """``auditstream tenants create`` and ``keys create --json`` for each tenant."""
@@ -898,11 +894,11 @@ def main(argv: list[str] | None = None) -> int:
 
             def raw_batches() -> Iterator[tuple[str, bytes]]:
                 n = 0
-                for tenant, body in spool.bodies():
+                for tenant, off, length, count in spool.index:
                     if n >= raw_n:
                         return
-                    n += BATCH
-                    yield tenant, body
+                    n += count
+                    yield tenant, spool.mm[off:off + length]
 
             raw_db = work / "raw.db"
             raw = raw_sqlite.run(str(raw_db), raw_batches())

@@ -225,3 +225,37 @@ def test_deep_nesting_beyond_orjson_limit_matches_reference() -> None:
     for _ in range(300):
         value = {"k": [value]}
     assert canonical_bytes(value) == rfc8785.dumps(value)
+
+
+# -- canonical_json_bytes: the ingest fast path over values parsed from JSON -----------------
+
+from hypothesis import given as _given  # noqa: E402
+from hypothesis import settings as _settings  # noqa: E402
+from hypothesis import strategies as _st  # noqa: E402
+
+from auditstream.integrity.canonical import canonical_json_bytes  # noqa: E402
+
+_json_scalars = _st.one_of(
+    _st.none(), _st.booleans(), _st.integers(-(2**53) + 1, 2**53 - 1),
+    _st.floats(allow_nan=False, allow_infinity=False), _st.text(),
+    _st.sampled_from([1.0, -0.0, 1e-5, 0.0001, 0.00001, 1e15, 1e16, 123456789012345.6,
+                      2**53 - 1, 10**15, 0.5, "a:1.0,", "\ue000", "1e5"]),
+)
+_json_values = _st.recursive(
+    _json_scalars,
+    lambda kids: _st.one_of(_st.lists(kids, max_size=4),
+                            _st.dictionaries(_st.text(max_size=6), kids, max_size=4)),
+    max_leaves=20,
+)
+
+
+@_settings(max_examples=1500, deadline=None)
+@_given(_st.dictionaries(_st.text(max_size=6), _json_values, max_size=6))
+def test_canonical_json_bytes_matches_rfc8785(value: dict) -> None:  # type: ignore[type-arg]
+    import rfc8785 as _r
+
+    try:
+        want = _r.dumps(value)
+    except Exception:
+        return
+    assert canonical_json_bytes(value) == want

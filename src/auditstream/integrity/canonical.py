@@ -32,7 +32,7 @@ from typing import Any, Final
 import orjson
 import rfc8785
 
-__all__ = ["CanonicalizationError", "canonical_bytes"]
+__all__ = ["CanonicalizationError", "canonical_bytes", "canonical_json_bytes"]
 
 CanonicalizationError = rfc8785.CanonicalizationError
 """Raised (a ``ValueError``) for input JCS cannot represent: NaN/inf, ints beyond 2**53 - 1,
@@ -70,6 +70,31 @@ def canonical_bytes(event: Any) -> bytes:
     except UnicodeEncodeError as exc:
         # rfc8785 0.1.4 leaks this for lone surrogates in object keys (values are wrapped).
         raise CanonicalizationError("input contains non-UTF-8 codepoints") from exc
+
+
+# Any number token orjson may print differently from JCS: 16+ digits (|int| may pass 2**53),
+# an integral float ("1.0", "-0.0"), an exponent, or |x| < 1e-4. Every number in orjson's
+# compact output follows ':' '[' or ','; the same bytes inside a string only cause a
+# needless fall back to the exact path, never a wrong answer.
+_UNSAFE_NUMBER: Final = re.compile(rb"[:\[,]-?(?:\d{16}|\d+\.0[,\]}]|\d+(?:\.\d+)?[eE]|0\.0000)")
+# UTF-8 lead bytes of U+E000..U+FFFF, where UTF-8 and UTF-16 key orders differ.
+_ORDER_HAZARD: Final = re.compile(b"[\xee\xef]")
+
+
+def canonical_json_bytes(value: dict[str, Any]) -> bytes:
+    """``canonical_bytes`` for a value parsed from JSON (plain dict/list/str/int/float/bool/None).
+
+    Checks orjson's sorted output instead of walking the value first: one C-level regex
+    search instead of a Python walk, which halves the cost on the ingest hot path. Values
+    holding other types (datetimes, enums, UUIDs…) must go through ``canonical_bytes``.
+    """
+    try:
+        out = orjson.dumps(value, option=_ORJSON_OPTS)
+    except orjson.JSONEncodeError:
+        return canonical_bytes(value)
+    if _UNSAFE_NUMBER.search(out) or _ORDER_HAZARD.search(out):
+        return canonical_bytes(value)
+    return out
 
 
 def _fast_path_ok(value: Any, depth: int) -> bool:

@@ -22,10 +22,12 @@ from typing import Any
 import orjson
 
 from ...errors import Conflict, ProblemError, StoreClosed, StoreError, ValidationFailed
+from ...integrity.canonical import CanonicalizationError, canonical_json_bytes
+from ...integrity.merkle import leaf_hash
 from ...model.severity import RANK
 from ...model.times import format_us, parse_us
 from ..base import Appended
-from .ledger import CanonicalizationError, Ledger, leaf_of
+from .ledger import Ledger
 
 #: Fields the server sets; ignored when checking that a re-sent id has the same content.
 SERVER_FIELDS = ("seq", "tenant", "received_at")
@@ -249,14 +251,19 @@ class Writer(threading.Thread):
                 result.append(replay[i])
                 continue
             ev["seq"] = seq
-            body = orjson.dumps(ev).decode()
             leaf = None
-            if ledger is not None:
+            if ledger is None:
+                body = orjson.dumps(ev).decode()
+            else:
+                # With integrity on, the stored body *is* the RFC 8785 form: one
+                # serialisation serves both the row and its leaf hash.
                 try:
-                    leaf = leaf_of(ev)
+                    canonical = canonical_json_bytes(ev)
                 except CanonicalizationError as exc:
                     raise ValidationFailed("an event cannot be canonicalised (RFC 8785)", errors=[
                         {"index": i, "field": "(event)", "reason": str(exc)}]) from None
+                body = canonical.decode()
+                leaf = leaf_hash(canonical)
                 leaves.append(leaf)
             title = ev.get("title")
             desc = ev.get("description")
