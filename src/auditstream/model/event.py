@@ -6,20 +6,50 @@ already the plain ``dict`` the store writes, with no ``model_dump`` on the inges
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import AfterValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+)
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from .times import TimeParseError, format_us, parse_time
 
+# Already in the engine's own form (what ``format_us`` would print): kept as is.
+_CANONICAL_TIME = re.compile(
+    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{3}(?<!000)|\.\d{6}(?<!000))?Z$")
+
 Severity = Literal["info", "low", "medium", "high", "critical"]
 ShortStr = Annotated[StrictStr, Field(min_length=1, max_length=256)]
 Text = Annotated[StrictStr, Field(max_length=16_384)]
-Obj = dict[str, Any]
+
+
+def _object(value: Any) -> dict[str, Any]:
+    # Only "is it an object": the body came from a JSON parser, so its contents are JSON
+    # values already, and walking every nested value again doubled validation time.
+    if type(value) is not dict:
+        raise ValueError("Input should be an object")
+    return value
+
+
+Obj = Annotated[dict[str, Any], PlainValidator(_object)]
 
 
 def _normal_time(value: str | int) -> str:
+    if type(value) is str and _CANONICAL_TIME.match(value):
+        try:
+            datetime.fromisoformat(value)  # validates the calendar (no 2026-02-30)
+            return value
+        except ValueError:
+            pass
     try:
         return format_us(parse_time(value))
     except TimeParseError as exc:

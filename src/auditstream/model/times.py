@@ -93,6 +93,10 @@ def parse_time(value: object, *, now: int | None = None, allow_relative: bool = 
     return to_us(dt)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+
+
 def parse_us(stored: str) -> int:
     """Microseconds of a timestamp the engine itself formatted (``format_us``); fast path."""
-    return to_us(datetime.fromisoformat(stored))
+    return (datetime.fromisoformat(stored) - _EPOCH) // _ONE_US

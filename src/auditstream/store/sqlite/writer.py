@@ -31,7 +31,7 @@ from .ledger import Ledger
 
 #: Fields the server sets; ignored when checking that a re-sent id has the same content.
 SERVER_FIELDS = ("seq", "tenant", "received_at")
-_SCALARS = (str, int, float)
+_SCALARS = frozenset({str, int, float})  # exact types: a bool is not indexed as 0/1
 
 
 @dataclass
@@ -91,6 +91,8 @@ class Writer(threading.Thread):
         self.conn = conn
         self.ledger = ledger
         self.path_items = list(path_columns.items())
+        self.path_segments = [
+            (p.split(".")[0], tuple(p.split(".")[1:])) for p, _ in self.path_items]
         self.idempotency_us = idempotency_us
         self.on_commit = on_commit
         self.jobs: queue.SimpleQueue[AppendJob | RedactJob | None] = queue.SimpleQueue()
@@ -245,7 +247,8 @@ class Writer(threading.Thread):
         leaves: list[bytes] = []
         ledger = self.ledger
         result: list[Appended] = []
-        path_items = self.path_items
+        path_segments = self.path_segments
+        received_cache: dict[str, int] = {}
         for i, ev in enumerate(events):
             if i in replay:
                 result.append(replay[i])
@@ -269,16 +272,16 @@ class Writer(threading.Thread):
             desc = ev.get("description")
             row = [
                 rid, tenant, seq, ev["id"], parse_us(ev["timestamp"]),
-                parse_us(ev["received_at"]), ev["type"],
+                received_cache.get(ev["received_at"]) or received_cache.setdefault(
+                    ev["received_at"], parse_us(ev["received_at"])), ev["type"],
                 ev.get("category"), RANK[ev["severity"]], ev.get("outcome"), title, desc,
                 body, chashes.get(i), leaf,
             ]
-            for path, _col in path_items:
-                head, _, rest = path.partition(".")
+            for head, segs in path_segments:
                 val: Any = ev.get(head)
-                for seg in rest.split("."):
-                    val = val.get(seg) if isinstance(val, dict) else None
-                row.append(val if isinstance(val, _SCALARS) and not isinstance(val, bool) else None)
+                for seg in segs:
+                    val = val.get(seg) if type(val) is dict else None
+                row.append(val if type(val) in _SCALARS else None)
             rows.append(row)
             if title or desc:
                 fts.append((rid, title, desc))
