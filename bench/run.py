@@ -352,6 +352,7 @@ class Profiler:
         self.proc = subprocess.Popen(
             [spy, "record", "--pid", str(self.pid), "--format", "raw", "--rate", "100",
              "--threads", *(["--idle"] if os.environ.get("BENCH_PROFILE_IDLE") else []),
+             *(["--native"] if os.environ.get("BENCH_PROFILE_NATIVE") else []),
              "--nonblocking", "--output", str(self.dir / f"{name}.txt")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)

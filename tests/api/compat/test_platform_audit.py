@@ -4,6 +4,7 @@ the OAuth2 password flow, and a cursor walk racing concurrent ingest."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime
 from typing import Any
 
@@ -299,6 +300,9 @@ def test_cursor_walk_is_complete_and_duplicate_free_during_ingest(server: Any) -
 
     t = threading.Thread(target=writer)
     t.start()
+    deadline = time.monotonic() + 10
+    while not added and time.monotonic() < deadline:  # the writer is under way
+        time.sleep(0.001)
     seen: list[str] = []
     stamps: list[str] = []
     cursor = None
