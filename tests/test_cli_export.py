@@ -12,24 +12,11 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 import typer
-from fastapi import APIRouter, FastAPI
 from typer.testing import CliRunner
 
 from auditstream import cli_export
-from auditstream.api.native import export as export_api
 from auditstream.cli_export import PullError, pull, register
 from auditstream.export import COLUMNS
-
-
-def mount(app: FastAPI, router: APIRouter, path: str) -> None:
-    """Serve ``router`` first unless the app already does (the lead wires it in app.py)."""
-    if any(getattr(r, "path", None) == path for r in app.router.routes):
-        return
-    before = len(app.router.routes)
-    app.include_router(router)
-    added = app.router.routes[before:]
-    del app.router.routes[before:]
-    app.router.routes[:0] = added
 
 
 def events(n: int, start: int = 0, ts: str | None = None) -> list[dict[str, Any]]:
@@ -50,7 +37,6 @@ def ingest(client: Any, evs: list[dict[str, Any]]) -> None:
 
 @pytest.fixture
 def srv(server: Any) -> Any:
-    mount(server.app, export_api.router, "/v1/events/export")
     return server
 
 

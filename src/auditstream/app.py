@@ -15,7 +15,9 @@ from starlette.responses import Response
 from . import __version__
 from .api import compat, problems
 from .api.native import events as native_events
+from .api.native import export as native_export
 from .api.native import integrity as native_integrity
+from .api.native import llm as native_llm
 from .api.native import stats as native_stats
 from .auth.catalog import Catalog
 from .auth.principal import DEFAULT_SCOPES, Principal
@@ -97,6 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     compat.mount(app, settings.compat_root)
     app.include_router(native_integrity.router)
+    app.include_router(native_export.router)  # before events: /v1/events/export is no {id}
+    app.include_router(native_llm.router)
     app.include_router(native_events.router)
     app.include_router(native_stats.router)
 

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from .auth.catalog import Catalog
 from .auth.principal import DEFAULT_SCOPES
+from .cli_export import register as register_export
 from .errors import ProblemError
 from .settings import Settings, describe
 
@@ -341,6 +342,9 @@ def verify(
 
 def main() -> None:
     app()
+
+
+register_export(app)
 
 
 if __name__ == "__main__":

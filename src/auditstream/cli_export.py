@@ -52,6 +52,7 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -154,6 +155,10 @@ def export_cmd(
     after_seq: Annotated[int, typer.Option(help="Only events with a greater seq")] = 0,
     db: Annotated[str | None, typer.Option("--db", help="SQLite database file "
                                            "[env AUDITSTREAM_DB]")] = None,
+    bundle: Annotated[bool, typer.Option(
+        "--bundle", help="Write a verifiable bundle instead: every event up to the latest "
+        "signed checkpoint with its inclusion proof (check it with `auditstream verify "
+        "--bundle`)")] = False,
 ) -> None:
     """Export a tenant's events (seq order) to NDJSON, CSV or Parquet, from the database file.
 
@@ -165,6 +170,9 @@ def export_cmd(
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"use one of {', '.join(FORMATS)}", param_hint="--format")
+    if bundle and (q or since or until or after_seq):
+        raise typer.BadParameter("a bundle holds the whole log; filters do not apply",
+                                 param_hint="--bundle")
     try:
         where = _export_filter(q, since, until)
     except ProblemError as exc:
@@ -186,6 +194,8 @@ def export_cmd(
             if bar is not None and task is not None:
                 bar.update(task, completed=done, total=total)
 
+        if bundle:
+            return _bundle_to(sink, db, tenant, bar, task)
         return asyncio.run(export_to(sink, db=db, tenant=tenant, fmt=fmt, where=where,
                                      after_seq=after_seq, progress=progress))
 
@@ -496,6 +506,27 @@ def pull_cmd(
     if result.discarded_bytes:
         err.print(f"discarded {result.discarded_bytes} uncommitted bytes of an interrupted run")
     err.print(f"pulled {result.events} events; next run starts after seq {result.after_seq}")
+
+
+def _bundle_to(sink: IO[bytes], db: str | None, tenant: str, bar: Progress | None,
+               task: TaskID | None) -> int:
+    from .integrity.bundle import write_bundle
+    from .integrity.keys import key_path, load_or_create_signer
+    from .settings import Settings
+
+    settings = Settings.from_env(db=db)
+    if not key_path(settings.db).exists():
+        raise typer.BadParameter("no signing key beside the database: integrity was never on")
+
+    def progress(n: int) -> None:
+        if bar is not None and task is not None:
+            bar.advance(task, n)
+
+    try:
+        return write_bundle(settings.db, tenant, sink,
+                            load_or_create_signer(settings.db, settings.deployment), progress)
+    except LookupError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--tenant") from None
 
 
 def register(app: typer.Typer) -> None:

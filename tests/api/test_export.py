@@ -18,27 +18,13 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from fastapi import APIRouter, FastAPI
 
-from auditstream.api.native import export as export_api
 from auditstream.export import COLUMNS, CsvEncoder, ParquetEncoder, escape_cell
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 5000
 NASTY = ["=HYPERLINK(\"http://evil\",\"x\")", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)",
          "\tTAB", "\rCR", "plain, with \"quotes\"\nand a newline", "ünïcödé ✓"]
-
-
-def mount(app: FastAPI, router: APIRouter, path: str) -> None:
-    """Put ``router``'s routes first unless the app already serves ``path`` (the lead's
-    app.py registers it before the events router, which would take ``export`` as an id)."""
-    if any(getattr(r, "path", None) == path for r in app.router.routes):
-        return
-    before = len(app.router.routes)
-    app.include_router(router)
-    added = app.router.routes[before:]
-    del app.router.routes[before:]
-    app.router.routes[:0] = added
 
 
 def make_events(n: int, start: int = 0) -> list[dict[str, Any]]:
@@ -69,7 +55,6 @@ def ingest(client: Any, events: list[dict[str, Any]]) -> None:
 
 @pytest.fixture
 def loaded(server: Any) -> tuple[Any, Any, list[dict[str, Any]]]:
-    mount(server.app, export_api.router, "/v1/events/export")
     client = server.client(server.key("acme"))
     events = make_events(N)
     ingest(client, events)

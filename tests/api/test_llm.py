@@ -8,22 +8,8 @@ from typing import Any
 
 import orjson
 import pytest
-from fastapi import APIRouter, FastAPI
-
-from auditstream.api.native import llm as llm_api
 
 MODELS = {"gpt-4o": "openai", "gpt-4o-mini": "openai", "claude-sonnet": "anthropic"}
-
-
-def mount(app: FastAPI, router: APIRouter, path: str) -> None:
-    """Serve ``router`` unless the app already does (the lead wires it in app.py)."""
-    if any(getattr(r, "path", None) == path for r in app.router.routes):
-        return
-    before = len(app.router.routes)
-    app.include_router(router)
-    added = app.router.routes[before:]
-    del app.router.routes[before:]
-    app.router.routes[:0] = added
 
 
 def day(offset: int, hour: int = 12) -> str:
@@ -53,7 +39,6 @@ def calls() -> list[dict[str, Any]]:
 
 @pytest.fixture
 def llm(server: Any) -> tuple[Any, list[dict[str, Any]]]:
-    mount(server.app, llm_api.router, "/v1/llm/usage")
     client = server.client(server.key("acme"))
     events = calls() + [
         {"type": "user.login", "timestamp": day(0)},  # not an LLM call

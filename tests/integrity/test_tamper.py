@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from auditstream.auth.catalog import Catalog
 from auditstream.integrity.audit import verify_db
 from auditstream.integrity.bundle import write_bundle
 from auditstream.integrity.checkpoint import Signer, generate_signer, sign_note
@@ -24,6 +25,10 @@ from auditstream.store.sqlite.ledger import leaf_of
 
 def build(db: Path, n: int = 40) -> Signer:
     signer = load_or_create_signer(db, "auditstream.local")
+    catalog = Catalog(db)
+    catalog.create_tenant("acme")
+    catalog.create_tenant("globex")
+    catalog.close()
 
     async def run() -> None:
         store = SQLiteEventStore(db, signer=signer)
@@ -146,8 +151,10 @@ def test_bundle_verifies_offline_and_detects_edits(tmp_path: Path) -> None:
     db = tmp_path / "b.db"
     signer = build(db)
     out = tmp_path / "acme.bundle"
-    with out.open("wb") as f:
-        assert write_bundle(db, "acme", f, signer) == 40
+    p = subprocess.run([sys.executable, "-m", "auditstream", "export", "--bundle", "--tenant",
+                        "acme", "--out", str(out), "--db", str(db)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
     vkey = tmp_path / "key.pub"
     vkey.write_text(signer.verifier_key())
     cmd = [sys.executable, "-m", "auditstream", "verify", "--bundle", str(out),

@@ -218,3 +218,27 @@ async def test_durable_across_reopen(tmp_path: Path) -> None:
         assert [a.seq for a in await s2.append("a", [e2])] == [2]
     finally:
         await s2.close()
+
+
+async def test_exists_matches_any_json_type_on_indexed_paths(store: EventStore) -> None:
+    await put(store, "a", ev(subject={"ecosystem": "npm"}), ev(subject={"ecosystem": True}),
+              ev(subject={"ecosystem": {"name": "npm"}}), ev(subject={}))
+    from auditstream.query.filter import Exists
+
+    assert await store.count("a", Exists("subject.ecosystem")) == 3
+    assert await store.count("a", Not(Exists("subject.ecosystem"))) == 1
+
+
+async def test_readers_never_see_a_later_seq_before_an_earlier_one(store: EventStore) -> None:
+    async def writer() -> None:
+        for _ in range(30):
+            await put(store, "a", *[ev() for _ in range(20)])
+
+    task = asyncio.create_task(writer())
+    while not task.done():
+        last = await store.last_seq("a")
+        seqs = [e["seq"] async for b in store.scan("a", All()) for e in b]
+        assert seqs[: len(seqs)] == list(range(1, len(seqs) + 1))
+        assert len(seqs) >= last
+        await asyncio.sleep(0)
+    await task

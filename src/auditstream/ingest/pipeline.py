@@ -26,14 +26,22 @@ _MANY = TypeAdapter(list[EventIn])
 
 #: OpenTelemetry GenAI attribute names accepted inside ``llm`` and their canonical names.
 OTEL_GENAI = {
-    "gen_ai.provider.name": "provider",
     "gen_ai.system": "provider",
+    "gen_ai.provider.name": "provider",
     "gen_ai.request.model": "model",
     "gen_ai.response.model": "response_model",
     "gen_ai.usage.input_tokens": "input_tokens",
     "gen_ai.usage.output_tokens": "output_tokens",
     "gen_ai.operation.name": "operation",
 }
+
+
+def otel_to_canonical(llm: dict[str, Any]) -> dict[str, Any]:
+    """Rename OpenTelemetry GenAI attributes; a canonical name the producer also sent wins,
+    and ``gen_ai.provider.name`` wins over the older ``gen_ai.system``."""
+    out = {OTEL_GENAI[k]: llm[k] for k in OTEL_GENAI if k in llm}  # dict order: system first
+    out.update((k, v) for k, v in llm.items() if k not in OTEL_GENAI)
+    return out
 
 
 def _pydantic_errors(exc: ValidationError, batch: bool) -> list[dict[str, Any]]:
@@ -126,7 +134,7 @@ def normalise(
                 ev.setdefault("category", cat)
         llm = ev.get("llm")
         if llm and any(k in OTEL_GENAI for k in llm):
-            ev["llm"] = {OTEL_GENAI.get(k, k): v for k, v in llm.items()}
+            ev["llm"] = otel_to_canonical(llm)
         out.append(ev)
     return out, frozenset(client_ids)
 

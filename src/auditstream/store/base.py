@@ -6,7 +6,8 @@ Guarantees every backend gives, and the conformance suite in ``tests/store`` che
   tenants. An id, cursor or aggregate of one tenant never reveals another's events.
 * **Atomic appends.** ``append`` writes all of its events or none of them.
 * **Gap-free sequence.** Each tenant's events get ``seq`` 1, 2, 3, … in commit order with
-  no gaps and no reuse, also across restarts and crashes.
+  no gaps and no reuse, also across restarts and crashes. A reader never sees seq N+1
+  before N: an incremental reader that resumes after the last seq it saw misses nothing.
 * **Durable acknowledgement.** When ``append`` returns, the events survive a ``kill -9`` of
   the process (and, with ``synchronous=full``, a power cut).
 * **Idempotent ids.** Re-appending an event whose client-supplied ``id`` exists with the

@@ -61,7 +61,9 @@ class Compiler:
             params.extend([*p, *p, node.prefix, *p, hi])
             return f"(typeof({expr}) = 'text' AND {expr} >= ? AND {expr} < ?)"
         if isinstance(node, Exists):
-            if node.path in COLUMNS or node.path in self.path_columns:
+            # Indexed path columns hold scalars only (NULL for a bool, object or list), so
+            # only the core columns can answer "exists" by themselves.
+            if node.path in COLUMNS:
                 expr, _ = self.expr(node.path)
                 return f"({expr} IS NOT NULL)"
             params.append(json_path(node.path))
