@@ -8,11 +8,12 @@ normalised events. Only ``BEGIN; executemany(events); executemany(fts); COMMIT``
 10,000-row transactions is timed; building the rows (Python) is timed separately, so the
 report can show both the SQLite ceiling and the per-event Python cost of getting there.
 
-With ``integrity`` on (the server's default) each row carries its Merkle leaf hash, as the
-writer's rows do, and the ``merkle_nodes`` rows the writer adds (about one per event) are
-inserted in the same transactions but timed apart: ``insert_events_per_s`` is the ceiling
-as the issue defines it (events + FTS + path columns), ``insert_with_ledger_events_per_s``
-adds the ledger's node rows. The per-commit signed checkpoint is not included.
+With ``integrity`` on (the server's default) each row's body is the RFC 8785 form and
+carries its Merkle leaf hash, as the writer's rows do, and the ``merkle_nodes`` rows the
+writer adds (about one per event) are inserted in the same transactions but timed apart:
+``insert_events_per_s`` is the ceiling as the issue defines it (events + FTS + path
+columns), ``insert_with_ledger_events_per_s`` adds the ledger's node rows. The per-commit
+signed checkpoint is not included.
 
 ``python -m bench.raw_sqlite --events N`` runs it alone on generated events.
 """
@@ -59,15 +60,19 @@ class RawLoader:
                  integrity: bool = False):
         self.conn: sqlite3.Connection = connect(path, synchronous=synchronous)
         self.path_columns = migrate(self.conn, indexed_paths)
-        self.leaf_of: Any = None
+        self.canonical: Any = None
         self.ranges: dict[str, Any] = {}
         if integrity:
-            from auditstream.integrity.merkle import CompactRange
+            from auditstream.integrity.merkle import CompactRange, leaf_hash
             from auditstream.store.sqlite.ledger import SCHEMA as LEDGER_SCHEMA
-            from auditstream.store.sqlite.ledger import leaf_of
 
+            try:  # the writer stores the RFC 8785 bytes as the body and hashes them
+                from auditstream.integrity.canonical import canonical_json_bytes
+            except ImportError:  # older engines: canonical_bytes
+                from auditstream.integrity.canonical import canonical_bytes as canonical_json_bytes
             self.conn.executescript(LEDGER_SCHEMA)
-            self.leaf_of = leaf_of
+            self.canonical = canonical_json_bytes
+            self.leaf_hash = leaf_hash
             self.compact_range = CompactRange
         self.path_items = list(self.path_columns.items())
         self.sql = insert_sql(self.path_columns)
@@ -87,13 +92,16 @@ class RawLoader:
         fts: list[tuple[int, Any, Any]] = []
         leaves: list[bytes] = []
         path_items = self.path_items
-        leaf_of = self.leaf_of
+        canonical = self.canonical
         for ev in events:
             ev["seq"] = seq
-            body = orjson.dumps(ev).decode()
             leaf = None
-            if leaf_of is not None:
-                leaf = leaf_of(ev)
+            if canonical is None:
+                body = orjson.dumps(ev).decode()
+            else:
+                data = canonical(ev)
+                body = data.decode()
+                leaf = self.leaf_hash(data)
                 leaves.append(leaf)
             title = ev.get("title")
             desc = ev.get("description")

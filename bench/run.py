@@ -815,6 +815,21 @@ def machine() -> dict[str, Any]:
     }
 
 
+def source_digest() -> dict[str, Any]:
+    """Which engine was measured: a digest of src/auditstream/**/*.py and its newest mtime
+    (the code changes between runs; compare figures only between equal digests)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    newest = 0.0
+    for f in sorted((ROOT / "src" / "auditstream").rglob("*.py")):
+        h.update(str(f.relative_to(ROOT)).encode())
+        h.update(f.read_bytes())
+        newest = max(newest, f.stat().st_mtime)
+    return {"sha256_12": h.hexdigest()[:12],
+            "newest_mtime": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(newest))}
+
+
 def server_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The settings the server will run with (defaults + AUDITSTREAM_* from the env)."""
     from auditstream.settings import Settings
@@ -857,7 +872,7 @@ def main(argv: list[str] | None = None) -> int:
     out_path = Path(args.out) if args.out else ROOT / "bench" / "out" / f"bench-{args.events}.json"
     report: dict[str, Any] = {"command": "python -m bench.run " + " ".join(
         sys.argv[1:] if argv is None else argv), "machine": machine(),
-        "server_settings": server_settings(args)}
+        "server_settings": server_settings(args), "engine_source": source_digest()}
     server: Server | None = None
     rss: RssSampler | None = None
     try:
@@ -959,7 +974,7 @@ def main(argv: list[str] | None = None) -> int:
                 None, None),
             "ingest_batch_request_p99_ms": figure(
                 "ingest_batch_request_p99_ms", ib["request_latency"]["p99_ms"],
-                "raw_sqlite_10k_txn_p50_ms/10", raw["txn_ms_p50"] / 10),
+                "raw_sqlite_10k_txn_p50_ms/10", round(raw["txn_ms_p50"] / 10, 2)),
             "single_event_posts_per_s": figure(
                 "single_event_posts_per_s", h["single_event_posts"]["events_per_s"],
                 f"healthz_req_per_s_{c}_clients", h["healthz_32"]["requests_per_s"],
@@ -1005,7 +1020,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     # Figures first: the verdicts, then everything they were computed from.
     head = ("command", "figures", "passed", "failed", "total_seconds", "machine",
-            "server_settings")
+            "server_settings", "engine_source")
     report = {**{k: report[k] for k in head if k in report},
               **{k: v for k, v in report.items() if k not in head}}
     text = orjson.dumps(report, option=orjson.OPT_INDENT_2).decode()

@@ -16,7 +16,7 @@ from ...errors import InvalidRequest, StoreClosed
 from ...integrity.checkpoint import Signer
 from ...model.severity import SEVERITIES
 from ...query import cursor as cursors
-from ...query.filter import Node
+from ...query.filter import Cmp, Node, and_
 from ..base import (
     AggregateRow,
     AggregateSpec,
@@ -28,6 +28,7 @@ from ..base import (
     Page,
     StoredCheckpoint,
 )
+from . import rollup
 from .compile import COLUMNS, Compiler
 from .ledger import SCHEMA as LEDGER_SCHEMA
 from .ledger import Ledger, NodeReader
@@ -64,6 +65,7 @@ class SQLiteEventStore(EventStore):
         wconn = connect(self.path, synchronous=synchronous)
         self.path_columns = migrate(wconn, indexed_paths or [])
         wconn.executescript(LEDGER_SCHEMA)
+        rollup.migrate(wconn)
         self.compiler = Compiler(self.path_columns)
         self.writer = Writer(
             wconn, self.path_columns, idempotency_us=idempotency_hours * US_HOUR,
@@ -198,6 +200,51 @@ class SQLiteEventStore(EventStore):
         return await self._read(run)
 
     async def aggregate(self, tenant: str, where: Node, spec: AggregateSpec) -> list[Bucket]:
+        p = rollup.plan(where, spec)
+
+        def run(conn: sqlite3.Connection) -> list[Bucket]:
+            rows = self._from_rollup(conn, tenant, where, spec, p) if p else None
+            if rows is None:
+                rows = self._aggregate_rows(conn, tenant, where, spec)
+            buckets: dict[Any, list[AggregateRow]] = {}
+            for (ts, _key), row in rows.items():
+                buckets.setdefault(ts, []).append(row)
+            out = []
+            for ts in sorted(buckets, key=lambda t: (t is not None, t)):
+                ordered = sorted(buckets[ts], key=lambda x: (-x.count, str(x.key)))
+                out.append(Bucket(ts, ordered[: spec.max_groups]))
+            return out
+
+        return await self._read(run)
+
+    def _from_rollup(
+        self, conn: sqlite3.Connection, tenant: str, where: Node, spec: AggregateSpec,
+        p: rollup.Plan,
+    ) -> dict[tuple[Any, Any], AggregateRow] | None:
+        """Whole hours from the rollup, the partial hours at the ends from the events."""
+        h1, h2 = rollup.whole_hours(p)
+        if h1 is not None and h2 is not None and h1 >= h2:
+            return None  # less than an hour: scanning is cheap and simpler
+        out: dict[tuple[Any, Any], AggregateRow] = {}
+        for (b, k), n in rollup.counts(conn, tenant, p, spec, h1, h2).items():
+            key = _severity_name(spec.group_by, k)
+            out[b, key] = AggregateRow(count=n, key=key)
+        edges = []
+        if p.lo is not None and h1 is not None and p.lo < h1:
+            edges.append(and_(where, Cmp("timestamp", "<", h1)))
+        if p.hi is not None and h2 is not None and h2 < p.hi:
+            edges.append(and_(where, Cmp("timestamp", ">=", h2)))
+        for edge in edges:
+            for bk, row in self._aggregate_rows(conn, tenant, edge, spec).items():
+                if bk in out:
+                    out[bk].count += row.count
+                else:
+                    out[bk] = row
+        return out
+
+    def _aggregate_rows(
+        self, conn: sqlite3.Connection, tenant: str, where: Node, spec: AggregateSpec
+    ) -> dict[tuple[Any, Any], AggregateRow]:
         where_sql, params = self._where(tenant, where)
         select: list[str] = []
         sel_params: list[Any] = []
@@ -209,7 +256,6 @@ class SQLiteEventStore(EventStore):
             group.append("1")
         else:
             select.append("NULL")
-        key_expr = None
         if spec.group_by is not None:
             key_expr, kp = self._dim(spec.group_by)
             select.append(key_expr)
@@ -233,32 +279,27 @@ class SQLiteEventStore(EventStore):
             f"SELECT {', '.join(select)} FROM events WHERE {where_sql}"
             + (f" GROUP BY {', '.join(group)}" if group else "")
         )
+        out: dict[tuple[Any, Any], AggregateRow] = {}
+        for r in conn.execute(sql, [*sel_params, *params]):
+            count = r[2]
+            if count == 0:
+                continue
+            row = AggregateRow(count=count, key=_severity_name(spec.group_by, r[1]))
+            i = 3
+            for dim in spec.count_unique:
+                row.uniques[dim] = r[i]
+                i += 1
+            for fn, path in sql_metrics:
+                row.metrics.setdefault(path, {})[fn] = r[i]
+                i += 1
+            out[r[0], row.key] = row
         pct = [(fn, path) for fn, path in spec.metrics if fn in _PERCENTILES]
-
-        def run(conn: sqlite3.Connection) -> list[Bucket]:
+        if pct:
             buckets: dict[Any, list[AggregateRow]] = {}
-            for r in conn.execute(sql, [*sel_params, *params]):
-                count = r[2]
-                if count == 0:
-                    continue
-                row = AggregateRow(count=count, key=_severity_name(spec.group_by, r[1]))
-                i = 3
-                for dim in spec.count_unique:
-                    row.uniques[dim] = r[i]
-                    i += 1
-                for fn, path in sql_metrics:
-                    row.metrics.setdefault(path, {})[fn] = r[i]
-                    i += 1
-                buckets.setdefault(r[0], []).append(row)
-            if pct:
-                self._percentiles(conn, buckets, pct, spec, where_sql, params)
-            out = []
-            for ts in sorted(buckets, key=lambda t: (t is not None, t)):
-                rows = sorted(buckets[ts], key=lambda x: (-x.count, str(x.key)))
-                out.append(Bucket(ts, rows[: spec.max_groups]))
-            return out
-
-        return await self._read(run)
+            for (ts, _k), row in out.items():
+                buckets.setdefault(ts, []).append(row)
+            self._percentiles(conn, buckets, pct, spec, where_sql, params)
+        return out
 
     def _percentiles(
         self,

@@ -27,6 +27,7 @@ from ...integrity.merkle import leaf_hash
 from ...model.severity import RANK
 from ...model.times import format_us, parse_us
 from ..base import Appended
+from . import rollup
 from .ledger import Ledger
 
 #: Fields the server sets; ignored when checking that a re-sent id has the same content.
@@ -62,9 +63,10 @@ class RedactJob:
     error: BaseException | None = None
 
 
-#: Fields a redacted event keeps: what proves where it sat in the log, not what it said.
+#: Fields a redacted event keeps: where it sat in the log and what the hourly rollups count,
+#: not what it said.
 REDACTION_KEEPS = ("id", "tenant", "seq", "timestamp", "received_at", "type", "category",
-                   "severity")
+                   "severity", "outcome")
 
 
 def content_hash(event: dict[str, Any]) -> bytes:
@@ -290,6 +292,7 @@ class Writer(threading.Thread):
             rid += 1
         if rows:
             conn.executemany(self.insert_sql, rows)
+            conn.executemany(rollup.UPSERT, rollup.count_rows(tenant, rows))
             if fts:
                 conn.executemany(
                     "INSERT INTO events_fts(rowid, title, description) VALUES (?, ?, ?)", fts
@@ -328,7 +331,7 @@ class Writer(threading.Thread):
             ev = {k: ev[k] for k in REDACTION_KEEPS if k in ev}
             ev["redacted"] = {"at": at, "reason": job.reason}
             self.conn.execute(
-                "UPDATE events SET body = ?, title = NULL, description = NULL, outcome = NULL,"
+                "UPDATE events SET body = ?, title = NULL, description = NULL,"
                 f" chash = NULL{blank} WHERE rid = ?",
                 (orjson.dumps(ev).decode(), rid),
             )
