@@ -77,8 +77,12 @@ def canonical_bytes(event: Any) -> bytes:
 # compact output follows ':' '[' or ','; the same bytes inside a string only cause a
 # needless fall back to the exact path, never a wrong answer.
 _UNSAFE_NUMBER: Final = re.compile(rb"[:\[,]-?(?:\d{16}|\d+\.0[,\]}]|\d+(?:\.\d+)?[eE]|0\.0000)")
-# UTF-8 lead bytes of U+E000..U+FFFF, where UTF-8 and UTF-16 key orders differ.
-_ORDER_HAZARD: Final = re.compile(b"[\xee\xef]")
+
+
+def _order_hazard(out: bytes) -> bool:
+    """UTF-8 lead bytes of U+E000..U+FFFF, where UTF-8 and UTF-16 key orders differ
+    (``in`` is a C scan, several times faster than a character-class regex)."""
+    return b"\xee" in out or b"\xef" in out
 
 
 def canonical_json_bytes(value: dict[str, Any]) -> bytes:
@@ -92,9 +96,25 @@ def canonical_json_bytes(value: dict[str, Any]) -> bytes:
         out = orjson.dumps(value, option=_ORJSON_OPTS)
     except orjson.JSONEncodeError:
         return canonical_bytes(value)
-    if _UNSAFE_NUMBER.search(out) or _ORDER_HAZARD.search(out):
-        return canonical_bytes(value)
+    if _UNSAFE_NUMBER.search(out) or _order_hazard(out):
+        # Integral floats (``"latency_ms": 16.0``) are common and JCS prints them as ints:
+        # print them as ints too and look again before the slow reference path.
+        as_ints = _integral_floats_as_ints(value)
+        out = orjson.dumps(as_ints, option=_ORJSON_OPTS)
+        if _UNSAFE_NUMBER.search(out) or _order_hazard(out):
+            return canonical_bytes(value)
     return out
+
+
+def _integral_floats_as_ints(value: Any) -> Any:
+    t = type(value)
+    if t is float:
+        return int(value) if value.is_integer() and abs(value) <= _JS_SAFE_INT else value
+    if t is dict:
+        return {k: _integral_floats_as_ints(v) for k, v in value.items()}
+    if t is list:
+        return [_integral_floats_as_ints(v) for v in value]
+    return value
 
 
 def _fast_path_ok(value: Any, depth: int) -> bool:
