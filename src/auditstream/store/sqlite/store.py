@@ -73,10 +73,10 @@ class SQLiteEventStore(EventStore):
             ledger=Ledger(wconn, signer, deployment) if signer is not None else None,
         )
         self.writer.start()
-        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
-        self._all_readers = [connect(self.path, readonly=True) for _ in range(max(1, readers))]
-        for c in self._all_readers:
-            self._readers.put(c)
+        self._readers: queue.SimpleQueue[tuple[sqlite3.Connection, int]] = queue.SimpleQueue()
+        for _ in range(max(1, readers)):
+            self._readers.put((connect(self.path, readonly=True), self.writer.stats_version))
+        self._reader_count = max(1, readers)
         self._closed = False
 
     # -- plumbing ----------------------------------------------------------------
@@ -86,11 +86,15 @@ class SQLiteEventStore(EventStore):
             raise StoreClosed("store is closed")
 
         def run() -> T:
-            conn = self._readers.get()
+            conn, version = self._readers.get()
+            if version != self.writer.stats_version:  # new planner statistics
+                version = self.writer.stats_version
+                conn.close()
+                conn = connect(self.path, readonly=True)
             try:
                 return fn(conn)
             finally:
-                self._readers.put(conn)
+                self._readers.put((conn, version))
 
         return await anyio.to_thread.run_sync(run)
 
@@ -412,8 +416,9 @@ class SQLiteEventStore(EventStore):
         self._closed = True
         await anyio.to_thread.run_sync(self.writer.stop)
         self.writer.conn.close()
-        for c in self._all_readers:
-            c.close()
+        for _ in range(self._reader_count):
+            conn, _version = self._readers.get()
+            conn.close()
 
 
 def _severity_name(group_by: str | None, key: Any) -> Any:
