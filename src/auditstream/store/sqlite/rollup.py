@@ -61,7 +61,7 @@ def migrate(conn: sqlite3.Connection) -> None:
         raise
 
 
-def count_rows(tenant: str, rows: list[list[Any]]) -> list[tuple[Any, ...]]:
+def count_rows(tenant: str, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Upsert parameters for a batch of event rows (the writer's row layout)."""
     c: Counter[tuple[Any, ...]] = Counter(
         (r[4] // HOUR * HOUR, r[6], r[7] or "", r[8], r[9] or "") for r in rows)

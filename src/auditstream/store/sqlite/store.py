@@ -33,7 +33,7 @@ from .compile import COLUMNS, Compiler
 from .ledger import SCHEMA as LEDGER_SCHEMA
 from .ledger import Ledger, NodeReader
 from .schema import connect, migrate
-from .writer import AppendJob, RedactJob, Writer
+from .writer import AppendJob, RedactJob, Writer, prepare
 
 T = TypeVar("T")
 US_HOUR = 3_600_000_000
@@ -113,10 +113,12 @@ class SQLiteEventStore(EventStore):
         idempotency_key: str | None = None,
         request_hash: str | None = None,
     ) -> list[Appended]:
+        prepared = prepare(events, canonical=self.writer.ledger is not None,
+                           path_segments=self.writer.path_segments)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[list[Appended]] = loop.create_future()
         self.writer.submit(AppendJob(
-            tenant, events, client_ids, idempotency_key, request_hash, loop, fut
+            tenant, events, client_ids, idempotency_key, request_hash, loop, fut, prepared
         ))
         return await fut
 

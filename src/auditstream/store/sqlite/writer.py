@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import queue
+import random
 import sqlite3
 import threading
 import time
@@ -44,6 +45,7 @@ class AppendJob:
     request_hash: str | None
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[list[Appended]]
+    prepared: list[Prepared] = field(default_factory=list)
     result: list[Appended] = field(default_factory=list)
     error: BaseException | None = None
 
@@ -67,6 +69,53 @@ class RedactJob:
 #: not what it said.
 REDACTION_KEEPS = ("id", "tenant", "seq", "timestamp", "received_at", "type", "category",
                    "severity", "outcome")
+
+
+# Events are serialised before they reach the writer thread, with this number standing in
+# for the seq only the writer knows; the writer splices the real one in. Random per
+# process and 15 digits: canonical JSON prints it as is, and no producer can guess it.
+SEQ_PLACEHOLDER = random.SystemRandom().randrange(10**14, 10**15)
+SEQ_MARK = b'"seq":%d' % SEQ_PLACEHOLDER
+
+#: What the writer needs of an event besides its seq: the body with the placeholder (None:
+#: serialise in the writer), the column values, and the declared paths' scalars.
+Prepared = tuple[bytes | None, tuple[Any, ...], tuple[Any, ...]]
+
+
+def prepare(
+    events: list[dict[str, Any]], *, canonical: bool,
+    path_segments: list[tuple[str, tuple[str, ...]]],
+) -> list[Prepared]:
+    """Everything about each row that does not depend on its seq; runs off the writer thread.
+
+    Raises ``ValidationFailed`` for an event RFC 8785 cannot represent.
+    """
+    out: list[Prepared] = []
+    received_us: dict[str, int] = {}
+    for i, ev in enumerate(events):
+        ev["seq"] = SEQ_PLACEHOLDER
+        if canonical:
+            try:
+                body = canonical_json_bytes(ev)
+            except CanonicalizationError as exc:
+                raise ValidationFailed("an event cannot be canonicalised (RFC 8785)", errors=[
+                    {"index": i, "field": "(event)", "reason": str(exc)}]) from None
+        else:
+            body = orjson.dumps(ev)
+        received = ev["received_at"]
+        if received not in received_us:
+            received_us[received] = parse_us(received)
+        fields = (ev["id"], parse_us(ev["timestamp"]), received_us[received], ev["type"],
+                  ev.get("category"), RANK[ev["severity"]], ev.get("outcome"),
+                  ev.get("title"), ev.get("description"))
+        paths = []
+        for head, segs in path_segments:
+            val: Any = ev.get(head)
+            for seg in segs:
+                val = val.get(seg) if type(val) is dict else None
+            paths.append(val if type(val) in _SCALARS else None)
+        out.append((body if body.count(SEQ_MARK) == 1 else None, fields, tuple(paths)))
+    return out
 
 
 def content_hash(event: dict[str, Any]) -> bytes:
@@ -266,50 +315,34 @@ class Writer(threading.Thread):
         seq = self._seq_after(tenant)
         first_seq = seq
         rid = self.next_rid
-        rows = []
+        rows: list[tuple[Any, ...]] = []
         fts = []
         leaves: list[bytes] = []
         ledger = self.ledger
         result: list[Appended] = []
-        path_segments = self.path_segments
-        received_cache: dict[str, int] = {}
+        prepared = job.prepared
         for i, ev in enumerate(events):
             if i in replay:
                 result.append(replay[i])
                 continue
+            template, fields, paths = prepared[i]
             ev["seq"] = seq
-            leaf = None
-            if ledger is None:
-                body = orjson.dumps(ev).decode()
+            if template is not None:
+                raw = template.replace(SEQ_MARK, b'"seq":%d' % seq)
+            elif ledger is not None:
+                raw = canonical_json_bytes(ev)  # prepare() found it representable
             else:
-                # With integrity on, the stored body *is* the RFC 8785 form: one
-                # serialisation serves both the row and its leaf hash.
-                try:
-                    canonical = canonical_json_bytes(ev)
-                except CanonicalizationError as exc:
-                    raise ValidationFailed("an event cannot be canonicalised (RFC 8785)", errors=[
-                        {"index": i, "field": "(event)", "reason": str(exc)}]) from None
-                body = canonical.decode()
-                leaf = leaf_hash(canonical)
+                raw = orjson.dumps(ev)
+            leaf = None
+            if ledger is not None:
+                # With integrity on the stored body *is* the RFC 8785 form, so the leaf is
+                # the hash of exactly the bytes stored.
+                leaf = leaf_hash(raw)
                 leaves.append(leaf)
-            title = ev.get("title")
-            desc = ev.get("description")
-            row = [
-                rid, tenant, seq, ev["id"], parse_us(ev["timestamp"]),
-                received_cache.get(ev["received_at"]) or received_cache.setdefault(
-                    ev["received_at"], parse_us(ev["received_at"])), ev["type"],
-                ev.get("category"), RANK[ev["severity"]], ev.get("outcome"), title, desc,
-                body, chashes.get(i), leaf,
-            ]
-            for head, segs in path_segments:
-                val: Any = ev.get(head)
-                for seg in segs:
-                    val = val.get(seg) if type(val) is dict else None
-                row.append(val if type(val) in _SCALARS else None)
-            rows.append(row)
-            if title or desc:
-                fts.append((rid, title, desc))
-            result.append(Appended(ev["id"], seq, True))
+            rows.append((rid, tenant, seq, *fields, raw.decode(), chashes.get(i), leaf, *paths))
+            if fields[7] or fields[8]:
+                fts.append((rid, fields[7], fields[8]))
+            result.append(Appended(fields[0], seq, True))
             seq += 1
             rid += 1
         if rows:
