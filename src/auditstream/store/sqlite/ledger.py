@@ -19,6 +19,7 @@ from typing import Any
 from ...integrity import merkle
 from ...integrity.canonical import CanonicalizationError, canonical_bytes
 from ...integrity.checkpoint import Signer, format_checkpoint, sign_note
+from .bulk import insert_rows
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS merkle_nodes (
@@ -120,10 +121,7 @@ class Ledger:
         cr = self.range_for(tenant, size)
         rows = [(tenant, lvl, idx, h) for lvl, idx, h in cr.extend(leaves)
                 if lvl >= STORED_MIN_LEVEL]
-        if rows:
-            self.conn.executemany(
-                "INSERT INTO merkle_nodes(tenant, level, idx, hash) VALUES (?, ?, ?, ?)", rows
-            )
+        insert_rows(self.conn, "INSERT INTO merkle_nodes(tenant, level, idx, hash)", rows)
 
     def checkpoint(self, tenant: str) -> None:
         """Sign and store the tenant's current tree head."""

@@ -36,10 +36,8 @@ CREATE TABLE IF NOT EXISTS rollup_hour (
 ) WITHOUT ROWID;
 """
 
-UPSERT = (
-    "INSERT INTO rollup_hour(tenant, hour, type, category, severity, outcome, n) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n"
-)
+UPSERT_HEAD = "INSERT INTO rollup_hour(tenant, hour, type, category, severity, outcome, n)"
+UPSERT_TAIL = " ON CONFLICT DO UPDATE SET n = n + excluded.n"
 
 
 def migrate(conn: sqlite3.Connection) -> None:

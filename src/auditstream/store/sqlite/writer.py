@@ -29,6 +29,7 @@ from ...model.severity import RANK
 from ...model.times import format_us, parse_us
 from ..base import Appended
 from . import rollup
+from .bulk import insert_rows
 from .ledger import Ledger
 
 #: Fields the server sets; ignored when checking that a re-sent id has the same content.
@@ -160,13 +161,10 @@ class Writer(threading.Thread):
         self.next_rid = (conn.execute("SELECT MAX(rid) FROM events").fetchone()[0] or 0) + 1
         self.data_version = conn.execute("PRAGMA data_version").fetchone()[0]
         self.closed = False
-        cols = ", ".join(col for _, col in self.path_items)
-        marks = ", ".join("?" for _ in self.path_items)
-        self.insert_sql = (
+        cols = "".join(", " + col for _, col in self.path_items)
+        self.insert_head = (
             "INSERT INTO events(rid, tenant, seq, id, ts, received, type, category, severity, "
-            "outcome, title, description, body, chash, leaf"
-            + (", " + cols if cols else "") + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?"
-            + (", " + marks if marks else "") + ")"
+            f"outcome, title, description, body, chash, leaf{cols})"
         )
 
     def submit(self, job: AppendJob | RedactJob) -> None:
@@ -346,12 +344,10 @@ class Writer(threading.Thread):
             seq += 1
             rid += 1
         if rows:
-            conn.executemany(self.insert_sql, rows)
-            conn.executemany(rollup.UPSERT, rollup.count_rows(tenant, rows))
-            if fts:
-                conn.executemany(
-                    "INSERT INTO events_fts(rowid, title, description) VALUES (?, ?, ?)", fts
-                )
+            insert_rows(conn, self.insert_head, rows)
+            insert_rows(conn, rollup.UPSERT_HEAD, rollup.count_rows(tenant, rows),
+                        rollup.UPSERT_TAIL)
+            insert_rows(conn, "INSERT INTO events_fts(rowid, title, description)", fts)
             if ledger is not None:
                 ledger.append(tenant, first_seq - 1, leaves)
             self.next_seq[tenant] = seq
