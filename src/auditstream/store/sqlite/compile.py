@@ -24,8 +24,13 @@ COLUMNS = {
 
 
 class Compiler:
-    def __init__(self, path_columns: dict[str, str]):
+    """``fts_drive``: let a text match lead the plan (look up each matching row) instead of
+    probing the matches while walking the tenant's time index. Right for rare terms only;
+    the store decides per query from the terms' document counts."""
+
+    def __init__(self, path_columns: dict[str, str], *, fts_drive: bool = False):
         self.path_columns = path_columns
+        self.fts_drive = fts_drive
 
     def expr(self, path: str) -> tuple[str, list[Any]]:
         if path in COLUMNS:
@@ -73,7 +78,9 @@ class Compiler:
             if not terms:
                 return "1"
             params.append(fts_query(terms))
-            return "rid IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)"
+            # The unary + keeps the planner from turning the match list into rowid lookups.
+            rid = "rid" if self.fts_drive else "+rid"
+            return f"{rid} IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)"
         raise TypeError(f"unknown filter node {node!r}")
 
     def _eq(self, node: Eq, params: list[Any]) -> str:

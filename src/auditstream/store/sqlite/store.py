@@ -16,7 +16,7 @@ from ...errors import InvalidRequest, StoreClosed
 from ...integrity.checkpoint import Signer
 from ...model.severity import SEVERITIES
 from ...query import cursor as cursors
-from ...query.filter import Cmp, Node, and_
+from ...query.filter import And, Cmp, Node, Text, and_
 from ..base import (
     AggregateRow,
     AggregateSpec,
@@ -29,7 +29,7 @@ from ..base import (
     StoredCheckpoint,
 )
 from . import rollup
-from .compile import COLUMNS, Compiler
+from .compile import COLUMNS, Compiler, fts_query
 from .ledger import SCHEMA as LEDGER_SCHEMA
 from .ledger import Ledger, NodeReader
 from .schema import connect, migrate
@@ -149,8 +149,32 @@ class SQLiteEventStore(EventStore):
 
         return await self._read(run)
 
+    #: Below this many matching documents a text search looks up its matches directly;
+    #: above it, walking the tenant's newest events and probing the match list is faster.
+    FTS_DRIVE_MAX_DOCS = 5_000
+
+    def _text_is_rare(self, conn: sqlite3.Connection, where: Node) -> bool:
+        """Whether some top-level text condition matches few documents (in any tenant):
+        counting at most ``FTS_DRIVE_MAX_DOCS + 1`` matches costs a millisecond or two."""
+        for node in (where.children if isinstance(where, And) else (where,)):
+            if not isinstance(node, Text):
+                continue
+            terms = tuple(t for t in node.terms if any(ch.isalnum() for ch in t))
+            if not terms:
+                continue
+            n = conn.execute(
+                "SELECT COUNT(*) FROM (SELECT rowid FROM events_fts WHERE events_fts MATCH ? "
+                "LIMIT ?)", (fts_query(terms), self.FTS_DRIVE_MAX_DOCS + 1)).fetchone()[0]
+            if n <= self.FTS_DRIVE_MAX_DOCS:
+                return True
+        return False
+
     async def query(self, tenant: str, q: EventQuery) -> Page:
         where, params = self._where(tenant, q.filter)
+        drive_where, drive_params = where, params
+        if _has_text(q.filter):
+            sql, dp = Compiler(self.path_columns, fts_drive=True).where(q.filter)
+            drive_where, drive_params = f"tenant = ? AND {sql}", [tenant, *dp]
         desc = q.order == "desc"
         cmp = "<" if desc else ">"
         direction = "DESC" if desc else "ASC"
@@ -162,6 +186,9 @@ class SQLiteEventStore(EventStore):
                 {"field": "cursor", "reason": "not a cursor returned by this API"}])
 
         def run(conn: sqlite3.Connection) -> Page:
+            nonlocal where, params
+            if drive_where is not where and self._text_is_rare(conn, q.filter):
+                where, params = drive_where, drive_params
             if not q.include_total:
                 return page(conn)
             # One read transaction: the total and the page see the same snapshot.
@@ -421,6 +448,11 @@ class SQLiteEventStore(EventStore):
         for _ in range(self._reader_count):
             conn, _version = self._readers.get()
             conn.close()
+
+
+def _has_text(node: Node) -> bool:
+    return isinstance(node, Text) or (
+        isinstance(node, And) and any(isinstance(c, Text) for c in node.children))
 
 
 def _severity_name(group_by: str | None, key: Any) -> Any:
