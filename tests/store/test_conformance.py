@@ -251,7 +251,7 @@ async def test_aggregate_matches_a_direct_count(store: EventStore) -> None:
 
     rnd = random.Random(5)
     evs = []
-    for i in range(600):
+    for _ in range(600):
         e = ev(rnd.choice(["login", "logout", "install"]), ts=T0 + rnd.randrange(0, 50 * HOUR),
                severity=rnd.choice(["info", "high"]))
         if rnd.random() < 0.7:
