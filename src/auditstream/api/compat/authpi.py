@@ -46,6 +46,8 @@ from ...model.times import parse_us
 from ...query.filter import Cmp, Eq, Node, Scalar, and_
 from ...store.base import AggregateSpec, Bucket, EventQuery
 from ..deps import authenticate
+from .fields import as_str as _str
+from .fields import obj as _obj
 
 PREFIX = "/compat/authpi"
 JSON = "application/json"
@@ -209,20 +211,6 @@ def aggregate_spec(request: Request) -> AggregateSpec:
 # -- records --------------------------------------------------------------------------
 
 
-def _obj(ev: dict[str, Any], name: str) -> dict[str, Any]:
-    value = ev.get(name)
-    return value if isinstance(value, dict) else {}
-
-
-def _str(value: Any) -> str | None:
-    """Ids and names out as strings (numbers spelt out); objects, lists and null as null."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return None
 
 
 def _num(value: Any) -> int | float | None:

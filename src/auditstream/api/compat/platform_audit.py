@@ -44,6 +44,8 @@ from ...auth.tokens import TokenVerifier
 from ...errors import AuthenticationRequired, ProblemError
 from ...query.filter import Eq, Exists, Node, Not, Or, Scalar, and_
 from ...store.base import EventQuery
+from .fields import as_str as _str
+from .fields import obj as _obj
 
 PREFIX = "/compat/platform-audit"
 TOKEN_PATH = "/v1/auth/token"
@@ -150,20 +152,6 @@ def current_principal(
 # -- records --------------------------------------------------------------------------
 
 
-def _obj(ev: dict[str, Any], name: str) -> dict[str, Any]:
-    value = ev.get(name)
-    return value if isinstance(value, dict) else {}
-
-
-def _str(value: Any) -> str | None:
-    """A string field: strings as they are, numbers spelt out, anything else null."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return None
 
 
 def _int(value: Any) -> int | None:

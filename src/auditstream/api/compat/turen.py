@@ -68,6 +68,7 @@ from ...store.base import EventQuery, EventStore, Order, SortField
 from ..deps import reader
 from ..native.events import json_response
 from ..native.stats import summary
+from .fields import obj as _obj
 
 PREFIX = "/compat/turen"
 DEFAULT_LIMIT = 50
@@ -174,10 +175,6 @@ async def offset_page(
 
 # ------------------------------------------------------------------ records
 
-
-def _obj(event: dict[str, Any], name: str) -> dict[str, Any]:
-    value = event.get(name)
-    return value if isinstance(value, dict) else {}
 
 
 def event_record(event: dict[str, Any]) -> dict[str, Any]:

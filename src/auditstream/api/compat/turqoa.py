@@ -74,6 +74,7 @@ from ...model.times import US, TimeParseError, format_us, now_us, parse_time
 from ...query.filter import Cmp, Eq, Node, Not, Or, Text, and_
 from ..deps import reader
 from ..native.events import json_response
+from .fields import obj as _obj
 from .turen import error_message, is_date_only, offset_page, param, values
 
 PREFIX = "/compat/turqoa"
@@ -211,10 +212,6 @@ def _int(request: Request, name: str, default: int, hi: int | None) -> int:
 
 # ------------------------------------------------------------------ records
 
-
-def _obj(event: dict[str, Any], name: str) -> dict[str, Any]:
-    value = event.get(name)
-    return value if isinstance(value, dict) else {}
 
 
 def event_record(event: dict[str, Any]) -> dict[str, Any]:

@@ -50,6 +50,7 @@ from ...query.filter import Cmp, Node, and_
 from ...store.base import EventQuery
 from ..deps import reader
 from ..native.events import json_response
+from .fields import obj as _obj
 from .turen import error_message, is_date_only, param
 
 PREFIX = "/compat/vaultterm"
@@ -98,10 +99,6 @@ def _limit(request: Request) -> int:
         raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}, got {value}")
     return value
 
-
-def _obj(event: dict[str, Any], name: str) -> dict[str, Any]:
-    value = event.get(name)
-    return value if isinstance(value, dict) else {}
 
 
 def _text(value: Any) -> str | None:
