@@ -45,6 +45,7 @@ _MAX_FAST_DEPTH: Final = 250
 # Characters whose UTF-8 order differs from their UTF-16 order relative to astral characters.
 _SORT_HAZARD: Final = re.compile("[\ue000-\uffff]")
 _ORJSON_OPTS: Final = orjson.OPT_SORT_KEYS
+_STRICT_OPTS: Final = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 
 
 def canonical_bytes(event: Any) -> bytes:
@@ -72,11 +73,17 @@ def canonical_bytes(event: Any) -> bytes:
         raise CanonicalizationError("input contains non-UTF-8 codepoints") from exc
 
 
-# Any number token orjson may print differently from JCS: 16+ digits (|int| may pass 2**53),
-# an integral float ("1.0", "-0.0"), an exponent, or |x| < 1e-4. Every number in orjson's
-# compact output follows ':' '[' or ','; the same bytes inside a string only cause a
-# needless fall back to the exact path, never a wrong answer.
-_UNSAFE_NUMBER: Final = re.compile(rb"[:\[,]-?(?:\d{16}|\d+\.0[,\]}]|\d+(?:\.\d+)?[eE]|0\.0000)")
+# Any number token orjson may print differently from JCS: an integral float ("1.0",
+# "-0.0"), an exponent, 16+ digits, or |x| < 1e-5. Every number in orjson's compact output
+# follows ':' '[' or ','; the same bytes inside a string only cause a needless fall back to
+# the exact path, never a wrong answer. (Checking each candidate in Python instead was
+# slower: bodies hold ~10 digit-dot runs each, in versions, addresses and timestamps.)
+_UNSAFE_NUMBER: Final = re.compile(
+    rb"[:\[,]-?(?:\d{16}|\d+\.0[,\]}]|\d+(?:\.\d+)?[eE]|0\.00000)")
+
+
+def _unsafe_number(out: bytes) -> bool:
+    return _UNSAFE_NUMBER.search(out) is not None
 
 
 def _order_hazard(out: bytes) -> bool:
@@ -93,15 +100,15 @@ def canonical_json_bytes(value: dict[str, Any]) -> bytes:
     holding other types (datetimes, enums, UUIDs…) must go through ``canonical_bytes``.
     """
     try:
-        out = orjson.dumps(value, option=_ORJSON_OPTS)
+        out = orjson.dumps(value, option=_STRICT_OPTS)
     except orjson.JSONEncodeError:
         return canonical_bytes(value)
-    if _UNSAFE_NUMBER.search(out) or _order_hazard(out):
+    if _unsafe_number(out) or _order_hazard(out):
         # Integral floats (``"latency_ms": 16.0``) are common and JCS prints them as ints:
         # print them as ints too and look again before the slow reference path.
         as_ints = _integral_floats_as_ints(value)
-        out = orjson.dumps(as_ints, option=_ORJSON_OPTS)
-        if _UNSAFE_NUMBER.search(out) or _order_hazard(out):
+        out = orjson.dumps(as_ints, option=_STRICT_OPTS)
+        if _unsafe_number(out) or _order_hazard(out):
             return canonical_bytes(value)
     return out
 
