@@ -47,6 +47,7 @@ from ...query.filter import Cmp, Eq, Node, Scalar, and_
 from ...store.base import AggregateSpec, Bucket, EventQuery
 from ..deps import authenticate
 from .fields import as_str as _str
+from .fields import first_str as _first
 from .fields import obj as _obj
 
 PREFIX = "/compat/authpi"
@@ -228,14 +229,6 @@ def _int(value: Any) -> int | None:
         return int(value)
     if isinstance(value, str) and _INTEGER.match(value.strip()):
         return int(value)
-    return None
-
-
-def _first(*values: Any) -> str | None:
-    for v in values:
-        s = _str(v)
-        if s:
-            return s
     return None
 
 

@@ -24,3 +24,12 @@ def as_str(value: Any) -> str | None:
     if isinstance(value, int | float):
         return str(value)
     return None
+
+
+def first_str(*values: Any) -> str | None:
+    """The first value that reads as a non-empty string (see ``as_str``)."""
+    for v in values:
+        s = as_str(v)
+        if s:
+            return s
+    return None

@@ -45,6 +45,7 @@ from ...errors import AuthenticationRequired, ProblemError
 from ...query.filter import Eq, Exists, Node, Not, Or, Scalar, and_
 from ...store.base import EventQuery
 from .fields import as_str as _str
+from .fields import first_str as _first
 from .fields import obj as _obj
 
 PREFIX = "/compat/platform-audit"
@@ -184,14 +185,6 @@ def _num(value: Any) -> float | int | None:
         except ValueError:
             return None
         return f if math.isfinite(f) else None
-    return None
-
-
-def _first(*values: Any) -> str | None:
-    for v in values:
-        s = _str(v)
-        if s:
-            return s
     return None
 
 
