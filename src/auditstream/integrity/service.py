@@ -10,6 +10,7 @@ from ..errors import InvalidRequest, NotFound
 from ..store.base import EventStore
 from . import merkle
 from .checkpoint import Signer, format_checkpoint, sign_note
+from .origin import origin_for
 
 
 def b64(h: bytes) -> str:
@@ -23,7 +24,7 @@ class LogService:
     deployment: str
 
     def origin(self, tenant: str) -> str:
-        return f"{self.deployment}/{tenant}"
+        return origin_for(self.deployment, tenant)
 
     async def latest_size(self, tenant: str) -> int:
         cps = await self.store.checkpoints(tenant)

@@ -17,8 +17,9 @@ import time
 from typing import Any
 
 from ...integrity import merkle
-from ...integrity.canonical import CanonicalizationError, canonical_bytes
+from ...integrity.canonical import canonical_bytes
 from ...integrity.checkpoint import Signer, format_checkpoint, sign_note
+from ...integrity.origin import origin_for
 from .bulk import insert_rows
 
 SCHEMA = """
@@ -38,11 +39,6 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     PRIMARY KEY (tenant, size)
 ) WITHOUT ROWID;
 """
-
-
-def origin_for(deployment: str, tenant: str) -> str:
-    """The checkpoint origin line: names the deployment and the tenant's log."""
-    return f"{deployment}/{tenant}"
 
 
 def leaf_of(event: dict[str, Any]) -> bytes:
@@ -137,4 +133,4 @@ class Ledger:
         )
 
 
-__all__ = ["CanonicalizationError", "Ledger", "NodeReader", "leaf_of", "origin_for"]
+__all__ = ["Ledger", "NodeReader", "leaf_of"]
