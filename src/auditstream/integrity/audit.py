@@ -20,6 +20,7 @@ import orjson
 from . import merkle
 from .canonical import canonical_bytes
 from .checkpoint import NoteVerificationError, Verifier, open_checkpoint
+from .origin import origin_for
 
 
 @dataclass
@@ -79,7 +80,7 @@ def _verify_tenant(
                                     f"signed by the deployment key: {exc}"))
             continue
         if cp.size != size or cp.root != bytes(root) or (
-            deployment is not None and cp.origin != f"{deployment}/{tenant}"
+            deployment is not None and cp.origin != origin_for(deployment, tenant)
         ) or not cp.origin.endswith("/" + tenant):
             problems.append(Problem(tenant, size, f"checkpoint of size {size} does not match "
                                     "its stored size, root or origin"))
