@@ -209,6 +209,15 @@ class Writer(threading.Thread):
             conn.execute("BEGIN IMMEDIATE")
             self._refresh_if_changed()
             for job in group:
+                if isinstance(job, AppendJob) and not job.client_ids \
+                        and job.idempotency_key is None:
+                    # Only client-chosen ids and idempotency keys can be refused here
+                    # (prepare() already checked the events): no savepoint needed.
+                    n = self._apply(job)
+                    written += n
+                    if n:
+                        touched.add(job.tenant)
+                    continue
                 conn.execute("SAVEPOINT job")
                 before, before_rid = dict(self.next_seq), self.next_rid
                 cr = ledger.ranges.get(job.tenant) if ledger else None
