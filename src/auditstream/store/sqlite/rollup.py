@@ -105,7 +105,8 @@ def plan(where: Node, spec: AggregateSpec) -> Plan | None:
     return Plan(lo, hi, tuple(equal))
 
 
-def _bucket_sql(interval: str | None, col: str) -> str:
+def bucket_sql(interval: str | None, col: str) -> str:
+    """Start of the hour/day/week (Monday) bucket of microsecond column ``col``; NULL without."""
     if interval is None:
         return "NULL"
     width = {"hour": HOUR, "day": DAY, "week": 7 * DAY}[interval]
@@ -137,6 +138,6 @@ def counts(conn: sqlite3.Connection, tenant: str, p: Plan, spec: AggregateSpec,
     key = spec.group_by or "NULL"
     if spec.group_by in ("category", "outcome"):
         where.append(f"{key} != ''")  # rows without the field have no group
-    sql = (f"SELECT {_bucket_sql(spec.interval, 'hour')}, {key}, SUM(n) FROM rollup_hour "
+    sql = (f"SELECT {bucket_sql(spec.interval, 'hour')}, {key}, SUM(n) FROM rollup_hour "
            f"WHERE {' AND '.join(where)} GROUP BY 1, 2")
     return {(b, k): n for b, k, n in conn.execute(sql, params)}

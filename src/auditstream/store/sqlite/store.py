@@ -37,9 +37,6 @@ from .writer import AppendJob, RedactJob, Writer, prepare
 
 T = TypeVar("T")
 US_HOUR = 3_600_000_000
-US_DAY = 24 * US_HOUR
-# 1970-01-01 was a Thursday; weeks start on Monday, three days earlier.
-_WEEK_OFFSET = 3 * US_DAY
 _PERCENTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
 _SQL_METRICS = {"sum": "SUM", "avg": "AVG", "min": "MIN", "max": "MAX"}
 
@@ -282,13 +279,9 @@ class SQLiteEventStore(EventStore):
         select: list[str] = []
         sel_params: list[Any] = []
         group: list[str] = []
+        select.append(rollup.bucket_sql(spec.interval, "ts"))
         if spec.interval is not None:
-            width = {"hour": US_HOUR, "day": US_DAY, "week": 7 * US_DAY}[spec.interval]
-            off = _WEEK_OFFSET if spec.interval == "week" else 0
-            select.append(f"((ts + {off}) / {width}) * {width} - {off}")
             group.append("1")
-        else:
-            select.append("NULL")
         if spec.group_by is not None:
             key_expr, kp = self._dim(spec.group_by)
             select.append(key_expr)
@@ -347,11 +340,7 @@ class SQLiteEventStore(EventStore):
         index = {(ts, r.key): r for ts, rows in buckets.items() for r in rows}
         for path in dict.fromkeys(p for _, p in pct):
             expr, dp = self._num(path)
-            bucket_sql = "NULL"
-            if spec.interval is not None:
-                width = {"hour": US_HOUR, "day": US_DAY, "week": 7 * US_DAY}[spec.interval]
-                off = _WEEK_OFFSET if spec.interval == "week" else 0
-                bucket_sql = f"((ts + {off}) / {width}) * {width} - {off}"
+            bucket_sql = rollup.bucket_sql(spec.interval, "ts")
             key_sql, kp = ("NULL", []) if spec.group_by is None else self._dim(spec.group_by)
             values: dict[tuple[Any, Any], list[float]] = {}
             for b, k, v in conn.execute(
