@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ from typing import Any
 
 import httpx
 import orjson
+
+from auditstream.dbapi import sqlite3
 
 from .gen import bench_events
 from .run import free_port, python_bin

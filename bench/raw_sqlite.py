@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
 
+from auditstream.dbapi import sqlite3
 from auditstream.ingest.pipeline import normalise, parse_body
 from auditstream.model.severity import RANK
 from auditstream.model.times import now_us, parse_us

@@ -44,7 +44,6 @@ import re
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -56,6 +55,8 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import orjson
+
+from auditstream.dbapi import sqlite3
 
 from . import raw_sqlite
 from .gen import bench_events

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,6 +12,7 @@ import orjson
 import pytest
 
 from auditstream.auth.catalog import Catalog
+from auditstream.dbapi import sqlite3
 from auditstream.integrity.audit import verify_db
 from auditstream.integrity.bundle import write_bundle
 from auditstream.integrity.checkpoint import Signer, generate_signer, sign_note

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from auditstream.dbapi import sqlite3
 from auditstream.model.ids import new_event_id
 from auditstream.model.severity import SEVERITIES
 from auditstream.model.times import format_us

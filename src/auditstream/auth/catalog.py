@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import sqlite3
 import string
 import threading
 import time
@@ -20,6 +19,7 @@ from typing import Any
 
 from pwdlib import PasswordHash
 
+from ..dbapi import sqlite3
 from ..errors import Conflict, InvalidRequest, NotFound
 from ..model.ids import new_id
 from .principal import DEFAULT_SCOPES, SCOPES, Principal

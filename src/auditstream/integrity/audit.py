@@ -10,13 +10,13 @@ the writer).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
+from ..dbapi import sqlite3
 from . import merkle
 from .canonical import canonical_bytes
 from .checkpoint import NoteVerificationError, Verifier, open_checkpoint

@@ -10,13 +10,13 @@ nothing but the public key.
 from __future__ import annotations
 
 import base64
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 import orjson
 
+from ..dbapi import sqlite3
 from ..store.sqlite.ledger import NodeReader
 from . import merkle
 from .checkpoint import Signer

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 
+from auditstream.dbapi import sqlite3
 from auditstream.model.ids import new_event_id
 from auditstream.model.times import format_us
 from auditstream.query.filter import All, Cmp, and_

@@ -10,9 +10,10 @@ row counts so the connection's statement cache holds them all.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from typing import Any
+
+from ...dbapi import sqlite3
 
 _LADDER = (1024, 256, 64, 16, 4, 1)
 

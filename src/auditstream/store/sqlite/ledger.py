@@ -12,10 +12,10 @@ transaction): every committed event is covered by a signed checkpoint, which is 
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from typing import Any
 
+from ...dbapi import sqlite3
 from ...integrity import merkle
 from ...integrity.canonical import canonical_bytes
 from ...integrity.checkpoint import Signer, format_checkpoint, sign_note

@@ -9,11 +9,11 @@ for the partial hours at either end of the range, so the answer is exact.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from ...dbapi import sqlite3
 from ...model.severity import RANK
 from ...query.filter import All, And, Cmp, Eq, Node
 from ..base import AggregateSpec

@@ -8,7 +8,8 @@ on every insert would re-parse each body once per index and halve ingest through
 from __future__ import annotations
 
 import re
-import sqlite3
+
+from ...dbapi import sqlite3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (

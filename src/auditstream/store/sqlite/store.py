@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import queue
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,6 +11,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 import orjson
 
+from ...dbapi import sqlite3
 from ...errors import InvalidRequest, StoreClosed
 from ...integrity.checkpoint import Signer
 from ...model.severity import SEVERITIES

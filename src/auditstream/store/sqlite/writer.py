@@ -13,7 +13,6 @@ import asyncio
 import hashlib
 import queue
 import random
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from ...dbapi import sqlite3
 from ...errors import Conflict, ProblemError, StoreClosed, StoreError, ValidationFailed
 from ...integrity.canonical import CanonicalizationError, canonical_json_bytes
 from ...integrity.merkle import leaf_hash
