@@ -273,7 +273,7 @@ def purge(
     async def run() -> int:
         store = SQLiteEventStore(settings.db, indexed_paths=settings.indexed_path_list)
         try:
-            return await store.purge(tenant, cutoff, reason)
+            return await store.purge(tenant, cutoff, reason, actor={"type": "cli"})
         finally:
             await store.close()
 
@@ -299,8 +299,18 @@ def verify(
     public_key: Annotated[str | None, typer.Option(
         "--public-key", help="Verifier key (or a file holding it); default: the key "
         "stored beside the database")] = None,
+    checkpoint: Annotated[list[Path] | None, typer.Option(
+        "--checkpoint", exists=True, dir_okay=False,
+        help="A signed checkpoint kept outside the server (as served by "
+        "/v1/integrity/checkpoint, or saved by pull and export --bundle); the database "
+        "must contain it, so a rollback of the newest events is caught. Repeatable.")] = None,
 ) -> None:
-    """Recompute every tenant's Merkle log (or check a bundle); exit 1 at the first fault."""
+    """Prove the database (or a bundle) against its signed logs; exit 1 at the first fault.
+
+    Checks every tenant's events, redactions, Merkle tree and signed checkpoints, and
+    everything queries read besides the bodies (columns, indexes, full-text rows, hourly
+    rollups), naming the first bad seq.
+    """
     if bundle is not None:
         from .verifier import verify_bundle
 
@@ -316,28 +326,38 @@ def verify(
                       f"signed checkpoint of {brep.origin} at size {brep.tree_size}")
         return
 
-    from .integrity.audit import verify_db
     from .integrity.checkpoint import Verifier
     from .integrity.keys import key_path, load_or_create_signer
+    from .store.sqlite.audit import parse_external, verify_db
 
     settings = _settings(db=db)
+    if not Path(settings.db).exists():
+        raise typer.BadParameter(f"no database at {settings.db}; pass --db or set "
+                                 "AUDITSTREAM_DB", param_hint="--db")
     if public_key is not None:
         verifier = Verifier.from_key_string(_public_key(public_key))
     elif key_path(settings.db).exists():
         verifier = load_or_create_signer(settings.db, settings.deployment).verifier()
     else:
         raise typer.BadParameter("no signing key beside the database; pass --public-key")
+    try:
+        external = parse_external([p.read_text() for p in checkpoint or []], verifier)
+    except (ValueError, OSError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--checkpoint") from None
     with Progress(TextColumn("verify"), BarColumn(), MofNCompleteColumn(), console=err) as bar:
         task = bar.add_task("verify", total=None)
-        rep = verify_db(settings.db, verifier, progress=lambda n: bar.advance(task, n))
+        rep = verify_db(settings.db, verifier, progress=lambda n: bar.advance(task, n),
+                        external=external)
     if not rep.ok:
         first = rep.problems[0]
         err.print(f"[red]FAIL[/red] first bad: {first}")
         for p in rep.problems[1:]:
             err.print(f"  also: {p}")
         raise typer.Exit(1)
+    extra = f", consistent with {rep.external} checkpoints kept elsewhere" if rep.external \
+        else ""
     console.print(f"OK: {rep.events} events in {rep.tenants} tenants, {rep.checkpoints} "
-                  f"signed checkpoints, {rep.redacted} redacted")
+                  f"signed checkpoints, {rep.redacted} redacted{extra}")
 
 
 def main() -> None:

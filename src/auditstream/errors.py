@@ -15,7 +15,8 @@ documented shape. Nothing here knows about HTTP framing beyond a status code.
     │   ├── Conflict             409 an id was re-sent with different content
     │   └── PayloadTooLarge      413 body or batch above the configured limits
     └── StoreError                   the backend failed (never the caller's fault)
-        └── StoreClosed              the store was used after close()
+        ├── StoreClosed              the store was used after close()
+        └── StoreUnavailable     503 writes are impossible for now (full disk, read-only file)
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "QuerySyntaxError",
     "StoreClosed",
     "StoreError",
+    "StoreUnavailable",
     "ValidationFailed",
 ]
 
@@ -130,3 +132,7 @@ class StoreError(AuditstreamError):
 
 class StoreClosed(StoreError):
     pass
+
+
+class StoreUnavailable(StoreError):
+    """Writes cannot be accepted now (the file cannot be written); reads still work."""

@@ -27,9 +27,6 @@ class Services:
     async def ingest(self, principal: Principal, body: bytes, content_type: str,
                      idempotency_key: str | None = None) -> list[Appended]:
         results = await self.ingestor.ingest(
-            principal.tenant, body, content_type,
-            may_choose_tenant=principal.has("admin"), idempotency_key=idempotency_key,
-            tenant_exists=self.catalog.tenant_exists,
-        )
+            principal.tenant, body, content_type, idempotency_key=idempotency_key)
         self.metrics.events_ingested.inc(sum(1 for a in results if a.created))
         return results

@@ -38,6 +38,9 @@ class Settings:
     jwt_jwks: str = _setting("", "Path to a JWKS file for RS256/ES256/EdDSA bearer tokens.")
     jwt_tenant_claim: str = _setting("org_id", "JWT claim that names the tenant.")
     jwt_audience: str = _setting("", "Required JWT audience (empty: not checked).")
+    jwt_create_tenants: bool = _setting(
+        False, "Create the tenant a valid JWT names on its first use (otherwise a token "
+        "naming an unknown tenant gets 403).")
     compat_root: str = _setting("", "Also mount this compat profile at / (turen, turqoa, ...).")
     deployment: str = _setting("auditstream.local", "Deployment name used in checkpoint origins.")
     integrity: bool = _setting(

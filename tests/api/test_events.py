@@ -197,21 +197,6 @@ def test_get_by_id_and_tenant_isolation(server: Server) -> None:
     assert b.get("/v1/events").json()["data"] == []
     assert b.get("/v1/events/aggregate").json()["buckets"] == [{"rows": []}]
     assert b.get("/v1/stats/summary").json()["total_events"] == 0
-    # A cursor from one tenant means nothing for another.
-    post(a, [{"type": "x"}] * 3)
-    cur = a.get("/v1/events?limit=1").json()["next_cursor"]
-    r = b.get("/v1/events", params={"cursor": cur})
-    assert r.status_code == 400 or r.json()["data"] == []
-
-
-def test_admin_may_ingest_for_named_tenant_only(server: Server) -> None:
-    admin = server.client(server.key("ops", "admin"))
-    user = server.client(server.key("acme"))
-    server.key("globex")
-    assert post(user, {"type": "x", "tenant": "globex"}).status_code == 403
-    assert post(admin, {"type": "x", "tenant": "globex"}).status_code == 201
-    assert post(admin, {"type": "x", "tenant": "nobody"}).status_code == 400
-    assert user.get("/v1/events").json()["data"] == []
 
 
 def test_aggregate_semantics(server: Server) -> None:

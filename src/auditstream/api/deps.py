@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
 
 from ..auth.principal import Principal
-from ..errors import AuthenticationRequired
+from ..errors import AuthenticationRequired, PermissionDenied
+from ..model.ids import is_valid_tenant
 
 
 def credential(request: Request) -> str | None:
@@ -30,10 +33,23 @@ def authenticate(request: Request) -> Principal:
             "credentials required: send X-API-Key or Authorization: Bearer")
     services = request.app.state.services
     if services.tokens.enabled and services.tokens.looks_like_jwt(secret):
-        return services.tokens.verify(secret)
+        return known_tenant(services, services.tokens.verify(secret))
     principal = services.catalog.authenticate_key(secret)
     if principal is None:
         raise AuthenticationRequired("invalid or revoked API key")
+    return principal
+
+
+def known_tenant(services: Any, principal: Principal) -> Principal:
+    """A JWT names its tenant in a claim; only tenants that exist may be named, unless the
+    deployment lets tokens create them (``AUDITSTREAM_JWT_CREATE_TENANTS``)."""
+    tenant = principal.tenant
+    if not is_valid_tenant(tenant):
+        raise AuthenticationRequired("the token's tenant claim is not a valid tenant name")
+    if not services.catalog.tenant_exists(tenant):
+        if not services.settings.jwt_create_tenants:
+            raise PermissionDenied(f"tenant {tenant!r} named by the token does not exist")
+        services.catalog.ensure_tenant(tenant)
     return principal
 
 

@@ -8,7 +8,6 @@ is stored, so a key is shown once, at creation. User passwords are hashed with p
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 import string
 import threading
@@ -21,12 +20,11 @@ from pwdlib import PasswordHash
 
 from ..dbapi import sqlite3
 from ..errors import Conflict, InvalidRequest, NotFound
-from ..model.ids import new_id
+from ..model.ids import is_valid_tenant, new_id
 from .principal import DEFAULT_SCOPES, SCOPES, Principal
 
 KEY_PREFIX = "sk_live_"
 _ALPHABET = string.ascii_letters + string.digits
-_TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tenants (
@@ -112,7 +110,7 @@ class Catalog:
     # -- tenants -----------------------------------------------------------------
 
     def create_tenant(self, name: str) -> str:
-        if not _TENANT_NAME.match(name):
+        if not is_valid_tenant(name):
             raise InvalidRequest(
                 f"invalid tenant name {name!r}: letters, digits, '_', '-', '.', up to 63"
             )
@@ -123,8 +121,11 @@ class Catalog:
         return name
 
     def ensure_tenant(self, name: str) -> str:
-        if not self.tenant_exists(name):
-            self.create_tenant(name)
+        """Create the tenant unless it exists (safe against a concurrent create)."""
+        if not is_valid_tenant(name):
+            raise InvalidRequest(f"invalid tenant name {name!r}")
+        self._q("INSERT OR IGNORE INTO tenants(name, created) VALUES (?, ?)",
+                (name, int(time.time())))
         return name
 
     def tenant_exists(self, name: str) -> bool:

@@ -8,13 +8,13 @@ and only a fully valid batch reaches ``EventStore.append`` (which is itself atom
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from typing import Any
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from ..errors import InvalidRequest, PayloadTooLarge, PermissionDenied, ValidationFailed
+from ..integrity.redaction import RESERVED_TYPE_PREFIX
 from ..model.catalog import type_defaults
 from ..model.event import EventIn
 from ..model.ids import new_event_id
@@ -139,6 +139,26 @@ def normalise(
     return out, frozenset(client_ids)
 
 
+def check_tenant_and_types(events: list[dict[str, Any]], tenant: str) -> None:
+    """Events go to the credential's tenant, whatever its scopes (an admin of one tenant
+    never writes into another); a ``tenant`` in the body may only repeat it. Types under
+    ``auditstream.`` are the server's own log entries (redaction records)."""
+    errors = []
+    for i, ev in enumerate(events):
+        named = ev.get("tenant")
+        if named is not None and named != tenant:
+            errors.append({"index": i, "field": "tenant",
+                           "reason": f"this credential writes to tenant {tenant!r} only"})
+        if ev["type"].startswith(RESERVED_TYPE_PREFIX):
+            errors.append({"index": i, "field": "type", "reason": "types starting with "
+                           f"{RESERVED_TYPE_PREFIX!r} are written by the server only"})
+    if any(e["field"] == "tenant" for e in errors):
+        raise PermissionDenied("events are written to the credential's own tenant",
+                               errors=errors)
+    if errors:
+        raise ValidationFailed("some events are invalid; nothing was stored", errors=errors)
+
+
 class Ingestor:
     """Validates requests and appends them; the one way events enter the store."""
 
@@ -153,24 +173,12 @@ class Ingestor:
         body: bytes,
         content_type: str,
         *,
-        may_choose_tenant: bool = False,
         idempotency_key: str | None = None,
-        tenant_exists: Callable[[str], bool] | None = None,
     ) -> list[Appended]:
         if len(body) > self.max_bytes:
             raise PayloadTooLarge(f"body of {len(body)} bytes; the limit is {self.max_bytes}")
         raw = parse_body(body, content_type, self.max_events)
-        named = {e["tenant"] for e in raw if e.get("tenant")}
-        if named:
-            if len(named) > 1:
-                raise InvalidRequest("one request may target one tenant only")
-            target = next(iter(named))
-            if target != tenant and not may_choose_tenant:
-                raise PermissionDenied("only an admin credential may ingest for another tenant")
-            if tenant_exists is not None and not tenant_exists(target):
-                raise ValidationFailed("unknown tenant", errors=[
-                    {"field": "tenant", "reason": f"no tenant {target!r}"}])
-            tenant = target
+        check_tenant_and_types(raw, tenant)
         events, client_ids = normalise(raw, tenant=tenant, received_us=now_us())
         request_hash = hashlib.sha256(body).hexdigest() if idempotency_key else None
         return await self.store.append(

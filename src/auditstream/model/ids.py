@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import threading
 import time
 
@@ -45,3 +46,11 @@ def new_event_id() -> str:
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{new_ulid()}"
+
+
+#: Tenant names: what ``tenants create`` accepts, and all a credential may name.
+TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}")
+
+
+def is_valid_tenant(name: object) -> bool:
+    return isinstance(name, str) and TENANT_NAME.fullmatch(name) is not None

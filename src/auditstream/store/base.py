@@ -15,8 +15,10 @@ Guarantees every backend gives, and the conformance suite in ``tests/store`` che
   raises ``Conflict`` and the whole append is rejected.
 * **Stable keyset pages.** Walking ``query`` pages with the returned cursor yields every
   event that matched when the walk began exactly once, whatever is appended meanwhile.
-* **Append-only.** Stored events are never changed, except ``redact`` which blanks an
-  event's content and keeps its id, seq, timestamp and leaf hash.
+* **Append-only.** Stored events are never changed, except ``redact`` (and ``purge``),
+  which blanks an event's content, keeps its id, seq, timestamp and leaf hash, and
+  appends a redaction record to the tenant's log that commits to the stubs it made
+  (``integrity.redaction``). Redaction records themselves are never redacted.
 """
 
 from __future__ import annotations
@@ -164,15 +166,21 @@ class EventStore(abc.ABC):
         """Signed checkpoints stored at commit: the latest one, or the one of ``size``."""
 
     @abc.abstractmethod
-    async def redact(self, tenant: str, event_id: str, reason: str) -> dict[str, Any] | None:
-        """Blank an event's content, keeping id, seq, type, timestamps and its leaf hash.
+    async def redact(
+        self, tenant: str, event_id: str, reason: str, *, actor: dict[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        """Blank an event's content (keeping ``redaction.KEEPS`` and its leaf hash) and
+        append a redaction record naming ``actor`` and ``reason``, atomically.
 
-        Returns the redacted event, or None if the tenant has no such event.
+        Returns the stub (also when it was redacted before), or None if the tenant has no
+        such event. Raises ``Conflict`` for a redaction record.
         """
 
     @abc.abstractmethod
-    async def purge(self, tenant: str, before_us: int, reason: str) -> int:
-        """Retention: redact (as ``redact``) every event older than ``before_us``.
+    async def purge(self, tenant: str, before_us: int, reason: str, *,
+                    actor: dict[str, Any] | None = None) -> int:
+        """Retention: redact (as ``redact``) every event older than ``before_us``, in
+        chunks, each with its own redaction record.
 
         Leaf hashes, seqs and timestamps stay, so every proof and checkpoint still verifies.
         Returns how many events were newly redacted.

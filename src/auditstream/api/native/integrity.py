@@ -74,7 +74,9 @@ async def redact(event_id: str, request: Request,
             raise InvalidRequest("expected {\"reason\": \"...\"}", errors=[
                 {"field": "reason", "reason": "must be a string"}])
         reason = doc.get("reason", "")[:1000]
-    ev = await request.app.state.services.store.redact(principal.tenant, event_id, reason)
+    ev = await request.app.state.services.store.redact(
+        principal.tenant, event_id, reason,
+        actor={"type": principal.kind, "id": principal.subject})
     if ev is None:
         raise NotFound(f"no event {event_id!r}")
     return json_response(ev)

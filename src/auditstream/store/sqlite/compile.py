@@ -15,10 +15,10 @@ from ...model.severity import RANK
 from ...query.filter import All, And, Cmp, Eq, Exists, Node, Not, Or, Prefix, Text
 from .schema import json_path
 
-#: Canonical top-level fields held in their own columns.
+#: Canonical top-level fields held in their own columns (title and description are read
+#: from the body, and searched through the full-text table).
 COLUMNS = {
-    "id": "id", "type": "type", "category": "category", "outcome": "outcome",
-    "title": "title", "description": "description", "seq": "seq",
+    "id": "id", "type": "type", "category": "category", "outcome": "outcome", "seq": "seq",
     "severity": "severity", "timestamp": "ts", "received_at": "received",
 }
 

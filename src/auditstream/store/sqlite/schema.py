@@ -1,17 +1,29 @@
-"""Schema of the SQLite backend and the declared indexed paths.
+"""Schema of the SQLite backend: tables, declared path columns, and an event's row.
 
-Declared dotted paths get a column of their own (``p_<path>``) filled at ingest from the
-already-parsed event, with a partial index; extracting them in SQL with ``json_extract``
-on every insert would re-parse each body once per index and halve ingest throughput.
+Everything a query reads besides the body is derived from the body by ``row_values`` (one
+function, used by the writer and re-run by ``verify``):
+
+* core columns (``ts``, ``type``, ``severity`` …) for filters, sorts and rollups;
+* declared dotted paths get a column of their own (``p_<path>``) with a partial index;
+  extracting them in SQL with ``json_extract`` on every insert would re-parse each body
+  once per index and halve ingest throughput;
+* ``events_fts``, an FTS5 table over title and description with its own content (rowid =
+  the event's ``rid``). Its own content, rather than pointing at the events table, is
+  what lets ``PRAGMA integrity_check`` prove the inverted index against that content on a
+  read-only file; ``verify`` then compares the content with the bodies.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Any
 
 from ...dbapi import sqlite3
+from ...model.severity import RANK
+from ...model.times import parse_us
 
-SCHEMA = """
+EVENTS = """
 CREATE TABLE IF NOT EXISTS events (
     rid INTEGER PRIMARY KEY,
     tenant TEXT NOT NULL,
@@ -23,10 +35,7 @@ CREATE TABLE IF NOT EXISTS events (
     category TEXT,
     severity INTEGER NOT NULL,
     outcome TEXT,
-    title TEXT,
-    description TEXT,
     body TEXT NOT NULL,
-    chash BLOB,
     leaf BLOB
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_seq ON events(tenant, seq);
@@ -36,8 +45,11 @@ CREATE INDEX IF NOT EXISTS events_type ON events(tenant, type, ts);
 CREATE INDEX IF NOT EXISTS events_category ON events(tenant, category, ts);
 CREATE INDEX IF NOT EXISTS events_severity ON events(tenant, severity, ts);
 CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(
-    title, description, content='events', content_rowid='rid', tokenize='unicode61'
+    title, description, tokenize='unicode61'
 );
+"""
+
+SCHEMA = EVENTS + """
 CREATE TABLE IF NOT EXISTS idempotency (
     tenant TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -52,7 +64,13 @@ CREATE TABLE IF NOT EXISTS indexed_paths (
 );
 """
 
+#: Columns of an event row, in ``row_values`` order after (rid, tenant, seq).
+ROW_COLUMNS = ("id", "ts", "received", "type", "category", "severity", "outcome")
 _COL_SAFE = re.compile(r"[^A-Za-z0-9_]")
+_SCALARS = frozenset({str, int, float})  # exact types: a bool is not indexed as 0/1
+
+#: A declared path split for fast lookup: (top-level field, remaining segments).
+PathSegments = list[tuple[str, tuple[str, ...]]]
 
 
 def column_for(path: str) -> str:
@@ -62,6 +80,33 @@ def column_for(path: str) -> str:
 def json_path(path: str) -> str:
     """``subject.ecosystem`` → ``$."subject"."ecosystem"`` (segments are pre-validated)."""
     return "$" + "".join(f'."{seg}"' for seg in path.split("."))
+
+
+def segments(paths: Sequence[str]) -> PathSegments:
+    return [(p.split(".")[0], tuple(p.split(".")[1:])) for p in paths]
+
+
+def row_values(
+    ev: dict[str, Any], path_segments: PathSegments,
+    received_cache: dict[str, int] | None = None,
+) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[str | None, str | None]]:
+    """What an event's row holds besides its body: (columns in ``ROW_COLUMNS`` order,
+    declared path values, (title, description) for the full-text table)."""
+    received = ev["received_at"]
+    if received_cache is None:
+        received_us = parse_us(received)
+    else:
+        received_us = received_cache.get(received) or received_cache.setdefault(
+            received, parse_us(received))
+    fields = (ev["id"], parse_us(ev["timestamp"]), received_us, ev["type"],
+              ev.get("category"), RANK[ev["severity"]], ev.get("outcome"))
+    paths = []
+    for head, segs in path_segments:
+        val: Any = ev.get(head)
+        for seg in segs:
+            val = val.get(seg) if type(val) is dict else None
+        paths.append(val if type(val) in _SCALARS else None)
+    return fields, tuple(paths), (ev.get("title"), ev.get("description"))
 
 
 def connect(path: str, *, synchronous: str = "full", readonly: bool = False) -> sqlite3.Connection:
@@ -83,6 +128,7 @@ def connect(path: str, *, synchronous: str = "full", readonly: bool = False) -> 
 
 def migrate(conn: sqlite3.Connection, indexed_paths: list[str]) -> dict[str, str]:
     """Create the schema and the declared path columns; returns path → column."""
+    _upgrade_v1(conn)
     conn.executescript(SCHEMA)
     known = dict(conn.execute("SELECT path, col FROM indexed_paths").fetchall())
     for path in indexed_paths:
@@ -91,23 +137,79 @@ def migrate(conn: sqlite3.Connection, indexed_paths: list[str]) -> dict[str, str
         col = column_for(path)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            existing = {r[1] for r in conn.execute("PRAGMA table_info(events)")}
-            if col not in existing:
-                conn.execute(f"ALTER TABLE events ADD COLUMN {col}")
-            # Backfill rows stored before the path was declared (scalars only, as at ingest).
-            conn.execute(
-                f"UPDATE events SET {col} = json_extract(body, ?) "
-                "WHERE json_type(body, ?) IN ('text', 'integer', 'real')",
-                (json_path(path), json_path(path)),
-            )
-            conn.execute(
-                f"CREATE INDEX IF NOT EXISTS ix_{col} ON events(tenant, {col}, ts) "
-                f"WHERE {col} IS NOT NULL"
-            )
-            conn.execute("INSERT INTO indexed_paths(path, col) VALUES (?, ?)", (path, col))
+            add_path_column(conn, path, col)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         known[path] = col
     return known
+
+
+def add_path_column(conn: sqlite3.Connection, path: str, col: str) -> None:
+    """Add, backfill (scalars only, as at ingest) and index one declared path."""
+    existing = {r[1] for r in conn.execute("PRAGMA table_info(events)")}
+    if col not in existing:
+        conn.execute(f"ALTER TABLE events ADD COLUMN {col}")
+    conn.execute(
+        f"UPDATE events SET {col} = json_extract(body, ?) "
+        "WHERE json_type(body, ?) IN ('text', 'integer', 'real')",
+        (json_path(path), json_path(path)),
+    )
+    conn.execute(
+        f"CREATE INDEX IF NOT EXISTS ix_{col} ON events(tenant, {col}, ts) "
+        f"WHERE {col} IS NOT NULL"
+    )
+    conn.execute("INSERT INTO indexed_paths(path, col) VALUES (?, ?)", (path, col))
+
+
+def _upgrade_v1(conn: sqlite3.Connection) -> None:
+    """Files of the first layout kept title/description/chash columns and an FTS table
+    over them; rebuild them into this layout (one transaction, once)."""
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(events)")}
+    if "chash" not in cols:
+        return
+    paths = conn.execute("SELECT path, col FROM indexed_paths ORDER BY rowid").fetchall()
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for (name,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' "
+                "AND sql IS NOT NULL").fetchall():
+            conn.execute(f"DROP INDEX {name}")
+        conn.execute("DROP TABLE IF EXISTS events_fts")
+        conn.execute("ALTER TABLE events RENAME TO events_v1")
+        for stmt in EVENTS.split(";"):
+            if stmt.strip():
+                conn.execute(stmt)
+        conn.execute(
+            "INSERT INTO events(rid, tenant, seq, id, ts, received, type, category, severity, "
+            "outcome, body, leaf) SELECT rid, tenant, seq, id, ts, received, type, category, "
+            "severity, outcome, body, leaf FROM events_v1")
+        conn.execute(
+            "INSERT INTO events_fts(rowid, title, description) SELECT rid, title, description "
+            "FROM events_v1 WHERE title IS NOT NULL OR description IS NOT NULL")
+        conn.execute("DROP TABLE events_v1")
+        conn.execute("DELETE FROM indexed_paths")
+        for path, col in paths:
+            add_path_column(conn, path, col)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def expected_schema(paths: list[tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    """name → (type, sql) of every object a file with these declared paths (in declaration
+    order) must have, as this code creates it; ``verify`` compares the file with it."""
+    from . import rollup
+    from .ledger import SCHEMA as LEDGER_SCHEMA
+
+    mem = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        mem.executescript(SCHEMA + LEDGER_SCHEMA + rollup.SCHEMA)
+        for path, col in paths:
+            add_path_column(mem, path, col)
+        return {name: (kind, sql) for kind, name, sql in mem.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL")}
+    finally:
+        mem.close()

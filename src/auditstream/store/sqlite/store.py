@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -12,9 +13,12 @@ import anyio.to_thread
 import orjson
 
 from ...dbapi import sqlite3
-from ...errors import InvalidRequest, StoreClosed
+from ...errors import InvalidRequest, StoreClosed, StoreUnavailable, ValidationFailed
 from ...integrity.checkpoint import Signer
+from ...integrity.redaction import RECORD_TYPE
+from ...model.ids import is_valid_tenant
 from ...model.severity import SEVERITIES
+from ...model.times import format_us
 from ...query import cursor as cursors
 from ...query.filter import And, Cmp, Node, Text, and_
 from ..base import (
@@ -32,10 +36,11 @@ from . import rollup
 from .compile import COLUMNS, Compiler, fts_query
 from .ledger import SCHEMA as LEDGER_SCHEMA
 from .ledger import Ledger, NodeReader
-from .schema import connect, migrate
+from .schema import connect, migrate, segments
 from .writer import AppendJob, RedactJob, Writer, prepare
 
 T = TypeVar("T")
+log = logging.getLogger("auditstream")
 US_HOUR = 3_600_000_000
 _PERCENTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
 _SQL_METRICS = {"sum": "SUM", "avg": "AVG", "min": "MIN", "max": "MAX"}
@@ -60,19 +65,34 @@ class SQLiteEventStore(EventStore):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = str(path)
         wconn = connect(self.path, synchronous=synchronous)
-        self.path_columns = migrate(wconn, indexed_paths or [])
-        wconn.executescript(LEDGER_SCHEMA)
-        rollup.migrate(wconn)
+        self.writer: Writer | None = None
+        self.read_only_reason = ""
+        try:
+            self.path_columns = migrate(wconn, indexed_paths or [])
+            wconn.executescript(LEDGER_SCHEMA)
+            rollup.migrate(wconn)
+            self.writer = Writer(
+                wconn, self.path_columns, idempotency_us=idempotency_hours * US_HOUR,
+                on_commit=on_commit,
+                ledger=Ledger(wconn, signer, deployment) if signer is not None else None,
+            )
+        except sqlite3.OperationalError as exc:
+            # A full disk (or a read-only file) must not take reads down with writes:
+            # serve what is stored, and answer appends with "unavailable".
+            wconn.close()
+            if not _has_events_table(self.path):
+                raise
+            log.warning("%s cannot be written (%s): serving it read-only", self.path, exc)
+            self.read_only_reason = str(exc)
+            self.path_columns = _stored_path_columns(self.path)
         self.compiler = Compiler(self.path_columns)
-        self.writer = Writer(
-            wconn, self.path_columns, idempotency_us=idempotency_hours * US_HOUR,
-            on_commit=on_commit,
-            ledger=Ledger(wconn, signer, deployment) if signer is not None else None,
-        )
-        self.writer.start()
+        self.path_segments = segments(list(self.path_columns))
+        self.canonical = signer is not None
+        if self.writer is not None:
+            self.writer.start()
         self._readers: queue.SimpleQueue[tuple[sqlite3.Connection, int]] = queue.SimpleQueue()
         for _ in range(max(1, readers)):
-            self._readers.put((connect(self.path, readonly=True), self.writer.stats_version))
+            self._readers.put((connect(self.path, readonly=True), self._stats_version()))
         self._reader_count = max(1, readers)
         self._closed = False
 
@@ -84,8 +104,8 @@ class SQLiteEventStore(EventStore):
 
         def run() -> T:
             conn, version = self._readers.get()
-            if version != self.writer.stats_version:  # new planner statistics
-                version = self.writer.stats_version
+            if version != self._stats_version():  # new planner statistics
+                version = self._stats_version()
                 conn.close()
                 conn = connect(self.path, readonly=True)
             try:
@@ -94,6 +114,17 @@ class SQLiteEventStore(EventStore):
                 self._readers.put((conn, version))
 
         return await anyio.to_thread.run_sync(run)
+
+    def _stats_version(self) -> int:
+        return self.writer.stats_version if self.writer is not None else 0
+
+    def _writer(self) -> Writer:
+        if self._closed:
+            raise StoreClosed("store is closed")
+        if self.writer is None:
+            raise StoreUnavailable(
+                f"the database cannot be written ({self.read_only_reason}); reads still work")
+        return self.writer
 
     def _where(self, tenant: str, where: Node) -> tuple[str, list[Any]]:
         sql, params = self.compiler.where(where)
@@ -110,11 +141,12 @@ class SQLiteEventStore(EventStore):
         idempotency_key: str | None = None,
         request_hash: str | None = None,
     ) -> list[Appended]:
-        prepared = prepare(events, canonical=self.writer.ledger is not None,
-                           path_segments=self.writer.path_segments)
+        check_tenant(tenant)
+        writer = self._writer()
+        prepared = prepare(events, canonical=self.canonical, path_segments=self.path_segments)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[list[Appended]] = loop.create_future()
-        self.writer.submit(AppendJob(
+        writer.submit(AppendJob(
             tenant, events, client_ids, idempotency_key, request_hash, loop, fut, prepared
         ))
         return await fut
@@ -177,7 +209,8 @@ class SQLiteEventStore(EventStore):
         direction = "DESC" if desc else "ASC"
         keys = ["severity", "ts", "rid"] if q.sort == "severity" else ["ts", "rid"]
         order_by = ", ".join(f"{k} {direction}" for k in keys)
-        cur = cursors.decode(q.cursor, sort=q.sort, order=q.order) if q.cursor else None
+        cur = (cursors.decode(q.cursor, sort=q.sort, order=q.order, tenant=tenant)
+               if q.cursor else None)
         if cur is not None and len(cur.key) != len(keys):
             raise InvalidRequest("cursor is not valid", errors=[
                 {"field": "cursor", "reason": "not a cursor returned by this API"}])
@@ -220,7 +253,7 @@ class SQLiteEventStore(EventStore):
             if has_more and rows:
                 last = rows[-1]
                 key = (last[1], last[2], last[3]) if q.sort == "severity" else (last[2], last[3])
-                next_cursor = cursors.encode(cursors.Cursor(q.sort, q.order, key))
+                next_cursor = cursors.encode(cursors.Cursor(q.sort, q.order, key), tenant=tenant)
             total = None
             if q.include_total:
                 total = int(conn.execute(f"SELECT COUNT(*) FROM events WHERE {where}", params)
@@ -415,28 +448,77 @@ class SQLiteEventStore(EventStore):
 
         return await self._read(run)
 
-    async def redact(self, tenant: str, event_id: str, reason: str) -> dict[str, Any] | None:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[dict[str, Any] | None] = loop.create_future()
-        self.writer.submit(RedactJob(tenant, event_id, reason, loop, fut))
-        return await fut
+    async def redact(
+        self, tenant: str, event_id: str, reason: str, *, actor: dict[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        return await self._submit_redaction(
+            tenant, reason, actor, event_id=event_id)
 
-    async def purge(self, tenant: str, before_us: int, reason: str) -> int:
+    #: Events blanked per transaction by ``purge``: each chunk is one redaction record and
+    #: holds the write lock for a bounded time.
+    PURGE_CHUNK = 5_000
+
+    async def purge(self, tenant: str, before_us: int, reason: str, *,
+                    actor: dict[str, Any] | None = None) -> int:
+        before = format_us(before_us)
+        done, after = 0, 0
+        while True:
+            def run(conn: sqlite3.Connection, after: int = after) -> list[int]:
+                return [r[0] for r in conn.execute(
+                    "SELECT seq FROM events WHERE tenant = ? AND seq > ? AND ts < ? AND type != ? "
+                    "ORDER BY seq LIMIT ?",
+                    (tenant, after, before_us, RECORD_TYPE, self.PURGE_CHUNK))]
+
+            seqs = await self._read(run)
+            if not seqs:
+                return done
+            result = await self._submit_redaction(tenant, reason, actor, seqs=seqs,
+                                                  before=before)
+            done += int(result["purged"]) if result else 0
+            after = seqs[-1]
+
+    async def _submit_redaction(
+        self, tenant: str, reason: str, actor: dict[str, Any] | None, **what: Any,
+    ) -> dict[str, Any] | None:
+        writer = self._writer()
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[dict[str, Any] | None] = loop.create_future()
-        self.writer.submit(RedactJob(tenant, None, reason, loop, fut, before_us=before_us))
-        result = await fut
-        return int(result["purged"]) if result else 0
+        writer.submit(RedactJob(tenant, reason, actor or {"type": "system"}, loop, fut, **what))
+        return await fut
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        await anyio.to_thread.run_sync(self.writer.stop)
-        self.writer.conn.close()
+        if self.writer is not None:
+            await anyio.to_thread.run_sync(self.writer.stop)
+            self.writer.conn.close()
         for _ in range(self._reader_count):
             conn, _version = self._readers.get()
             conn.close()
+
+
+def check_tenant(tenant: str) -> None:
+    if not is_valid_tenant(tenant):
+        raise ValidationFailed("invalid tenant", errors=[
+            {"field": "tenant", "reason": "letters, digits, '_', '-', '.', up to 63"}])
+
+
+def _has_events_table(path: str) -> bool:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone() \
+            is not None
+    finally:
+        conn.close()
+
+
+def _stored_path_columns(path: str) -> dict[str, str]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return dict(conn.execute("SELECT path, col FROM indexed_paths ORDER BY rowid"))
+    finally:
+        conn.close()
 
 
 def _has_text(node: Node) -> bool:

@@ -2,15 +2,18 @@
 
 SQLite allows one writer at a time, and a commit (with its fsync) costs the same for one
 row or ten thousand. So every append is queued here; the writer drains whatever is
-waiting, runs each append inside its own SAVEPOINT (one bad append fails alone), commits
-once, and only then resolves the callers' futures: an answer is never sent before the
-commit that makes it durable.
+waiting, runs each append that can be refused inside its own SAVEPOINT (one bad append
+fails alone), commits once, and only then resolves the callers' futures: an answer is
+never sent before the commit that makes it durable. If the group as a whole fails for a
+reason no savepoint caught, each job is retried in a transaction of its own, so one
+poisonous job cannot take its neighbours down with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import queue
 import random
 import threading
@@ -23,18 +26,21 @@ import orjson
 
 from ...dbapi import sqlite3
 from ...errors import Conflict, ProblemError, StoreClosed, StoreError, ValidationFailed
+from ...integrity import redaction
 from ...integrity.canonical import CanonicalizationError, canonical_json_bytes
 from ...integrity.merkle import leaf_hash
-from ...model.severity import RANK
-from ...model.times import format_us, parse_us
+from ...model.ids import new_event_id
+from ...model.times import format_us
 from ..base import Appended
 from . import rollup
 from .bulk import insert_rows
 from .ledger import Ledger
+from .schema import PathSegments, row_values, segments
+
+log = logging.getLogger("auditstream")
 
 #: Fields the server sets; ignored when checking that a re-sent id has the same content.
-SERVER_FIELDS = ("seq", "tenant", "received_at")
-_SCALARS = frozenset({str, int, float})  # exact types: a bool is not indexed as 0/1
+SERVER_FIELDS = frozenset({"seq", "tenant", "received_at"})
 
 
 @dataclass
@@ -53,23 +59,20 @@ class AppendJob:
 
 @dataclass
 class RedactJob:
-    """Blank one event (``event_id``) or every event older than ``before_us`` (a purge)."""
+    """Blank one event (``event_id``) or the events at ``seqs`` (a purge chunk), and record
+    it in the tenant's log (see ``integrity.redaction``)."""
 
     tenant: str
-    event_id: str | None
     reason: str
+    actor: dict[str, Any]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[dict[str, Any] | None]
-    before_us: int | None = None
+    event_id: str | None = None
+    seqs: list[int] = field(default_factory=list)
+    before: str | None = None  # the purge cutoff, recorded in the record
     events: list[dict[str, Any]] = field(default_factory=list)  # none: counts 0 in a group
     result: dict[str, Any] | None = None
     error: BaseException | None = None
-
-
-#: Fields a redacted event keeps: where it sat in the log and what the hourly rollups count,
-#: not what it said.
-REDACTION_KEEPS = ("id", "tenant", "seq", "timestamp", "received_at", "type", "category",
-                   "severity", "outcome")
 
 
 # Events are serialised before they reach the writer thread, with this number standing in
@@ -79,13 +82,13 @@ SEQ_PLACEHOLDER = random.SystemRandom().randrange(10**14, 10**15)
 SEQ_MARK = b'"seq":%d' % SEQ_PLACEHOLDER
 
 #: What the writer needs of an event besides its seq: the body with the placeholder (None:
-#: serialise in the writer), the column values, and the declared paths' scalars.
-Prepared = tuple[bytes | None, tuple[Any, ...], tuple[Any, ...]]
+#: serialise in the writer), the column values, the declared paths' scalars, and the
+#: (title, description) of its full-text row.
+Prepared = tuple[bytes | None, tuple[Any, ...], tuple[Any, ...], tuple[str | None, str | None]]
 
 
 def prepare(
-    events: list[dict[str, Any]], *, canonical: bool,
-    path_segments: list[tuple[str, tuple[str, ...]]],
+    events: list[dict[str, Any]], *, canonical: bool, path_segments: PathSegments,
 ) -> list[Prepared]:
     """Everything about each row that does not depend on its seq; runs off the writer thread.
 
@@ -103,25 +106,24 @@ def prepare(
                     {"index": i, "field": "(event)", "reason": str(exc)}]) from None
         else:
             body = orjson.dumps(ev)
-        received = ev["received_at"]
-        if received not in received_us:
-            received_us[received] = parse_us(received)
-        fields = (ev["id"], parse_us(ev["timestamp"]), received_us[received], ev["type"],
-                  ev.get("category"), RANK[ev["severity"]], ev.get("outcome"),
-                  ev.get("title"), ev.get("description"))
-        paths = []
-        for head, segs in path_segments:
-            val: Any = ev.get(head)
-            for seg in segs:
-                val = val.get(seg) if type(val) is dict else None
-            paths.append(val if type(val) in _SCALARS else None)
-        out.append((body if body.count(SEQ_MARK) == 1 else None, fields, tuple(paths)))
+        fields, paths, text = row_values(ev, path_segments, received_us)
+        out.append((body if body.count(SEQ_MARK) == 1 else None, fields, paths, text))
     return out
 
 
-def content_hash(event: dict[str, Any]) -> bytes:
-    doc = {k: v for k, v in event.items() if k not in SERVER_FIELDS}
-    return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).digest()
+def content_key(event: dict[str, Any]) -> bytes:
+    """What must match for a re-sent client id to count as the same event: everything but
+    the server's fields, and the timestamp too when the server filled it in (the retry of
+    an event sent without one gets a new one)."""
+    ignore = SERVER_FIELDS
+    if event.get("timestamp") == event.get("received_at"):
+        ignore = ignore | {"timestamp"}
+    doc = {k: v for k, v in event.items() if k not in ignore}
+    try:
+        raw = canonical_json_bytes(doc)
+    except CanonicalizationError:  # stored with integrity off: any stable form will do
+        raw = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(raw).digest()
 
 
 class Writer(threading.Thread):
@@ -143,8 +145,7 @@ class Writer(threading.Thread):
         self.conn = conn
         self.ledger = ledger
         self.path_items = list(path_columns.items())
-        self.path_segments = [
-            (p.split(".")[0], tuple(p.split(".")[1:])) for p, _ in self.path_items]
+        self.path_segments = segments([p for p, _ in self.path_items])
         self.idempotency_us = idempotency_us
         self.on_commit = on_commit
         self.jobs: queue.SimpleQueue[AppendJob | RedactJob | None] = queue.SimpleQueue()
@@ -164,8 +165,9 @@ class Writer(threading.Thread):
         cols = "".join(", " + col for _, col in self.path_items)
         self.insert_head = (
             "INSERT INTO events(rid, tenant, seq, id, ts, received, type, category, severity, "
-            f"outcome, title, description, body, chash, leaf{cols})"
+            f"outcome, body, leaf{cols})"
         )
+        self.blank_paths = "".join(f", {col} = NULL" for _, col in self.path_items)
 
     def submit(self, job: AppendJob | RedactJob) -> None:
         if self.closed:
@@ -198,26 +200,48 @@ class Writer(threading.Thread):
                 group.append(nxt)
                 n += len(nxt.events)
             self._commit_group(group)
+            for job in group:
+                job.loop.call_soon_threadsafe(_resolve, job)
 
     def _commit_group(self, group: list[AppendJob | RedactJob]) -> None:
-        conn = self.conn
         saved_seq, saved_rid = dict(self.next_seq), self.next_rid
-        ledger = self.ledger
+        try:
+            written = self._transaction(group)
+        except Exception as exc:  # nothing of the group was written
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            self.next_seq, self.next_rid = saved_seq, saved_rid
+            if self.ledger is not None:
+                self.ledger.forget()
+            if len(group) > 1:
+                # Find the job that failed by giving each its own transaction.
+                for job in group:
+                    job.error = None
+                    self._commit_group([job])
+                return
+            if not isinstance(exc, ProblemError | StoreError):
+                log.exception("append failed", exc_info=exc)
+                exc = StoreError(f"append failed: {exc}")
+            group[0].error = exc
+        else:
+            if self.on_commit is not None:
+                self.on_commit(len(group), written)
+            self._maybe_analyze(written)
+
+    def _transaction(self, group: list[AppendJob | RedactJob]) -> int:
+        """Apply the group in one transaction; raises (nothing committed) if it cannot."""
+        conn, ledger = self.conn, self.ledger
         written = 0
         touched: set[str] = set()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            self._refresh_if_changed()
-            for job in group:
-                if isinstance(job, AppendJob) and not job.client_ids \
-                        and job.idempotency_key is None:
-                    # Only client-chosen ids and idempotency keys can be refused here
-                    # (prepare() already checked the events): no savepoint needed.
-                    n = self._apply(job)
-                    written += n
-                    if n:
-                        touched.add(job.tenant)
-                    continue
+        conn.execute("BEGIN IMMEDIATE")
+        self._refresh_if_changed()
+        for job in group:
+            if isinstance(job, AppendJob) and not job.client_ids \
+                    and job.idempotency_key is None:
+                # Only client-chosen ids and idempotency keys can be refused here
+                # (prepare() already checked the events): no savepoint needed.
+                n = self._apply(job)
+            else:
                 conn.execute("SAVEPOINT job")
                 before, before_rid = dict(self.next_seq), self.next_rid
                 cr = ledger.ranges.get(job.tenant) if ledger else None
@@ -225,9 +249,6 @@ class Writer(threading.Thread):
                 try:
                     n = self._apply(job) if isinstance(job, AppendJob) else self._redact(job)
                     conn.execute("RELEASE job")
-                    written += n
-                    if n:
-                        touched.add(job.tenant)
                 except ProblemError as exc:
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
@@ -238,25 +259,15 @@ class Writer(threading.Thread):
                         else:
                             ledger.ranges[job.tenant] = before_cr
                     job.error = exc
-            if ledger is not None:
-                for tenant in touched:
-                    ledger.checkpoint(tenant)
-            conn.execute("COMMIT")
-        except BaseException as exc:  # the whole group failed: nothing was written
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            self.next_seq, self.next_rid = saved_seq, saved_rid
-            if ledger is not None:
-                ledger.forget()
-            err = exc if isinstance(exc, StoreError) else StoreError(f"append failed: {exc}")
-            for job in group:
-                job.error = err
-        else:
-            if self.on_commit is not None:
-                self.on_commit(len(group), written)
-            self._maybe_analyze(written)
-        for job in group:
-            job.loop.call_soon_threadsafe(_resolve, job)
+                    n = 0
+            written += n
+            if n:
+                touched.add(job.tenant)
+        if ledger is not None:
+            for tenant in touched:
+                ledger.checkpoint(tenant)
+        conn.execute("COMMIT")
+        return written
 
     def analyze(self) -> None:
         """Refresh statistics (sampled: ``analysis_limit`` keeps it to milliseconds)."""
@@ -270,7 +281,10 @@ class Writer(threading.Thread):
     def _maybe_analyze(self, written: int) -> None:
         self.written_since_analyze += written
         if self.written_since_analyze >= max(5_000, self.rows_at_analyze // 2):
-            self.analyze()
+            try:
+                self.analyze()
+            except sqlite3.OperationalError:  # e.g. a full disk: statistics can wait
+                log.warning("ANALYZE failed; planner statistics not refreshed", exc_info=True)
 
     def _refresh_if_changed(self) -> None:
         """Another process (the CLI, say) wrote to the file: forget cached counters.
@@ -296,6 +310,54 @@ class Writer(threading.Thread):
             seq = (row[0] or 0) + 1
         return seq
 
+    def _insert(
+        self, tenant: str, events: list[dict[str, Any]], prepared: list[Prepared],
+        skip: dict[int, Appended],
+    ) -> list[Appended]:
+        """Give the events (but those in ``skip``) the next seqs and write their rows,
+        full-text rows, rollup counts and tree nodes."""
+        conn, ledger = self.conn, self.ledger
+        seq = first_seq = self._seq_after(tenant)
+        rid = self.next_rid
+        rows: list[tuple[Any, ...]] = []
+        fts = []
+        leaves: list[bytes] = []
+        result: list[Appended] = []
+        for i, ev in enumerate(events):
+            if i in skip:
+                result.append(skip[i])
+                continue
+            template, fields, paths, (title, description) = prepared[i]
+            ev["seq"] = seq
+            if template is not None:
+                raw = template.replace(SEQ_MARK, b'"seq":%d' % seq)
+            elif ledger is not None:
+                raw = canonical_json_bytes(ev)  # prepare() found it representable
+            else:
+                raw = orjson.dumps(ev)
+            leaf = None
+            if ledger is not None:
+                # With integrity on the stored body *is* the RFC 8785 form, so the leaf is
+                # the hash of exactly the bytes stored.
+                leaf = leaf_hash(raw)
+                leaves.append(leaf)
+            rows.append((rid, tenant, seq, *fields, raw.decode(), leaf, *paths))
+            if title or description:
+                fts.append((rid, title, description))
+            result.append(Appended(fields[0], seq, True))
+            seq += 1
+            rid += 1
+        if rows:
+            insert_rows(conn, self.insert_head, rows)
+            insert_rows(conn, rollup.UPSERT_HEAD, rollup.count_rows(tenant, rows),
+                        rollup.UPSERT_TAIL)
+            insert_rows(conn, "INSERT INTO events_fts(rowid, title, description)", fts)
+            if ledger is not None:
+                ledger.append(tenant, first_seq - 1, leaves)
+            self.next_seq[tenant] = seq
+            self.next_rid = rid
+        return result
+
     def _apply(self, job: AppendJob) -> int:
         conn, tenant = self.conn, job.tenant
         now = time.time_ns() // 1000
@@ -313,54 +375,8 @@ class Writer(threading.Thread):
                     )
                 job.result = [Appended(i, s, False) for i, s in orjson.loads(row[1])]
                 return 0
-        events = job.events
-        chashes: dict[int, bytes] = {}
-        replay: dict[int, Appended] = {}
-        if job.client_ids:
-            chashes = {i: content_hash(events[i]) for i in job.client_ids}
-            replay = self._replays(tenant, events, chashes)
-        seq = self._seq_after(tenant)
-        first_seq = seq
-        rid = self.next_rid
-        rows: list[tuple[Any, ...]] = []
-        fts = []
-        leaves: list[bytes] = []
-        ledger = self.ledger
-        result: list[Appended] = []
-        prepared = job.prepared
-        for i, ev in enumerate(events):
-            if i in replay:
-                result.append(replay[i])
-                continue
-            template, fields, paths = prepared[i]
-            ev["seq"] = seq
-            if template is not None:
-                raw = template.replace(SEQ_MARK, b'"seq":%d' % seq)
-            elif ledger is not None:
-                raw = canonical_json_bytes(ev)  # prepare() found it representable
-            else:
-                raw = orjson.dumps(ev)
-            leaf = None
-            if ledger is not None:
-                # With integrity on the stored body *is* the RFC 8785 form, so the leaf is
-                # the hash of exactly the bytes stored.
-                leaf = leaf_hash(raw)
-                leaves.append(leaf)
-            rows.append((rid, tenant, seq, *fields, raw.decode(), chashes.get(i), leaf, *paths))
-            if fields[7] or fields[8]:
-                fts.append((rid, fields[7], fields[8]))
-            result.append(Appended(fields[0], seq, True))
-            seq += 1
-            rid += 1
-        if rows:
-            insert_rows(conn, self.insert_head, rows)
-            insert_rows(conn, rollup.UPSERT_HEAD, rollup.count_rows(tenant, rows),
-                        rollup.UPSERT_TAIL)
-            insert_rows(conn, "INSERT INTO events_fts(rowid, title, description)", fts)
-            if ledger is not None:
-                ledger.append(tenant, first_seq - 1, leaves)
-            self.next_seq[tenant] = seq
-            self.next_rid = rid
+        replay = self._replays(tenant, job.events, job.client_ids) if job.client_ids else {}
+        result = self._insert(tenant, job.events, job.prepared, replay)
         if job.idempotency_key is not None:
             conn.execute(
                 "INSERT OR REPLACE INTO idempotency(tenant, key, request_hash, response, created)"
@@ -369,71 +385,80 @@ class Writer(threading.Thread):
                  orjson.dumps([(a.id, a.seq) for a in result]).decode(), now),
             )
         job.result = result
-        return len(rows)
+        return len(job.events) - len(replay)
 
     def _redact(self, job: RedactJob) -> int:
+        tenant = job.tenant
         if job.event_id is not None:
             rows = self.conn.execute(
-                "SELECT rid, body, title, description FROM events WHERE tenant = ? AND id = ?",
-                (job.tenant, job.event_id)).fetchall()
+                "SELECT rid, seq, body, leaf FROM events WHERE tenant = ? AND id = ?",
+                (tenant, job.event_id)).fetchall()
         else:
+            marks = ",".join("?" * len(job.seqs))
             rows = self.conn.execute(
-                "SELECT rid, body, title, description FROM events WHERE tenant = ? AND ts < ?",
-                (job.tenant, job.before_us)).fetchall()
+                f"SELECT rid, seq, body, leaf FROM events WHERE tenant = ? AND seq IN ({marks})"
+                " ORDER BY seq", (tenant, *job.seqs)).fetchall()
         at = format_us(time.time_ns() // 1000)
-        blank = "".join(f", {col} = NULL" for _, col in self.path_items)
-        done = 0
-        ev: dict[str, Any] | None = None
-        for rid, body, title, desc in rows:
+        by = self._seq_after(tenant)
+        digest = redaction.Digest()
+        stub: dict[str, Any] | None = None
+        for rid, seq, body, leaf in rows:
             ev = orjson.loads(body)
-            if "redacted" in ev:
+            if redaction.is_record(ev):
+                if job.event_id is not None:
+                    raise Conflict("a redaction record cannot be redacted: it is what proves "
+                                   "the log's erasures")
                 continue
-            ev = {k: ev[k] for k in REDACTION_KEEPS if k in ev}
-            ev["redacted"] = {"at": at, "reason": job.reason}
-            self.conn.execute(
-                "UPDATE events SET body = ?, title = NULL, description = NULL,"
-                f" chash = NULL{blank} WHERE rid = ?",
-                (orjson.dumps(ev).decode(), rid),
-            )
-            if title or desc:
-                self.conn.execute(
-                    "INSERT INTO events_fts(events_fts, rowid, title, description) "
-                    "VALUES ('delete', ?, ?, ?)", (rid, title, desc))
-            done += 1
-        job.result = ev if job.event_id is not None else {"purged": done}
-        return 0
+            if redaction.is_stub(ev):
+                stub = ev  # already redacted: asking again changes nothing
+                continue
+            stub = redaction.stub_of(ev, at=at, reason=job.reason, by=by)
+            raw = redaction.stub_bytes(stub)
+            self.conn.execute(f"UPDATE events SET body = ?{self.blank_paths} WHERE rid = ?",
+                              (raw.decode(), rid))
+            self.conn.execute("DELETE FROM events_fts WHERE rowid = ?", (rid,))
+            digest.add(seq, bytes(leaf) if leaf is not None else b"", raw)
+        job.result = stub if job.event_id is not None else {"purged": digest.count}
+        if not digest.count:
+            return 0
+        rec = redaction.record(
+            event_id=new_event_id(), tenant=tenant, at=at, actor=job.actor, reason=job.reason,
+            digest=digest, subject_id=job.event_id, before=job.before)
+        prepared = prepare([rec], canonical=self.ledger is not None,
+                           path_segments=self.path_segments)
+        self._insert(tenant, [rec], prepared, {})
+        return 1
 
     def _replays(
-        self, tenant: str, events: list[dict[str, Any]], chashes: dict[int, bytes]
+        self, tenant: str, events: list[dict[str, Any]], client_ids: frozenset[int]
     ) -> dict[int, Appended]:
         """Client-chosen ids that already exist (or repeat within the request)."""
-        ids = [events[i]["id"] for i in chashes]
-        found: dict[str, tuple[int, bytes | None, str]] = {}
+        keys = {i: content_key(events[i]) for i in sorted(client_ids)}
+        ids = [events[i]["id"] for i in keys]
+        found: dict[str, tuple[int, str]] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            for eid, seq, chash, body in self.conn.execute(
-                f"SELECT id, seq, chash, body FROM events WHERE tenant = ? AND id IN ({marks})",
+            for eid, seq, body in self.conn.execute(
+                f"SELECT id, seq, body FROM events WHERE tenant = ? AND id IN ({marks})",
                 (tenant, *chunk),
             ):
-                found[eid] = (seq, chash, body)
+                found[eid] = (seq, body)
         replay: dict[int, Appended] = {}
         first_in_request: dict[str, int] = {}
         conflicts = []
-        for i, h in chashes.items():
+        for i, key in keys.items():
             eid = events[i]["id"]
             if eid in found:
-                seq, stored_hash, body = found[eid]
-                if stored_hash is None:
-                    stored_hash = content_hash(orjson.loads(body))
-                if stored_hash == h:
+                seq, body = found[eid]
+                if content_key(orjson.loads(body)) == key:
                     replay[i] = Appended(eid, seq, False)
                 else:
                     conflicts.append({"index": i, "field": "id",
                                       "reason": f"event {eid} exists with different content"})
             elif eid in first_in_request:
                 j = first_in_request[eid]
-                if chashes[j] != h:
+                if keys[j] != key:
                     conflicts.append({"index": i, "field": "id",
                                       "reason": f"id {eid} repeats index {j} with other content"})
                 else:
