@@ -283,3 +283,18 @@ def test_huge_numbers_in_filters_are_not_errors(server: Server) -> None:
     assert r.status_code == 200 and len(r.json()["data"]) == 1
     r = c.get("/v1/events", params={"q": "context.user_id:>100000000000000000000000"})
     assert r.status_code == 200
+
+
+def test_retry_of_an_event_without_timestamp_is_a_replay(server: Server) -> None:
+    c = server.client(server.key("acme"))
+    body = {"id": "order-17", "type": "x", "metadata": {"amount": 1.0}}
+    first = post(c, body)
+    assert first.status_code == 201
+    again = post(c, body)
+    assert again.status_code == 200 and again.json()["data"] == first.json()["data"]
+    # The server's timestamp is not the client's: naming one now is other content.
+    assert post(c, {**body, "timestamp": "2026-01-01T00:00:00Z"}).status_code == 409
+    timed = {"id": "order-18", "type": "x", "timestamp": "2026-01-01T00:00:00Z"}
+    assert post(c, timed).status_code == 201
+    assert post(c, {"id": "order-18", "type": "x"}).status_code == 409
+    assert len(c.get("/v1/events").json()["data"]) == 2

@@ -1,0 +1,75 @@
+"""The writer thread: one job's failure stays that job's; retries are recognised."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auditstream.dbapi import sqlite3
+from auditstream.errors import StoreError, ValidationFailed
+from auditstream.integrity.checkpoint import Signer, generate_signer
+from auditstream.model.ids import new_event_id
+from auditstream.model.times import format_us, now_us
+from auditstream.store.sqlite import SQLiteEventStore
+from auditstream.store.sqlite.audit import verify_db
+
+
+class PoisonedSigner(Signer):
+    """Signs every checkpoint but those of tenant ``poison`` (a fault outside any job's
+    savepoint: checkpoints are signed once per tenant, after the group's jobs)."""
+
+    attempts = 0
+
+    def sign(self, message: bytes) -> bytes:
+        if b"/poison\n" in message:
+            PoisonedSigner.attempts += 1
+            raise RuntimeError("signing failed")
+        return super().sign(message)
+
+
+def event(tenant: str, **extra: Any) -> dict[str, Any]:
+    now = format_us(now_us())
+    return {"id": new_event_id(), "tenant": tenant, "timestamp": now, "received_at": now,
+            "type": "x", "severity": "info", **extra}
+
+
+def test_a_poisonous_job_fails_alone(tmp_path: Path) -> None:
+    good = generate_signer("auditstream.local")
+    signer = PoisonedSigner(good.name, good._seed)  # noqa: SLF001 (same key, one fault)
+
+    async def run() -> list[Any]:
+        store = SQLiteEventStore(tmp_path / "w.db", signer=signer)
+        # Hold the write lock while the jobs queue up, so they meet in one group.
+        blocker = sqlite3.connect(tmp_path / "w.db", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        asyncio.get_running_loop().call_later(0.3, blocker.execute, "COMMIT")
+        jobs = [store.append(f"t{i % 5}", [event(f"t{i % 5}")]) for i in range(60)]
+        jobs.insert(30, store.append("poison", [event("poison")]))
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        await store.close()
+        return results
+
+    results = asyncio.run(run())
+    failed = [r for r in results if isinstance(r, BaseException)]
+    assert len(failed) == 1 and isinstance(failed[0], StoreError)
+    assert isinstance(results[30], StoreError)
+    rep = verify_db(tmp_path / "w.db", good.verifier())
+    assert rep.ok and rep.events == 60
+    # It failed in a group first, then alone: the others were retried without it.
+    assert PoisonedSigner.attempts == 2
+
+
+@pytest.mark.parametrize("tenant", ["acme\x00", "", "a/b", "x" * 64])
+def test_appends_to_an_invalid_tenant_are_refused(tmp_path: Path, tenant: str) -> None:
+    async def run() -> None:
+        store = SQLiteEventStore(tmp_path / "w.db")
+        try:
+            with pytest.raises(ValidationFailed):
+                await store.append(tenant, [event(tenant)])
+        finally:
+            await store.close()
+
+    asyncio.run(run())
