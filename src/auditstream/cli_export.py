@@ -34,6 +34,7 @@ run (from cron, say), with **every event exactly once**:
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import fcntl
 import os
@@ -60,6 +61,7 @@ from rich.progress import (
 
 from .errors import ProblemError
 from .export import FORMATS, encoder
+from .integrity.witness import WitnessError
 from .model.times import TimeParseError, format_us, now_us, parse_duration
 
 err = Console(stderr=True)
@@ -159,6 +161,11 @@ def export_cmd(
         "--bundle", help="Write a verifiable bundle instead: every event up to the latest "
         "signed checkpoint with its inclusion proof (check it with `auditstream verify "
         "--bundle`)")] = False,
+    checkpoint: Annotated[Path | None, typer.Option(
+        "--checkpoint", dir_okay=False, help="With --bundle: the file keeping the last "
+        "checkpoint exported. The new one must extend it (checked with a consistency proof; "
+        "a rollback or a fork is refused, exit 3); then the file is replaced by the new "
+        "one. Keep it off the server.")] = None,
 ) -> None:
     """Export a tenant's events (seq order) to NDJSON, CSV or Parquet, from the database file.
 
@@ -173,6 +180,8 @@ def export_cmd(
     if bundle and (q or since or until or after_seq):
         raise typer.BadParameter("a bundle holds the whole log; filters do not apply",
                                  param_hint="--bundle")
+    if checkpoint is not None and not bundle:
+        raise typer.BadParameter("--checkpoint goes with --bundle", param_hint="--checkpoint")
     try:
         where = _export_filter(q, since, until)
     except ProblemError as exc:
@@ -195,7 +204,7 @@ def export_cmd(
                 bar.update(task, completed=done, total=total)
 
         if bundle:
-            return _bundle_to(sink, db, tenant, bar, task)
+            return _bundle_to(sink, db, tenant, bar, task, checkpoint)
         return asyncio.run(export_to(sink, db=db, tenant=tenant, fmt=fmt, where=where,
                                      after_seq=after_seq, progress=progress))
 
@@ -237,6 +246,10 @@ class PullState:
     since: str | None = None
     #: The output file as of the last commit: committed size, device and inode.
     output: dict[str, Any] = field(default_factory=dict)
+    #: The tenant log's latest signed checkpoint seen (C2SP note), and the key it is
+    #: checked with (pinned on the first run): every run proves the new one extends it.
+    checkpoint: str | None = None
+    public_key: str | None = None
     updated_at: str | None = None
     version: int = STATE_VERSION
 
@@ -334,10 +347,15 @@ def pull(
     timeout: float = 120.0,
     on_events: Callable[[int], None] | None = None,
     transport: httpx.BaseTransport | None = None,
+    public_key: str | None = None,
 ) -> PullResult:
     """Append every event committed since the last run to ``out_path`` (see module doc).
 
     ``on_events(n)`` reports the events written so far in this run.
+
+    Before any event, the server's latest signed checkpoint must extend the one the
+    previous run saw (an RFC 9162 consistency proof): a log that was rolled back or
+    rewritten raises ``witness.WitnessError`` and nothing is written or recorded.
 
     Raises ``PullError`` (or an ``httpx`` error) when it cannot finish; whatever was
     committed before stays committed, and the next run resumes from there.
@@ -372,6 +390,8 @@ def pull(
             headers = {"X-API-Key": key, "Accept": "application/x-ndjson"}
             with httpx.Client(base_url=base, headers=headers, transport=transport,
                               timeout=httpx.Timeout(timeout, connect=10.0)) as client:
+                # Recorded with the first commit below (every run commits at least once).
+                _witness(client, state, public_key)
                 while True:
                     done = _pull_chunk(client, state, state_path, out, out_path, batch, result,
                                        on_events)
@@ -379,6 +399,51 @@ def pull(
                         return result
         finally:
             out.close()
+
+
+def _witness(client: httpx.Client, state: PullState, public_key: str | None) -> None:
+    """Check the server's latest checkpoint against the one seen before (see ``pull``) and
+    keep it in ``state``. Servers without integrity are pulled unchecked."""
+    from .integrity.checkpoint import Verifier, open_checkpoint
+    from .integrity.witness import check_extension
+
+    r = client.get("/v1/integrity/checkpoint")
+    if r.status_code == 404 and state.checkpoint is None:
+        return
+    if r.status_code != 200:
+        raise PullError(f"checkpoint: {_problem_text(r)}")
+    if public_key and state.public_key and public_key.strip() != state.public_key:
+        raise PullError("--public-key differs from the key this state pinned on its first "
+                        "run; a new key means a new log: start a new state file")
+    key = state.public_key or public_key
+    if not key:
+        k = client.get("/v1/integrity/public-key")
+        if k.status_code != 200:
+            raise PullError(f"public key: {_problem_text(k)}")
+        key = k.text  # trust on first use, then pinned in the state
+    try:
+        verifier = Verifier.from_key_string(key.strip())
+        current = open_checkpoint(r.text, verifier)
+    except ValueError as exc:
+        raise PullError(f"the server's checkpoint is not validly signed: {exc}") from None
+    if state.checkpoint is not None:
+        previous = open_checkpoint(state.checkpoint, verifier)
+        if previous.origin != current.origin:
+            raise PullError(f"this state follows the log {previous.origin}, the key reads "
+                            f"{current.origin}: use a state file per tenant")
+        proof: list[bytes] = []
+        if 0 < previous.size < current.size:
+            p = client.get("/v1/integrity/proof/consistency",
+                           params={"from": previous.size, "to": current.size})
+            if p.status_code != 200:
+                raise PullError(f"consistency proof: {_problem_text(p)}")
+            try:
+                proof = [base64.b64decode(h, validate=True)
+                         for h in p.json()["consistency_path"]]
+            except (ValueError, KeyError, TypeError):
+                raise PullError("the server sent a malformed consistency proof") from None
+        check_extension(previous, current, proof)
+    state.checkpoint, state.public_key = r.text, key.strip()
 
 
 def _pull_chunk(
@@ -483,6 +548,9 @@ def pull_cmd(
         help="First run only: start with events of this last period (1h, 7d) instead of "
              "all history")] = None,
     batch: Annotated[int, typer.Option(help="Events per request and per commit")] = 10_000,
+    public_key: Annotated[str | None, typer.Option(
+        "--public-key", help="The server's checkpoint key (or a file holding it); default: "
+        "fetched on the first run and pinned in the state")] = None,
 ) -> None:
     """Append every event committed since the last run to --out, exactly once.
 
@@ -498,7 +566,11 @@ def pull_cmd(
                 bar.update(task, completed=n)
 
             result = pull(url, key, state, out, window=window, batch=batch,
-                          on_events=on_events)
+                          on_events=on_events, public_key=_key_arg(public_key))
+    except WitnessError as exc:
+        err.print(f"[red]REFUSED[/red] {exc}")
+        err.print(f"nothing was pulled; {state} keeps the checkpoint seen before")
+        raise typer.Exit(3) from None
     except (PullError, httpx.HTTPError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         err.print("committed progress is kept; the next run resumes from it")
@@ -508,25 +580,60 @@ def pull_cmd(
     err.print(f"pulled {result.events} events; next run starts after seq {result.after_seq}")
 
 
+def _key_arg(value: str | None) -> str | None:
+    """A verifier key given inline (name+id+key) or as a file holding one."""
+    if value is None or "+" in value and not Path(value).exists():
+        return value
+    try:
+        return Path(value).read_text().strip()
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read public key {value!r}: {exc}") from None
+
+
 def _bundle_to(sink: IO[bytes], db: str | None, tenant: str, bar: Progress | None,
-               task: TaskID | None) -> int:
+               task: TaskID | None, kept: Path | None) -> int:
     from .integrity.bundle import write_bundle
+    from .integrity.checkpoint import open_checkpoint
     from .integrity.keys import key_path, load_or_create_signer
+    from .integrity.witness import WitnessError
     from .settings import Settings
+    from .store.sqlite import SQLiteEventStore
 
     settings = Settings.from_env(db=db)
     if not key_path(settings.db).exists():
         raise typer.BadParameter("no signing key beside the database: integrity was never on")
+    verifier = load_or_create_signer(settings.db, settings.deployment).verifier()
+    previous = None
+    if kept is not None and kept.exists():
+        try:
+            previous = open_checkpoint(kept.read_text(), verifier)
+        except ValueError as exc:
+            raise typer.BadParameter(f"{kept}: not a checkpoint signed by this database's "
+                                     f"key ({exc})", param_hint="--checkpoint") from None
 
     def progress(n: int) -> None:
         if bar is not None and task is not None:
             bar.advance(task, n)
 
+    async def run() -> tuple[int, str]:
+        store = SQLiteEventStore(settings.db, indexed_paths=settings.indexed_path_list)
+        try:
+            return await write_bundle(store, tenant, sink, verifier, previous=previous,
+                                      progress=progress)
+        finally:
+            await store.close()
+
     try:
-        return write_bundle(settings.db, tenant, sink,
-                            load_or_create_signer(settings.db, settings.deployment), progress)
+        n, note = asyncio.run(run())
     except LookupError as exc:
         raise typer.BadParameter(str(exc), param_hint="--tenant") from None
+    except WitnessError as exc:
+        err.print(f"[red]REFUSED[/red] {exc}")
+        err.print(f"the checkpoint in {kept} is kept; no bundle was written")
+        raise typer.Exit(3) from None
+    if kept is not None:
+        write_atomic(kept, note.encode())
+    return n
 
 
 def register(app: typer.Typer) -> None:

@@ -3,8 +3,15 @@
 Deliberately self-contained: it imports no other auditstream module (only the standard
 library, ``cryptography`` for Ed25519 and ``rfc8785`` for canonical JSON), so a bug in the
 server's hashing, proof or signing code cannot also hide in the check. It re-implements
-RFC 9162 inclusion verification (§2.1.3.2) and the C2SP signed-note format; copy this file
-to verify bundles anywhere.
+RFC 9162 inclusion verification (§2.1.3.2), the C2SP signed-note format and the check of
+redaction records; copy this file to verify bundles anywhere.
+
+Redacted events keep only some fields and ``redacted: {"at", "reason", "by"}``; their line
+carries the original ``leaf_hash``. A stub is accepted only if the redaction record at seq
+``by`` (an event of type ``auditstream.redaction``, proven like any other) commits to it:
+its ``payload.redaction`` holds ``count`` and ``digest``, the SHA-256 over, for each stub
+naming it in seq order, the seq (8 bytes, big-endian), the leaf hash and the SHA-256 of the
+stub's RFC 8785 bytes.
 """
 
 from __future__ import annotations
@@ -113,6 +120,7 @@ def verify_bundle(lines: Iterable[bytes | str], vkey: str) -> BundleReport:
     if not origin.endswith(f"/{tenant}"):
         report.errors.append(f"checkpoint origin {origin!r} is not the log of {tenant!r}")
     expected = 0
+    claims: dict[int, tuple[hashlib._Hash, int, int]] = {}  # by → (digest, count, first seq)
     for raw in it:
         if not raw.strip():
             continue
@@ -136,8 +144,37 @@ def verify_bundle(lines: Iterable[bytes | str], vkey: str) -> BundleReport:
             report.errors.append(f"{where}: not included in the signed checkpoint "
                                  "(content altered or proof forged)")
             return report
+        problem = _redaction_problem(ev, leaf, claims)
+        if problem:
+            report.errors.append(f"{where}: {problem}")
+            return report
         expected += 1
         report.events += 1
     if expected != size:
         report.errors.append(f"bundle holds {expected} events but the checkpoint signs {size}")
+    elif claims:
+        by = min(claims)
+        report.errors.append(f"seq {claims[by][2]}: redacted, but seq {by} is not a "
+                             "redaction record")
     return report
+
+
+def _redaction_problem(ev: dict, leaf: bytes,  # type: ignore[type-arg]
+                       claims: dict[int, tuple[hashlib._Hash, int, int]]) -> str | None:
+    seq = ev["seq"]
+    if "redacted" in ev:
+        by = ev["redacted"].get("by") if isinstance(ev["redacted"], dict) else None
+        if type(by) is not int or by <= seq:
+            return "redacted, but no redaction record names it"
+        h, count, first = claims.get(by) or (hashlib.sha256(), 0, seq)
+        h.update(seq.to_bytes(8, "big") + leaf + hashlib.sha256(rfc8785.dumps(ev)).digest())
+        claims[by] = (h, count + 1, first)
+        return None
+    got = claims.pop(seq, None)
+    if ev.get("type") != "auditstream.redaction":
+        return None if got is None else f"seq {got[2]} names it as its redaction record"
+    detail = (ev.get("payload") or {}).get("redaction") or {}
+    h, count, first = got or (hashlib.sha256(), 0, seq)
+    if detail.get("count") != count or detail.get("digest") != h.hexdigest():
+        return f"redaction record does not match the stubs that name it (from seq {first})"
+    return None

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from rollback import roll_back
 
 from auditstream.auth.catalog import Catalog
 from auditstream.dbapi import sqlite3
@@ -357,23 +358,6 @@ def test_cli_names_the_bad_seq(pristine: tuple[Path, Signer], tmp_path: Path) ->
     p = subprocess.run([sys.executable, "-m", "auditstream", "verify", "--db", str(db),
                         "--public-key", str(key)], capture_output=True, text=True, timeout=60)
     assert p.returncode == 1 and "seq 17" in p.stderr and "column type" in p.stderr
-
-
-def roll_back(conn: sqlite3.Connection, keep: int) -> None:
-    """Remove acme's newest events with everything that mentions them, consistently:
-    rows, full-text rows, tree nodes, checkpoints and rollup counts."""
-    h = 3_600_000_000
-    conn.execute("DELETE FROM events_fts WHERE rowid IN "
-                 "(SELECT rid FROM events WHERE tenant='acme' AND seq > ?)", (keep,))
-    conn.execute("DELETE FROM events WHERE tenant='acme' AND seq > ?", (keep,))
-    conn.execute("DELETE FROM merkle_nodes WHERE tenant='acme' AND (idx + 1) << level > ?",
-                 (keep,))
-    conn.execute("DELETE FROM checkpoints WHERE tenant='acme' AND size > ?", (keep,))
-    conn.execute("DELETE FROM idempotency WHERE tenant='acme'")
-    conn.execute("DELETE FROM rollup_hour")
-    conn.execute(f"INSERT INTO rollup_hour SELECT tenant, ts - ((ts % {h}) + {h}) % {h}, type, "
-                 "IFNULL(category, ''), severity, IFNULL(outcome, ''), COUNT(*) FROM events "
-                 "GROUP BY 1, 2, 3, 4, 5, 6")
 
 
 def test_rollback_is_caught_by_a_checkpoint_kept_elsewhere(

@@ -466,7 +466,7 @@ class SQLiteEventStore(EventStore):
             def run(conn: sqlite3.Connection, after: int = after) -> list[int]:
                 return [r[0] for r in conn.execute(
                     "SELECT seq FROM events WHERE tenant = ? AND seq > ? AND ts < ? AND type != ? "
-                    "ORDER BY seq LIMIT ?",
+                    "AND json_type(body, '$.redacted') IS NULL ORDER BY seq LIMIT ?",
                     (tenant, after, before_us, RECORD_TYPE, self.PURGE_CHUNK))]
 
             seqs = await self._read(run)
