@@ -10,11 +10,11 @@ from typing import Any
 
 import orjson
 import pytest
+from rollback import roll_back
 
 from auditstream.cli_export import pull
 from auditstream.dbapi import sqlite3
 from auditstream.integrity.witness import ForkError, RollbackError
-from rollback import roll_back
 
 
 def ingest(srv: Any, key: str, n: int) -> None:
