@@ -13,7 +13,8 @@ documented shape. Nothing here knows about HTTP framing beyond a status code.
     │   ├── PermissionDenied     403 the credential lacks a scope or tenant
     │   ├── NotFound             404 no such resource *for this tenant*
     │   ├── Conflict             409 an id was re-sent with different content
-    │   └── PayloadTooLarge      413 body or batch above the configured limits
+    │   ├── PayloadTooLarge      413 body or batch above the configured limits
+    │   └── UnsupportedMediaType 415 a body that is not JSON (``accept`` lists the types)
     └── StoreError                   the backend failed (never the caller's fault)
         └── StoreClosed              the store was used after close()
 """
@@ -35,6 +36,7 @@ __all__ = [
     "QuerySyntaxError",
     "StoreClosed",
     "StoreError",
+    "UnsupportedMediaType",
     "ValidationFailed",
 ]
 
@@ -122,6 +124,12 @@ class PayloadTooLarge(ProblemError):
     status = 413
     title = "Payload too large"
     type_slug = "https://auditstream.dev/problems/too-large"
+
+
+class UnsupportedMediaType(ProblemError):
+    status = 415
+    title = "Unsupported Media Type"
+    type_slug = "https://auditstream.dev/problems/unsupported-media-type"
 
 
 class StoreError(AuditstreamError):
