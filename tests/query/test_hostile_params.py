@@ -141,3 +141,9 @@ def test_metrics_on_dotted_paths_still_work(shared_server: Server) -> None:
     r = c.get("/v1/events/aggregate", params={"sum": "context.ms", "p50": "context.ms"})
     assert r.status_code == 200
     assert r.json()["buckets"][0]["rows"][0]["metrics"]["context.ms"] == {"sum": 12, "p50": 5}
+
+
+@pytest.mark.parametrize("value", ["\x00abc", "a\x00b", '"x\x00y"', "\x00\\ORtrue"])
+@pytest.mark.parametrize("route", FILTER_ROUTES)
+def test_nul_in_free_text_is_not_a_500(reader: httpx.Client, route: str, value: str) -> None:
+    assert reader.get(route, params={"q": value}).status_code == 200

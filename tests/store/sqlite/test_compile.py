@@ -28,7 +28,8 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> tuple[sqlite3.Connection, Co
     path: Path = tmp_path_factory.mktemp("compile") / "c.db"
     events: list[dict[str, Any]] = [
         {"id": new_event_id(), "tenant": "t", "timestamp": format_us(T0 + i),
-         "received_at": format_us(T0), "type": t, "severity": "info"}
+         "received_at": format_us(T0), "type": t, "severity": "info",
+         "title": "hello world" if i % 2 else "hello there"}
         for i, t in enumerate(TYPES)]
 
     async def load() -> dict[str, str]:
@@ -56,6 +57,18 @@ def test_prefix_ending_in_the_last_code_points_matches_like_the_predicate(
     pred = compile_predicate(Prefix("type", prefix))
     assert want == {t for t in TYPES if pred({"type": t})}
     assert select(db, Prefix("type", prefix)) == want
+
+
+@pytest.mark.parametrize("term", ["\x00hello", "hello\x00world", "\x00", "wor\x00*",
+                                  'hello"\x00'])
+def test_nul_in_a_text_term_is_a_separator_like_in_the_predicate(
+    db: tuple[sqlite3.Connection, Compiler], term: str
+) -> None:
+    """FTS5 reads NUL as the end of its query string ("unterminated string", a 500)."""
+    pred = compile_predicate(Text((term,)))
+    want = {t for i, t in enumerate(TYPES)
+            if pred({"type": t, "title": "hello world" if i % 2 else "hello there"})}
+    assert select(db, Text((term,))) == want
 
 
 @pytest.mark.parametrize(("node", "reason"), [

@@ -182,12 +182,14 @@ def prefix_upper_bound(prefix: str) -> str | None:
 def fts_query(terms: tuple[str, ...]) -> str:
     """Each term becomes a quoted FTS5 phrase (a trailing ``*`` a prefix query); all ANDed.
 
-    Quoting every term means no user input is ever read as FTS5 syntax.
+    Quoting every term means no user input is ever read as FTS5 syntax. NUL becomes a
+    space: FTS5 would take it for the end of the query ("unterminated string"), and the
+    tokenizer separates words at it anyway.
     """
     parts = []
     for term in terms:
         star = term.endswith("*")
-        body = term[:-1] if star else term
+        body = (term[:-1] if star else term).replace("\x00", " ")
         phrase = '"' + body.replace('"', '""') + '"'
         parts.append(phrase + (" *" if star else ""))
     return " AND ".join(parts) if parts else '""'
