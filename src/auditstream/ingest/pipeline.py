@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
@@ -73,7 +73,7 @@ NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl
 ACCEPTED_TYPES = ("application/json", "application/*+json", *NDJSON_TYPES)
 
 
-def body_format(content_type: str) -> str:
+def body_format(content_type: str) -> Literal["json", "ndjson"]:
     """``"json"`` or ``"ndjson"`` for a request's Content-Type, else ``UnsupportedMediaType``.
 
     A missing (empty) Content-Type is read as JSON, for clients that send none. Anything
