@@ -90,3 +90,17 @@ def make_server(db_path: Path) -> Iterator[Any]:
 @pytest.fixture
 def server(make_server: Any) -> Server:
     return make_server()  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server and database for a whole module: for parametrised attacks that each use
+    their own tenant, so hundreds of cases do not start hundreds of servers."""
+    settings = Settings(port=free_port(), db=str(tmp_path_factory.mktemp("shared") / "a.db"),
+                        demo=False)
+    server, thread, app = start_server(settings)
+    catalog = Catalog(settings.db)
+    yield Server(f"http://127.0.0.1:{settings.port}", settings, app, catalog)
+    server.should_exit = True
+    thread.join(timeout=20)
+    catalog.close()

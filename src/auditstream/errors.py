@@ -13,7 +13,9 @@ documented shape. Nothing here knows about HTTP framing beyond a status code.
     │   ├── PermissionDenied     403 the credential lacks a scope or tenant
     │   ├── NotFound             404 no such resource *for this tenant*
     │   ├── Conflict             409 an id was re-sent with different content
-    │   └── PayloadTooLarge      413 body or batch above the configured limits
+    │   ├── PayloadTooLarge      413 body or batch above the configured limits
+    │   ├── UnsupportedMediaType 415 a body that is not JSON (``accept`` lists the types)
+    │   └── InternalError        500 an unexpected failure (``request_id`` finds it in the log)
     └── StoreError                   the backend failed (never the caller's fault)
         ├── StoreClosed              the store was used after close()
         └── StoreUnavailable     503 writes are impossible for now (full disk, read-only file)
@@ -28,6 +30,7 @@ __all__ = [
     "AuthenticationRequired",
     "Conflict",
     "FieldError",
+    "InternalError",
     "InvalidRequest",
     "NotFound",
     "PayloadTooLarge",
@@ -37,6 +40,7 @@ __all__ = [
     "StoreClosed",
     "StoreError",
     "StoreUnavailable",
+    "UnsupportedMediaType",
     "ValidationFailed",
 ]
 
@@ -124,6 +128,18 @@ class PayloadTooLarge(ProblemError):
     status = 413
     title = "Payload too large"
     type_slug = "https://auditstream.dev/problems/too-large"
+
+
+class UnsupportedMediaType(ProblemError):
+    status = 415
+    title = "Unsupported Media Type"
+    type_slug = "https://auditstream.dev/problems/unsupported-media-type"
+
+
+class InternalError(ProblemError):
+    status = 500
+    title = "Internal Server Error"
+    type_slug = "https://auditstream.dev/problems/internal"
 
 
 class StoreError(AuditstreamError):

@@ -294,3 +294,50 @@ def test_garbage_only_raises_query_syntax_error(text: str) -> None:
         assert 0 <= err.position <= len(text)
     else:
         assert node is not None
+
+
+# ---------------------------------------------------------------- limits (hostile input)
+
+LIMIT_ERRORS: list[tuple[str, str, int]] = [
+    ("(" * 400 + "a" + ")" * 400, "nested deeper than 32", 32),
+    ("-" * 300 + "a", "nested deeper than 32", 32),
+    ("NOT " * 300 + "a", "nested deeper than 32", 128),
+    ("(-" * 20 + "a" + ")" * 20, "nested deeper than 32", 32),
+    (" ".join(["a"] * 2000), "more than 256 terms", 512),
+    (" OR ".join(["type:a"] * 300), "more than 256 terms", 256 * 10 + 5),
+    ("type:" + ",".join(["a"] * 300), "more than 256 terms", 5 + 256 * 2),
+    ("x" * 4097, "longer than 4096 characters", 4096),
+    ("since:999999999999h", "bad time", 6),
+    ("since:" + "1" * 5000, "longer than 4096", 4096),
+    ("since:" + "1" * 30, "bad time", 6),
+    ("timestamp:>=" + "1" * 400, "bad time", 12),
+    ("timestamp:" + "1" * 400, "bad time", 10),
+    ("until:²", "bad time", 6),
+    ("seq:>" + "1" * 400, "bad seq", 5),
+    ("seq:>=99999999999999999999999", "bad seq", 6),
+    ("seq:>abc", "bad seq", 5),
+    ("seq:<1.5", "bad seq", 5),
+]
+
+
+@pytest.mark.parametrize(("text", "reason", "position"), LIMIT_ERRORS,
+                         ids=[e[0][:40] for e in LIMIT_ERRORS])
+def test_limits_and_huge_values_are_syntax_errors(text: str, reason: str, position: int) -> None:
+    with pytest.raises(QuerySyntaxError) as info:
+        q(text)
+    assert reason in info.value.reason
+    assert info.value.position == position
+    assert len(info.value.extra["query"]) <= 4096  # a huge q is not echoed back whole
+
+
+def test_limits_leave_room_for_real_queries() -> None:
+    deep = "(" * 32 + "a" + ")" * 32
+    assert q(deep) == Text(("a",))
+    assert q("-" * 32 + "a") is not None
+    assert isinstance(q(" ".join(f"context.k{i}:1" for i in range(256))), And)
+    assert q("seq:>=9223372036854775807") == Cmp("seq", ">=", 2**63 - 1)
+    assert q("x" * 4096) == Text(("x" * 4096,))
+
+
+def test_prefix_may_end_in_the_last_code_point() -> None:
+    assert q("type:abc\U0010ffff*") == Prefix("type", "abc\U0010ffff")

@@ -1,9 +1,15 @@
 """Render errors: RFC 9457 problem+json for the native API, each profile's own shape for its
-prefix (profiles register a renderer in ``app.state.error_renderers``)."""
+prefix (profiles register a renderer in ``app.state.error_renderers``).
+
+Every error reaches the client in its route's shape, the unexpected ones included: an
+exception no handler knows becomes an ``InternalError`` (500) carrying a request id, which
+is also sent as ``X-Request-ID`` and logged with the traceback (``UnexpectedErrors``).
+"""
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -12,8 +18,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import InvalidRequest, ProblemError, StoreError, ValidationFailed
+from ..errors import InternalError, InvalidRequest, ProblemError, StoreError, ValidationFailed
 
 log = logging.getLogger("auditstream")
 PROBLEM = "application/problem+json"
@@ -39,6 +46,7 @@ def _loc_field(loc: tuple[Any, ...]) -> str:
 def install(app: FastAPI) -> None:
     app.state.error_renderers = {}
     app.state.route_renderers = {}
+    app.add_middleware(UnexpectedErrors)
 
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> Response:
@@ -69,6 +77,47 @@ def install(app: FastAPI) -> None:
         err = ProblemError("the event store is unavailable; retry later")
         err.status, err.title = 503, "Service unavailable"
         return problem_response(request, err)
+
+
+class UnexpectedErrors:
+    """Answers an exception that escaped every handler with a 500 in the route's error shape.
+
+    Starlette would answer a plain-text "Internal Server Error" that no client of a JSON
+    API can parse. The answer names a fresh request id (``X-Request-ID`` and the body; not
+    the client's own, which could forge log lines) and never the exception's text, which
+    may hold paths or data; the log gets both, with the traceback. Once a streamed body
+    has started the exception is re-raised instead: the connection must abort, so the
+    client cannot take a cut stream for a complete one.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception as exc:
+            if started:
+                raise
+            request_id = uuid.uuid4().hex
+            log.error("unexpected error in %s %r, request id %s", scope["method"],
+                      scope["path"], request_id, exc_info=exc)
+            err = InternalError(f"unexpected error; quote request id {request_id} to the "
+                                "operator", request_id=request_id)
+            response = problem_response(Request(scope), err)
+            response.headers["X-Request-ID"] = request_id
+            await response(scope, receive, send)
 
 
 def _renderer_for(request: Request) -> Any:

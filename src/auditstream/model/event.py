@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
@@ -32,12 +33,59 @@ ShortStr = Annotated[StrictStr, Field(min_length=1, max_length=256)]
 Text = Annotated[StrictStr, Field(max_length=16_384)]
 
 
+#: How deep an event may nest: the event is level 1, ``payload`` level 2, ``payload.a``
+#: level 3 … Every read path serialises with orjson, which refuses more than 254 levels, so
+#: a deeper event would be stored and then break every read; no audit record needs 32.
+MAX_DEPTH = 32
+#: Largest integer magnitude: RFC 8785 (the hashed form) and I-JSON (RFC 7493) take only
+#: integers that an IEEE double holds exactly. orjson reads larger ones as floats up to
+#: 2**64, so an event either way would hash, index or read back as another number.
+MAX_SAFE_INT = 2**53 - 1
+
+
 def _object(value: Any) -> dict[str, Any]:
-    # Only "is it an object": the body came from a JSON parser, so its contents are JSON
-    # values already, and walking every nested value again doubled validation time.
     if type(value) is not dict:
         raise ValueError("Input should be an object")
+    problem = _unstorable(value, 2)
+    if problem is not None:
+        reason, path = problem
+        where = ".".join(path)
+        raise ValueError(reason + (f" at {where[:200]}" if where else ""))
     return value
+
+
+def _unstorable(value: dict[str, Any] | list[Any], level: int) -> tuple[str, list[str]] | None:
+    """Why a container at ``level`` cannot be stored and read back, with the path to the
+    offending value, or ``None``.
+
+    Hot path: a flat loop over type checks. A general walk through Pydantic doubled
+    validation time; this one only descends into containers.
+    """
+    items = value.items() if type(value) is dict else enumerate(value)
+    for key, v in items:
+        t = type(v)
+        if t is str or v is None or t is bool:
+            continue
+        if t is int:
+            if -MAX_SAFE_INT <= v <= MAX_SAFE_INT:
+                continue
+            reason = (f"integer beyond ±{MAX_SAFE_INT} (2^53 - 1) cannot be stored exactly; "
+                      "send it as a string")
+        elif t is float:
+            if v - v == 0.0:  # finite (inf - inf and NaN - NaN are NaN)
+                continue
+            reason = "not a finite number (NaN and infinities are not JSON)"
+        elif t is dict or t is list:
+            if level < MAX_DEPTH:
+                problem = _unstorable(v, level + 1)
+                if problem is None:
+                    continue
+                return problem[0], [str(key), *problem[1]]
+            reason = f"nested deeper than {MAX_DEPTH} levels"
+        else:
+            reason = f"not a JSON value: {t.__name__}"
+        return reason, [str(key)]
+    return None
 
 
 Obj = Annotated[dict[str, Any], PlainValidator(_object)]
@@ -56,8 +104,16 @@ def _normal_time(value: str | int) -> str:
         raise ValueError(str(exc)) from None
 
 
+def _time_type(value: Any) -> Any:
+    # One clear error for a float, bool or object, instead of one per member of the union.
+    if type(value) is not str and type(value) is not int:
+        raise ValueError("expected an RFC 3339 string or integer Unix milliseconds")
+    return value
+
+
 #: Accepts RFC 3339, date-only or Unix ms; yields the engine's RFC 3339 UTC form.
-Timestamp = Annotated[StrictStr | StrictInt, AfterValidator(_normal_time)]
+Timestamp = Annotated[StrictStr | StrictInt, BeforeValidator(_time_type),
+                      AfterValidator(_normal_time)]
 
 #: Top-level fields whose value is an object of free attributes, addressable by dotted path.
 OBJECT_FIELDS: tuple[str, ...] = ("actor", "subject", "source", "location", "context", "llm")

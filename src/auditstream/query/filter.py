@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from ..errors import InvalidRequest
 from ..model.event import OBJECT_FIELDS
 
 Scalar = str | int | float | bool | None
@@ -119,3 +120,41 @@ def and_(*nodes: Node | None) -> Node:
     if len(flat) == 1:
         return flat[0]
     return And(tuple(flat))
+
+
+#: Bounds on any filter tree, whoever built it (query parameters, ``q``, a compat profile):
+#: its SQL must stay far inside SQLite's expression depth (1,000) and bound-variable
+#: (32,766) limits, and compiling it far inside Python's recursion limit. ``q`` has tighter
+#: limits of its own (``qlang``), reported with a position.
+MAX_CONDITIONS = 512  # leaves: Eq, Cmp, Prefix, Exists, each Text term
+MAX_VALUES = 4096  # values of all Eq leaves together
+MAX_DEPTH = 64  # nested And / Or / Not
+
+
+def check_size(node: Node) -> None:
+    """Raise ``InvalidRequest`` when ``node`` is beyond the bounds above."""
+    conditions = values = 0
+    stack: list[tuple[Node, int]] = [(node, 1)]
+    while stack:
+        n, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _too_large(f"nested deeper than {MAX_DEPTH} levels")
+        if isinstance(n, And | Or):
+            stack.extend((c, depth + 1) for c in n.children)
+        elif isinstance(n, Not):
+            stack.append((n.child, depth + 1))
+        elif isinstance(n, Text):
+            conditions += len(n.terms)
+        elif not isinstance(n, All):
+            conditions += 1
+            if isinstance(n, Eq):
+                values += len(n.values)
+    if conditions > MAX_CONDITIONS:
+        raise _too_large(f"{conditions} conditions; at most {MAX_CONDITIONS}")
+    if values > MAX_VALUES:
+        raise _too_large(f"{values} filter values; at most {MAX_VALUES}")
+
+
+def _too_large(reason: str) -> InvalidRequest:
+    return InvalidRequest("the filter is too large; narrow it", errors=[
+        {"field": "(filter)", "reason": reason}])

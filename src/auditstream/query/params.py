@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from ..errors import InvalidRequest, ValidationFailed
 from ..model.severity import RANK, SEVERITIES
 from ..model.times import TimeParseError, now_us, parse_time
-from .filter import Cmp, Eq, Node, Scalar, and_, is_valid_path
+from .filter import TOP_LEVEL, Cmp, Eq, Node, Scalar, and_, is_valid_path
 from .qlang import parse_q
 
 #: Parameters that are not equality filters, per route family.
@@ -22,6 +22,19 @@ AGGREGATE_PARAMS = frozenset({
     "group_by", "interval", "count_unique", "sum", "avg", "min", "max", "p50", "p95", "p99",
 })
 NOT_FILTERABLE = frozenset({"timestamp", "received_at", "title", "description"})
+
+
+def metric_path_error(path: str) -> str | None:
+    """Why ``path`` cannot be a metric (``sum``, ``avg``, ``p95`` …), or ``None`` if it can.
+
+    Top-level fields hold names, text, times or ``seq``, never a measurement (a sum of
+    timestamps overflows, one of titles is meaningless): metrics take a dotted path under an
+    object field, where producers put numbers (``llm.cost_usd``, ``context.latency_ms``).
+    """
+    if not is_valid_path(path) or path in TOP_LEVEL:
+        return (f"{path[:80]!r} is not numeric: use a dotted path under actor, subject, "
+                "source, location, context or llm (e.g. llm.cost_usd)")
+    return None
 
 
 def typed_values(raw: str) -> tuple[Scalar, ...]:

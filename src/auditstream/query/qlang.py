@@ -52,11 +52,23 @@ Values (after ``field:``)
     ``"..."`` accepts ``\\"`` for a quote and ``\\\\`` for a backslash; any other backslash
     is kept as is.
 
+Limits (so that no query, however hostile, costs more than a bounded amount to parse,
+compile and run; the SQL it becomes must stay far inside SQLite's own limits)
+    ``MAX_LENGTH``
+        4,096 characters.
+    ``MAX_DEPTH``
+        32 levels of nesting: each ``(`` and each ``NOT`` / ``-`` opens a level.
+    ``MAX_TERMS``
+        256 terms: each word, phrase and field value counts one (``type:a,b`` counts two).
+    ``seq`` comparisons take an integer that fits in 64 bits; times must fall in the range
+    ``parse_time`` accepts (years 1 to 9999, durations up to 1,000 years).
+
 Errors raise ``QuerySyntaxError(reason, position, text)`` where ``position`` is the 0-based
 index of the offending token: the field for an unknown field, the opening quote for an
 unterminated quote, the unmatched parenthesis, where the missing value should start for
-an empty value, the value for a bad severity or time, and the keyword (or ``-``) for a
-dangling ``OR``/``AND``/``NOT``.
+an empty value, the value for a bad severity, time or seq, the keyword (or ``-``) for a
+dangling ``OR``/``AND``/``NOT``, the first character past ``MAX_LENGTH``, the ``(`` or
+``NOT`` that opens level 33, and the 257th term.
 """
 
 from __future__ import annotations
@@ -87,7 +99,14 @@ from .filter import (
 )
 from .predicate import TIME_PATHS
 
-__all__ = ["parse_q"]
+__all__ = ["MAX_DEPTH", "MAX_LENGTH", "MAX_TERMS", "parse_q"]
+
+#: Longest ``q`` accepted, in characters.
+MAX_LENGTH = 4096
+#: Deepest nesting of parentheses and negations.
+MAX_DEPTH = 32
+#: Most terms (words, phrases, field values) in one query.
+MAX_TERMS = 256
 
 _PSEUDO_FIELDS = frozenset({"since", "until"})
 _KEYWORDS = frozenset({"OR", "AND", "NOT"})
@@ -154,9 +173,15 @@ class _Lexer:
     def __init__(self, text: str, now: int):
         self.text = text
         self.now = now
+        self.terms = 0
 
     def error(self, reason: str, pos: int) -> QuerySyntaxError:
         return QuerySyntaxError(reason, pos, self.text)
+
+    def count_term(self, pos: int) -> None:
+        self.terms += 1
+        if self.terms > MAX_TERMS:
+            raise self.error(f"more than {MAX_TERMS} terms; narrow the query", pos)
 
     def tokens(self) -> list[_Token]:
         s, n = self.text, len(self.text)
@@ -176,6 +201,7 @@ class _Lexer:
                 out.append(_Token("NOT", i, minus=True))
                 i += 1
             elif ch == '"':
+                self.count_term(i)
                 phrase, end = self.quoted(i)
                 out.append(_Token("TEXT", i, text=phrase))
                 i = end
@@ -220,6 +246,7 @@ class _Lexer:
         if word in _KEYWORDS:
             out.append(_Token(word, start))
         else:
+            self.count_term(start)
             out.append(_Token("TEXT", start, text=word))
         return i
 
@@ -236,6 +263,7 @@ class _Lexer:
         while True:
             if i >= n or s[i].isspace() or s[i] in "(),":
                 raise self.error(f"empty value for {field}", i)
+            self.count_term(i)
             if s[i] == '"':
                 text, end = self.quoted(i)
                 if end < n and not s[end].isspace() and s[end] not in "(),":
@@ -302,6 +330,12 @@ class _Lexer:
     def cmp_value(self, field: str, item: _Item) -> Scalar:
         if field == "severity":
             return self.severity(item)
+        if field == "seq":
+            # seq is a 64-bit integer column: anything else could only fail in the store.
+            if item.quoted or not _INT.fullmatch(item.text) or _number(item.text) is None:
+                raise self.error(f"bad seq {item.text[:40]!r}: expected an integer "
+                                 f"from {_INT_MIN} to {_INT_MAX}", item.pos)
+            return int(item.text)
         if field in TIME_PATHS:
             # "timestamp:>=24h" reads naturally, so durations are allowed here too.
             return self.time(item, relative=True)
@@ -334,6 +368,7 @@ class _Parser:
         self.tokens = tokens
         self.text = text
         self.i = 0
+        self.depth = 0
 
     def error(self, reason: str, pos: int) -> QuerySyntaxError:
         return QuerySyntaxError(reason, pos, self.text)
@@ -408,23 +443,33 @@ class _Parser:
 
     def unary(self) -> Node:
         tok = self.take()
-        if tok.kind == "NOT":
-            if self._ends_operand(self.peek()):
-                raise self.error("dangling '-'" if tok.minus else "dangling NOT", tok.pos)
-            return Not(self.unary())
-        if tok.kind == "(":
-            inner = self.or_expr()
-            close = self.peek()
-            if close is None or close.kind != ")":
-                raise self.error("unbalanced parenthesis: '(' is never closed", tok.pos)
-            self.take()
-            if inner is None:
-                raise self.error("empty parentheses", tok.pos)
-            return inner
+        if tok.kind in ("NOT", "("):
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise self.error(f"nested deeper than {MAX_DEPTH} levels", tok.pos)
+            try:
+                return self.nested(tok)
+            finally:
+                self.depth -= 1
         if tok.kind == "TEXT":  # only reached under NOT
             return Text((tok.text,))
         assert tok.node is not None, tok
         return tok.node
+
+    def nested(self, tok: _Token) -> Node:
+        """The operand of a ``NOT`` / ``-`` or the inside of a ``(`` (already taken)."""
+        if tok.kind == "NOT":
+            if self._ends_operand(self.peek()):
+                raise self.error("dangling '-'" if tok.minus else "dangling NOT", tok.pos)
+            return Not(self.unary())
+        inner = self.or_expr()
+        close = self.peek()
+        if close is None or close.kind != ")":
+            raise self.error("unbalanced parenthesis: '(' is never closed", tok.pos)
+        self.take()
+        if inner is None:
+            raise self.error("empty parentheses", tok.pos)
+        return inner
 
 
 def parse_q(text: str, *, now_us: int) -> Node:
@@ -432,5 +477,9 @@ def parse_q(text: str, *, now_us: int) -> Node:
 
     Raises ``QuerySyntaxError`` with the 0-based position of the offending token.
     """
+    if len(text) > MAX_LENGTH:
+        # Echo only the part that fits: the whole text would make the error as large.
+        raise QuerySyntaxError(f"query longer than {MAX_LENGTH} characters", MAX_LENGTH,
+                               text[:MAX_LENGTH])
     tokens = _Lexer(text, now_us).tokens()
     return _Parser(tokens, text).parse()

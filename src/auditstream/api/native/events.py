@@ -20,6 +20,7 @@ from ...query.params import (
     choice_param,
     filter_from_params,
     int_param,
+    metric_path_error,
 )
 from ...store.base import AggregateSpec, Bucket, EventQuery
 from ..deps import reader, writer
@@ -115,6 +116,9 @@ def aggregate_spec(request: Request) -> AggregateSpec:
     interval = qp.get("interval")
     interval = choice_param("interval", interval, "", ("hour", "day", "week")) or None
     metrics = tuple((fn, p) for fn in METRIC_FNS for p in path_list(fn))
+    for fn, p in metrics:
+        if (reason := metric_path_error(p)) is not None:
+            raise InvalidRequest(f"invalid {fn}", errors=[{"field": fn, "reason": reason}])
     return AggregateSpec(
         group_by=group[0] if group else None, interval=interval,  # type: ignore[arg-type]
         count_unique=path_list("count_unique"), metrics=metrics,  # type: ignore[arg-type]

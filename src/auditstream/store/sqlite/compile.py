@@ -12,7 +12,19 @@ from typing import Any
 
 from ...errors import InvalidRequest
 from ...model.severity import RANK
-from ...query.filter import All, And, Cmp, Eq, Exists, Node, Not, Or, Prefix, Text
+from ...query.filter import (
+    All,
+    And,
+    Cmp,
+    Eq,
+    Exists,
+    Node,
+    Not,
+    Or,
+    Prefix,
+    Text,
+    check_size,
+)
 from .schema import json_path
 
 #: Canonical top-level fields held in their own columns (title and description are read
@@ -40,6 +52,7 @@ class Compiler:
         return "json_extract(body, ?)", [json_path(path)]
 
     def where(self, node: Node) -> tuple[str, list[Any]]:
+        check_size(node)  # whoever built the tree, its SQL must stay within SQLite's limits
         params: list[Any] = []
         sql = self._node(node, params)
         return sql, params
@@ -62,7 +75,10 @@ class Compiler:
             if not node.prefix:
                 params.extend(p)
                 return f"(typeof({expr}) = 'text')"
-            hi = node.prefix[:-1] + chr(ord(node.prefix[-1]) + 1)
+            hi = prefix_upper_bound(node.prefix)
+            if hi is None:
+                params.extend([*p, *p, node.prefix])
+                return f"(typeof({expr}) = 'text' AND {expr} >= ?)"
             params.extend([*p, *p, node.prefix, *p, hi])
             return f"(typeof({expr}) = 'text' AND {expr} >= ? AND {expr} < ?)"
         if isinstance(node, Exists):
@@ -141,15 +157,39 @@ class Compiler:
         return f"(typeof({expr}) IN {kind} AND {expr} {op} ?)"
 
 
+_MAX_CHAR = 0x10FFFF
+_SURROGATES = range(0xD800, 0xE000)
+
+
+def prefix_upper_bound(prefix: str) -> str | None:
+    """The least string above every string that starts with ``prefix``, or ``None``.
+
+    SQLite's ``BINARY`` collation compares UTF-8 bytes, which is code-point order, so this
+    is ``prefix`` with its last character incremented. Trailing U+10FFFF cannot be
+    incremented (``chr`` refuses 0x110000) and is dropped first; a prefix of nothing but
+    U+10FFFF has no bound. The surrogate block is skipped: no stored (UTF-8) string holds
+    one, and SQLite cannot bind one.
+    """
+    head = prefix.rstrip(chr(_MAX_CHAR))
+    if not head:
+        return None
+    nxt = ord(head[-1]) + 1
+    if nxt in _SURROGATES:
+        nxt = _SURROGATES.stop
+    return head[:-1] + chr(nxt)
+
+
 def fts_query(terms: tuple[str, ...]) -> str:
     """Each term becomes a quoted FTS5 phrase (a trailing ``*`` a prefix query); all ANDed.
 
-    Quoting every term means no user input is ever read as FTS5 syntax.
+    Quoting every term means no user input is ever read as FTS5 syntax. NUL becomes a
+    space: FTS5 would take it for the end of the query ("unterminated string"), and the
+    tokenizer separates words at it anyway.
     """
     parts = []
     for term in terms:
         star = term.endswith("*")
-        body = term[:-1] if star else term
+        body = (term[:-1] if star else term).replace("\x00", " ")
         phrase = '"' + body.replace('"', '""') + '"'
         parts.append(phrase + (" *" if star else ""))
     return " AND ".join(parts) if parts else '""'
