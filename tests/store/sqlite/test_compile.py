@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from auditstream.dbapi import sqlite3
 from auditstream.errors import InvalidRequest
 from auditstream.model.ids import new_event_id
 from auditstream.model.times import format_us
