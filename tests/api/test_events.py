@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 import orjson
+import pytest
 
 from conftest import Server
 
@@ -298,3 +299,17 @@ def test_retry_of_an_event_without_timestamp_is_a_replay(server: Server) -> None
     assert post(c, timed).status_code == 201
     assert post(c, {"id": "order-18", "type": "x"}).status_code == 409
     assert len(c.get("/v1/events").json()["data"]) == 2
+
+
+def test_aggregates_survive_huge_sums_and_times_before_1970(server: Server) -> None:
+    c = server.client(server.key("acme"))
+    post(c, [{"type": "big", "context": {"n": 2**53 - 1}}] * 1100)
+    r = c.get("/v1/events/aggregate", params={"sum": "context.n"})
+    assert r.status_code == 200
+    assert r.json()["buckets"][0]["rows"][0]["metrics"]["context.n"]["sum"] == \
+        pytest.approx(1100 * (2**53 - 1))
+    post(c, {"type": "old", "timestamp": "1969-12-31T23:30:00Z"})
+    r = c.get("/v1/events/aggregate", params={"type": "old", "interval": "hour"}).json()
+    assert [b["ts"] for b in r["buckets"]] == ["1969-12-31T23:00:00Z"]
+    r = c.get("/v1/events/aggregate", params={"type": "old", "interval": "week"}).json()
+    assert [b["ts"] for b in r["buckets"]] == ["1969-12-29T00:00:00Z"]

@@ -106,12 +106,15 @@ def plan(where: Node, spec: AggregateSpec) -> Plan | None:
 
 
 def bucket_sql(interval: str | None, col: str) -> str:
-    """Start of the hour/day/week (Monday) bucket of microsecond column ``col``; NULL without."""
+    """Start of the hour/day/week (Monday) bucket of microsecond column ``col``; NULL without.
+
+    Floors, as Python's ``//`` does (SQLite's ``/`` truncates toward zero, which would put
+    times before 1970 in the next bucket)."""
     if interval is None:
         return "NULL"
     width = {"hour": HOUR, "day": DAY, "week": 7 * DAY}[interval]
     off = _WEEK_OFFSET if interval == "week" else 0
-    return f"(({col} + {off}) / {width}) * {width} - {off}"
+    return f"({col} - ((({col} + {off}) % {width}) + {width}) % {width})"
 
 
 def whole_hours(p: Plan) -> tuple[int | None, int | None]:

@@ -339,7 +339,15 @@ class SQLiteEventStore(EventStore):
             + (f" GROUP BY {', '.join(group)}" if group else "")
         )
         out: dict[tuple[Any, Any], AggregateRow] = {}
-        for r in conn.execute(sql, [*sel_params, *params]):
+        try:
+            result = conn.execute(sql, [*sel_params, *params]).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "integer overflow" not in str(exc):
+                raise
+            # Integer sums beyond 64 bits: SQLite's SUM refuses, TOTAL sums as floats.
+            result = conn.execute(sql.replace("SUM(", "TOTAL("), [*sel_params, *params]
+                                  ).fetchall()
+        for r in result:
             count = r[2]
             if count == 0:
                 continue
