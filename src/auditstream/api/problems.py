@@ -76,7 +76,9 @@ def install(app: FastAPI) -> None:
         log.exception("store failure", exc_info=exc)
         err = ProblemError("the event store is unavailable; retry later")
         err.status, err.title = 503, "Service unavailable"
-        return problem_response(request, err)
+        response = problem_response(request, err)
+        response.headers["Retry-After"] = "5"
+        return response
 
 
 class UnexpectedErrors:

@@ -156,7 +156,7 @@ class Writer(threading.Thread):
         self.stats_version = 0
         self.rows_at_analyze = 0
         self.written_since_analyze = 0
-        self.analyze()
+        self._try_analyze()
         # The writer is the only inserter, so it numbers rows itself and can give the FTS
         # rows the same rowid without reading anything back.
         self.next_rid = (conn.execute("SELECT MAX(rid) FROM events").fetchone()[0] or 0) + 1
@@ -278,13 +278,16 @@ class Writer(threading.Thread):
         self.written_since_analyze = 0
         self.stats_version += 1
 
+    def _try_analyze(self) -> None:
+        try:
+            self.analyze()
+        except sqlite3.OperationalError as exc:  # e.g. a full disk: statistics can wait,
+            log.warning("ANALYZE failed (%s); planner statistics not refreshed", exc)  # reads not
+
     def _maybe_analyze(self, written: int) -> None:
         self.written_since_analyze += written
         if self.written_since_analyze >= max(5_000, self.rows_at_analyze // 2):
-            try:
-                self.analyze()
-            except sqlite3.OperationalError:  # e.g. a full disk: statistics can wait
-                log.warning("ANALYZE failed; planner statistics not refreshed", exc_info=True)
+            self._try_analyze()
 
     def _refresh_if_changed(self) -> None:
         """Another process (the CLI, say) wrote to the file: forget cached counters.
