@@ -165,8 +165,8 @@ def export_cmd(
     The file appears complete or not at all: it is written under a temporary name and
     renamed when finished.
     """
-    from .auth.catalog import Catalog
-    from .settings import Settings
+    from .cli_support import existing_db, existing_tenant, fail, problem_lines
+    from .cli_support import settings as load_settings
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"use one of {', '.join(FORMATS)}", param_hint="--format")
@@ -176,16 +176,9 @@ def export_cmd(
     try:
         where = _export_filter(q, since, until)
     except ProblemError as exc:
-        err.print(f"[red]error:[/red] {exc.detail}")
-        for e in exc.errors:
-            err.print(f"  {e}")
-        raise typer.Exit(1) from None
-    catalog = Catalog(Settings.from_env(db=db).db)
-    try:
-        if not catalog.tenant_exists(tenant):
-            raise typer.BadParameter(f"no tenant {tenant!r}", param_hint="--tenant")
-    finally:
-        catalog.close()
+        fail(exc.detail, 1, *(f"  {line}" for line in problem_lines(exc)))
+    # Never create the database: an export from the wrong directory says so.
+    existing_tenant(existing_db(load_settings(db=db).db), tenant)
 
     def run(sink: IO[bytes], bar: Progress | None) -> int:
         task = bar.add_task("export", total=None) if bar else None
