@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -80,8 +81,9 @@ def test_readme_examples_answer_on_demo_data(make_server: Any, tmp_path: Path) -
     script = tmp_path / "readme.sh"
     script.write_text(f"curl() {{ {shlex.quote(sys.executable)} "
                       f"{shlex.quote(str(FAKE_CURL))} \"$@\"; }}\n" + readme_script())
-    env = {"KEY": key, "README_BASE_URL": srv.url, "README_CURL_LOG": str(log),
-           "PATH": "/usr/bin:/bin"}
+    # python3 (which the README may pipe into) is this interpreter, as after `make run`.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {"KEY": key, "README_BASE_URL": srv.url, "README_CURL_LOG": str(log), "PATH": path}
     p = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True,
                        timeout=300)
     assert p.returncode == 0, p.stderr
