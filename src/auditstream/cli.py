@@ -48,8 +48,9 @@ console = Console()
 #: Tables are printed at their natural width: ids, names and times are never cut short.
 wide = Console(width=10_000)
 
-DbOpt = Annotated[str | None, typer.Option("--db", help="SQLite database file "
-                                           "[env AUDITSTREAM_DB; default data/auditstream.db]")]
+# Parentheses, not brackets: typer's help reads [...] as rich markup and drops it.
+DbOpt = Annotated[str | None, typer.Option("--db", help="SQLite database file (else "
+                                           "AUDITSTREAM_DB, else data/auditstream.db)")]
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -110,9 +111,9 @@ def _has_tenant(db: str, tenant: str) -> bool:
 @app.command(help=_SERVE_HELP)
 def serve(
     db: DbOpt = None,
-    host: Annotated[str | None, typer.Option(help="Interface [env AUDITSTREAM_HOST]")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface (env AUDITSTREAM_HOST)")] = None,
     port: Annotated[int | None, typer.Option(
-        help="Port, 0 for any free one [env AUDITSTREAM_PORT]")] = None,
+        help="Port, 0 for any free one (env AUDITSTREAM_PORT)")] = None,
     demo: Annotated[bool | None, typer.Option(
         "--demo/--no-demo", help="Load demo data into an empty database")] = None,
 ) -> None:
@@ -254,21 +255,21 @@ def users_create(
     console.print(f"created user {username} in tenant {tenant}", markup=False)
 
 
-_INGEST_HELP = """Ingest events from a file: NDJSON (one event per line) or one JSON array.
-
-Events are appended in all-or-nothing batches. The report names file lines (items, for
-a JSON array): what was stored new, what was already present, and the line that failed.
-
-Running the same file again never stores an event twice: a line without its own "id"
-gets one derived from the tenant, the line and every line before it, so what is already
-stored is recognised (fix a bad line and re-run; an append-only log that grew stores only
-its new lines). A line with its own "id" is idempotent by that id: the same content is
-already present, other content is a failure at that line.
-
-Exit status: 0 every event is stored (new or already present); 1 something was not
-stored (the message names the first line that failed and what was committed before it);
-2 usage error (bad option or setting, missing file or database, unknown tenant).
-"""
+#: Paragraphs without hard line breaks, so the help reflows to the terminal's width.
+_INGEST_HELP = "\n\n".join([
+    "Ingest events from a file: NDJSON (one event per line) or one JSON array.",
+    "Events are appended in all-or-nothing batches. The report names file lines (items, "
+    "for a JSON array): what was stored new, what was already present, and the line that "
+    "failed.",
+    "Running the same file again never stores an event twice: a line without its own "
+    '"id" gets one derived from the tenant, the line and every line before it, so what is '
+    "already stored is recognised (fix a bad line and re-run; an append-only log that grew "
+    'stores only its new lines). A line with its own "id" is idempotent by that id: the '
+    "same content is already present, other content is a failure at that line.",
+    "Exit status: 0 every event is stored (new or already present); 1 something was not "
+    "stored (the message names the first line that failed and what was committed before "
+    "it); 2 usage error (bad option or setting, missing file or database, unknown tenant).",
+])
 
 
 @app.command(help=_INGEST_HELP)

@@ -154,7 +154,7 @@ def export_cmd(
     until: Annotated[str | None, typer.Option(help="Before (same forms as --since)")] = None,
     after_seq: Annotated[int, typer.Option(help="Only events with a greater seq")] = 0,
     db: Annotated[str | None, typer.Option("--db", help="SQLite database file "
-                                           "[env AUDITSTREAM_DB]")] = None,
+                                           "(else AUDITSTREAM_DB)")] = None,
     bundle: Annotated[bool, typer.Option(
         "--bundle", help="Write a verifiable bundle instead: every event up to the latest "
         "signed checkpoint with its inclusion proof (check it with `auditstream verify "
