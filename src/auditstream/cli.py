@@ -126,7 +126,11 @@ def serve(
     had_demo = _has_tenant(settings.db, "demo")
     try:
         application = create_app(settings)
-    except (ValueError, sqlite3.Error) as exc:
+    except sqlite3.Error as exc:
+        sock.close()
+        fail(f"cannot open {os.path.abspath(settings.db)}: {exc}; point --db or "
+             "AUDITSTREAM_DB at an auditstream database, or at a new file", USAGE)
+    except ValueError as exc:  # a setting the app refuses (AUDITSTREAM_COMPAT_ROOT, ...)
         sock.close()
         fail(f"cannot start: {exc}", USAGE)
     shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
@@ -158,12 +162,15 @@ def serve(
 @tenants_app.command("create")
 def tenants_create(name: str, db: DbOpt = None) -> None:
     """Create a tenant (and the database, if there is none yet)."""
+    path = _settings(db=db).db
     try:
-        with closing(Catalog(_settings(db=db).db)) as catalog:
+        with closing(Catalog(path)) as catalog:
             catalog.create_tenant(name)
     except ProblemError as exc:
         _fail(exc)
-    console.print(f"created tenant {name}")
+    # The database's path too: this command may have just created it.
+    console.print(f"created tenant {name} in {os.path.abspath(path)}", markup=False,
+                  highlight=False)
 
 
 @tenants_app.command("list")

@@ -197,7 +197,7 @@ async def _commit(svc: Services, tenant: str, batch: list[Item], report: IngestR
     # presence alone means "stored": no content comparison, which a re-sent event without
     # a timestamp would fail (the store stamps the time of receipt).
     stored = await _stored_ids(svc, tenant, [i.derived_id for i in batch if i.derived_id])
-    send = [i for i in batch if i.derived_id not in stored or i.derived_id is None]
+    send = [i for i in batch if i.derived_id not in stored]
     report.present += [i for i in batch if i.derived_id in stored]
     if not send:
         return True

@@ -138,3 +138,14 @@ def test_bad_settings_are_one_line(tmp_path: Path, env: dict[str, str], needle: 
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in err, err
+
+
+def test_a_file_that_is_not_a_database_is_one_line(tmp_path: Path) -> None:
+    junk = tmp_path / "notes.txt"
+    junk.write_text("hello")
+    s = Serve("--db", str(junk), "--port", "0", cwd=tmp_path)
+    s.proc.wait(timeout=PATIENCE_S)
+    code, err = s.stop()
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and str(junk) in lines[0], err
+    assert junk.read_text() == "hello"
