@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-
-import httpx
+import urllib.error
+import urllib.request
 
 
 def main(argv: list[str]) -> int:
@@ -39,11 +39,17 @@ def main(argv: list[str]) -> int:
     if data is not None and not any(h.lower() == "content-type" for h in headers):
         headers["Content-Type"] = "application/x-www-form-urlencoded"  # what curl -d sends
     real = url.replace("http://127.0.0.1:8080", os.environ["README_BASE_URL"])
-    r = httpx.request(method or ("POST" if data is not None else "GET"), real,
-                      headers=headers, content=data, timeout=60)
+    # urllib, not httpx: this runs once per example, and it starts faster.
+    req = urllib.request.Request(real, data=None if data is None else data.encode(),
+                                 headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            status, text = r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        status, text = exc.code, exc.read().decode()
     with open(os.environ["README_CURL_LOG"], "a") as log:
-        log.write(json.dumps({"url": url, "status": r.status_code, "body": r.text}) + "\n")
-    sys.stdout.write(r.text)
+        log.write(json.dumps({"url": url, "status": status, "body": text}) + "\n")
+    sys.stdout.write(text)
     return 0
 
 
