@@ -31,7 +31,16 @@ from rich.text import Text
 from .auth.catalog import Catalog
 from .auth.principal import DEFAULT_SCOPES, SCOPES
 from .cli_export import register as register_export
-from .cli_support import FAILED, USAGE, err, existing_db, existing_tenant, fail, problem_lines
+from .cli_support import (
+    FAILED,
+    USAGE,
+    err,
+    existing_db,
+    existing_tenant,
+    fail,
+    has_tenant,
+    problem_lines,
+)
 from .cli_support import settings as _load_settings
 from .errors import ProblemError
 from .settings import Settings, describe
@@ -95,19 +104,6 @@ def _listen(host: str, port: int) -> socket.socket:
              "AUDITSTREAM_HOST/AUDITSTREAM_PORT", USAGE)
 
 
-def _has_tenant(db: str, tenant: str) -> bool:
-    """Read-only: does the database (if there is one) have ``tenant``?"""
-    if not Path(db).is_file():
-        return False
-    try:
-        with closing(sqlite3.connect(Path(db).absolute().as_uri() + "?mode=ro",
-                                     uri=True)) as conn:
-            return bool(conn.execute("SELECT 1 FROM tenants WHERE name = ?",
-                                     (tenant,)).fetchone())
-    except sqlite3.Error:
-        return False
-
-
 @app.command(help=_SERVE_HELP)
 def serve(
     db: DbOpt = None,
@@ -123,7 +119,7 @@ def serve(
 
     settings = _settings(db=db, host=host, port=port, demo=demo)
     sock = _listen(settings.host, settings.port)
-    had_demo = _has_tenant(settings.db, "demo")
+    had_demo = has_tenant(settings.db, "demo")
     try:
         application = create_app(settings)
     except sqlite3.Error as exc:
@@ -289,7 +285,7 @@ def ingest(
     db: DbOpt = None,
 ) -> None:
     from .app import build_services
-    from .cli_ingest import SourceError, ingest_file, read_items
+    from .cli_ingest import IngestReport, SourceError, ingest_file, read_items
 
     settings = _settings(db=db)
     if not 1 <= batch <= settings.max_batch_events:
@@ -303,7 +299,7 @@ def ingest(
     except OSError as exc:
         fail(f"cannot read {file}: {exc.strerror or exc}", USAGE)
 
-    async def run() -> Any:
+    async def run() -> IngestReport:
         svc = build_services(settings)
         try:
             # No bar when stderr is a log or a pipe: there it is only noise.

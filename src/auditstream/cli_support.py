@@ -28,7 +28,7 @@ from .errors import FieldError, ProblemError
 from .settings import Settings
 
 __all__ = ["FAILED", "USAGE", "err", "existing_db", "existing_tenant", "fail",
-           "field_error_text", "problem_lines", "settings"]
+           "field_error_text", "has_tenant", "problem_lines", "settings"]
 
 FAILED = 1
 USAGE = 2
@@ -74,6 +74,20 @@ def _shown(path: str) -> str:
     return os.path.abspath(path)
 
 
+def _read_only(path: str) -> sqlite3.Connection:
+    return sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True)
+
+
+def has_tenant(path: str, tenant: str) -> bool:
+    """Whether the database at ``path`` (if there is one) has ``tenant``; changes nothing."""
+    if not Path(path).is_file():
+        return False
+    try:
+        return tenant in _tenants(path)
+    except sqlite3.Error:
+        return False
+
+
 def existing_db(path: str) -> str:
     """``path`` if it is an auditstream database; otherwise say so and exit 2.
 
@@ -84,7 +98,7 @@ def existing_db(path: str) -> str:
     if not p.is_file():
         fail(f"no database at {_shown(path)}; {DB_HINT}", USAGE)
     try:
-        conn = sqlite3.connect(p.absolute().as_uri() + "?mode=ro", uri=True)
+        conn = _read_only(path)
         try:
             ours = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
                                 "AND name = 'tenants'").fetchone()
@@ -98,7 +112,7 @@ def existing_db(path: str) -> str:
 
 
 def _tenants(path: str) -> list[str]:
-    conn = sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True)
+    conn = _read_only(path)
     try:
         return [r[0] for r in conn.execute("SELECT name FROM tenants ORDER BY name")]
     finally:
