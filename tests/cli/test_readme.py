@@ -84,8 +84,9 @@ def test_readme_examples_answer_on_demo_data(make_server: Any, tmp_path: Path) -
     # python3 (which the README may pipe into) is this interpreter, as after `make run`.
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     env = {"KEY": key, "README_BASE_URL": srv.url, "README_CURL_LOG": str(log), "PATH": path}
+    # In tmp_path: the examples write files (key.pub).
     p = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True,
-                       timeout=300)
+                       timeout=300, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     calls = [json.loads(x) for x in log.read_text().splitlines()]
     assert len(calls) == len(curl_examples())
