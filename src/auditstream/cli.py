@@ -2,26 +2,46 @@
 
 ``ingest`` and ``query`` work on the database file directly (``--db``), through the same
 store and pipeline the server uses; the store notices writes from other processes, so a
-running server and the CLI can share one file.
+running server and the CLI can share one file. Only ``serve`` and ``tenants create`` may
+create a database; every other command refuses one that is not there (``cli_support``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import os
+import shlex
+import socket
+import sqlite3
 import sys
+import time
+from contextlib import closing
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import orjson
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from .auth.catalog import Catalog
-from .auth.principal import DEFAULT_SCOPES
+from .auth.principal import DEFAULT_SCOPES, SCOPES
 from .cli_export import register as register_export
+from .cli_support import (
+    FAILED,
+    USAGE,
+    err,
+    existing_db,
+    existing_tenant,
+    fail,
+    has_tenant,
+    problem_lines,
+)
+from .cli_support import settings as _load_settings
 from .errors import ProblemError
 from .settings import Settings, describe
 
@@ -34,25 +54,33 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
 console = Console()
-err = Console(stderr=True)
+#: Tables are printed at their natural width: ids, names and times are never cut short.
+wide = Console(width=10_000)
 
-DbOpt = Annotated[str | None, typer.Option("--db", help="SQLite database file "
-                                           "[env AUDITSTREAM_DB; default data/auditstream.db]")]
+# Parentheses, not brackets: typer's help reads [...] as rich markup and drops it.
+DbOpt = Annotated[str | None, typer.Option("--db", help="SQLite database file (else "
+                                           "AUDITSTREAM_DB, else data/auditstream.db)")]
 
 
 def _settings(**overrides: Any) -> Settings:
-    return Settings.from_env(**overrides)
+    return _load_settings(**overrides)
+
+
+def _db(db: str | None) -> str:
+    """The database a reading command works on; it must exist (exit 2 otherwise)."""
+    return existing_db(_settings(db=db).db)
 
 
 def _catalog(db: str | None) -> Catalog:
-    return Catalog(_settings(db=db).db)
+    return Catalog(_db(db))
 
 
-def _fail(exc: ProblemError) -> None:
-    err.print(f"[red]error:[/red] {exc.detail}")
-    for e in exc.errors:
-        err.print(f"  {e}")
-    raise typer.Exit(1)
+def _fail(exc: ProblemError, code: int = FAILED) -> NoReturn:
+    fail(exc.detail, code, *(f"  {line}" for line in problem_lines(exc)))
+
+
+def _iso(epoch_s: int | None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_s)) if epoch_s else ""
 
 
 _SERVE_HELP = "Start the HTTP server.\n\nSettings (environment variables):\n\n" + "\n\n".join(
@@ -60,11 +88,28 @@ _SERVE_HELP = "Start the HTTP server.\n\nSettings (environment variables):\n\n" 
 )
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind before anything else happens, so a busy port is one clear line and no
+    database, demo data or key is created for a server that cannot start."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OverflowError:
+        fail(f"port {port} is not a TCP port (0-65535); set --port or AUDITSTREAM_PORT", USAGE)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            fail(f"port {port} on {host} is in use: stop the process using it, or pick "
+                 "another port with --port PORT or AUDITSTREAM_PORT=PORT", USAGE)
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}; set --host/--port or "
+             "AUDITSTREAM_HOST/AUDITSTREAM_PORT", USAGE)
+
+
 @app.command(help=_SERVE_HELP)
 def serve(
     db: DbOpt = None,
-    host: Annotated[str | None, typer.Option(help="Interface [env AUDITSTREAM_HOST]")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [env AUDITSTREAM_PORT]")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface (env AUDITSTREAM_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(
+        help="Port, 0 for any free one (env AUDITSTREAM_PORT)")] = None,
     demo: Annotated[bool | None, typer.Option(
         "--demo/--no-demo", help="Load demo data into an empty database")] = None,
 ) -> None:
@@ -73,40 +118,80 @@ def serve(
     from .app import create_app
 
     settings = _settings(db=db, host=host, port=port, demo=demo)
-    application = create_app(settings)
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level="warning",
-                loop="uvloop", http="httptools", access_log=False)
+    sock = _listen(settings.host, settings.port)
+    had_demo = has_tenant(settings.db, "demo")
+    try:
+        application = create_app(settings)
+    except sqlite3.Error as exc:
+        sock.close()
+        fail(f"cannot open {os.path.abspath(settings.db)}: {exc}; point --db or "
+             "AUDITSTREAM_DB at an auditstream database, or at a new file", USAGE)
+    except ValueError as exc:  # a setting the app refuses (AUDITSTREAM_COMPAT_ROOT, ...)
+        sock.close()
+        fail(f"cannot start: {exc}", USAGE)
+    shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    url = f"http://{shown_host}:{sock.getsockname()[1]}"
+    db_arg = shlex.quote(os.path.abspath(settings.db))
+
+    def ready() -> None:
+        # Flushed: stdout is often a pipe (systemd, a log file, a test), and the URL and
+        # the demo key printed at start-up are what a new user needs first.
+        if had_demo:
+            print("auditstream: the demo tenant exists (its first key was shown once); a "
+                  f"new demo key: auditstream keys create --tenant demo --db {db_arg}")
+        print(f"auditstream: listening on {url} (API docs: {url}/docs; database "
+              f"{os.path.abspath(settings.db)}); Ctrl-C stops it", flush=True)
+
+    class AnnouncingServer(uvicorn.Server):
+        """Says so once the app has started and the socket accepts requests."""
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                ready()
+
+    config = uvicorn.Config(application, log_level="warning", loop="uvloop",
+                            http="httptools", access_log=False)
+    AnnouncingServer(config).run(sockets=[sock])
 
 
 @tenants_app.command("create")
 def tenants_create(name: str, db: DbOpt = None) -> None:
-    """Create a tenant."""
+    """Create a tenant (and the database, if there is none yet)."""
+    path = _settings(db=db).db
     try:
-        _catalog(db).create_tenant(name)
+        with closing(Catalog(path)) as catalog:
+            catalog.create_tenant(name)
     except ProblemError as exc:
         _fail(exc)
-    console.print(f"created tenant {name}")
+    # The database's path too: this command may have just created it.
+    console.print(f"created tenant {name} in {os.path.abspath(path)}", markup=False,
+                  highlight=False)
 
 
 @tenants_app.command("list")
 def tenants_list(db: DbOpt = None) -> None:
     """List tenants."""
-    for name in _catalog(db).tenants():
-        console.print(name)
+    with closing(_catalog(db)) as catalog:
+        for name in catalog.tenants():
+            console.print(name, markup=False, highlight=False)
 
 
 @keys_app.command("create")
 def keys_create(
     tenant: Annotated[str, typer.Option(help="Tenant the key belongs to")],
     scope: Annotated[list[str] | None, typer.Option(
-        help="events:write, events:read or admin (repeatable)")] = None,
+        help=f"{', '.join(SCOPES)} (repeatable; default {' '.join(DEFAULT_SCOPES)})")] = None,
     name: Annotated[str | None, typer.Option(help="A label for the key")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
     db: DbOpt = None,
 ) -> None:
     """Create an API key; the key is printed once and cannot be shown again."""
+    path = _db(db)
+    existing_tenant(path, tenant)
     try:
-        key = _catalog(db).create_key(tenant, scope or list(DEFAULT_SCOPES), name=name)
+        with closing(Catalog(path)) as catalog:
+            key = catalog.create_key(tenant, scope or list(DEFAULT_SCOPES), name=name)
     except ProblemError as exc:
         _fail(exc)
     if as_json:
@@ -114,7 +199,7 @@ def keys_create(
     else:
         sys.stdout.write(f"{key.secret}\n")
         err.print(f"key {key.id} for tenant {tenant}, scopes {' '.join(key.scopes)} "
-                  "(store it now: it is not shown again)")
+                  "(store it now: it is not shown again)", markup=False)
 
 
 @keys_app.command("list")
@@ -123,26 +208,32 @@ def keys_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print NDJSON")] = False,
     db: DbOpt = None,
 ) -> None:
-    """List API keys (never the secrets)."""
-    keys = _catalog(db).keys(tenant)
+    """List API keys (never the secrets): full ids, names, creation times in UTC."""
+    path = _db(db)
+    if tenant is not None:
+        existing_tenant(path, tenant)
+    with closing(Catalog(path)) as catalog:
+        keys = catalog.keys(tenant)
     if as_json:
         for k in keys:
             sys.stdout.write(json.dumps(k.as_dict()) + "\n")
         return
-    table = Table("id", "tenant", "scopes", "hint", "revoked")
+    table = Table("id", "tenant", "name", "scopes", "created", "revoked", "hint")
     for k in keys:
-        table.add_row(k.id, k.tenant, " ".join(k.scopes), k.hint, "yes" if k.revoked else "")
-    console.print(table)
+        table.add_row(*map(Text, (k.id, k.tenant, k.name or "", " ".join(k.scopes),
+                                  _iso(k.created), _iso(k.revoked), k.hint)))
+    wide.print(table, markup=False, highlight=False)
 
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, db: DbOpt = None) -> None:
     """Revoke an API key by id."""
     try:
-        _catalog(db).revoke_key(key_id)
+        with closing(_catalog(db)) as catalog:
+            catalog.revoke_key(key_id)
     except ProblemError as exc:
         _fail(exc)
-    console.print(f"revoked {key_id}")
+    console.print(f"revoked {key_id}", markup=False)
 
 
 @users_app.command("create")
@@ -156,77 +247,96 @@ def users_create(
     db: DbOpt = None,
 ) -> None:
     """Create a user who can log in with a password."""
+    path = _db(db)
+    existing_tenant(path, tenant)
     try:
-        _catalog(db).create_user(tenant, username, password, scope or ["events:read"],
-                                 user_id=user_id)
+        with closing(Catalog(path)) as catalog:
+            catalog.create_user(tenant, username, password, scope or ["events:read"],
+                                user_id=user_id)
     except ProblemError as exc:
         _fail(exc)
-    console.print(f"created user {username} in tenant {tenant}")
+    console.print(f"created user {username} in tenant {tenant}", markup=False)
 
 
-def _read_events(path: Path) -> list[Any]:
-    raw = path.read_bytes().strip()
-    if raw[:1] == b"[":
-        data = orjson.loads(raw)
-        return data if isinstance(data, list) else [data]
-    return [orjson.loads(line) for line in raw.splitlines() if line.strip()]
+#: Paragraphs without hard line breaks, so the help reflows to the terminal's width.
+_INGEST_HELP = "\n\n".join([
+    "Ingest events from a file: NDJSON (one event per line) or one JSON array.",
+    "Events are appended in all-or-nothing batches. The report names file lines (items, "
+    "for a JSON array): what was stored new, what was already present, and the line that "
+    "failed.",
+    "Running the same file again never stores an event twice: a line without its own "
+    '"id" gets one derived from the tenant, the line and every line before it, so what is '
+    "already stored is recognised (fix a bad line and re-run; an append-only log that grew "
+    'stores only its new lines). A line with its own "id" is idempotent by that id: the '
+    "same content is already present, other content is a failure at that line.",
+    "Exit status: 0 every event is stored (new or already present); 1 something was not "
+    "stored (the message names the first line that failed and what was committed before "
+    "it); 2 usage error (bad option or setting, missing file or database, unknown tenant).",
+])
 
 
-@app.command()
+@app.command(help=_INGEST_HELP)
 def ingest(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
                                          help="NDJSON or a JSON array")],
     tenant: Annotated[str, typer.Option(help="Tenant to ingest into")] = "demo",
-    batch: Annotated[int, typer.Option(help="Events per append")] = 1000,
+    batch: Annotated[int, typer.Option(
+        help="Events per all-or-nothing append (at most AUDITSTREAM_MAX_BATCH_EVENTS)")] = 1000,
     db: DbOpt = None,
 ) -> None:
-    """Ingest events from a file, atomically per batch, with a progress bar."""
     from .app import build_services
+    from .cli_ingest import IngestReport, SourceError, ingest_file, read_items
 
-    events = _read_events(file)
     settings = _settings(db=db)
+    if not 1 <= batch <= settings.max_batch_events:
+        fail(f"--batch must be between 1 and {settings.max_batch_events} "
+             "(AUDITSTREAM_MAX_BATCH_EVENTS)", USAGE)
+    existing_tenant(existing_db(settings.db), tenant)
+    try:
+        unit, total, items = read_items(file, tenant)
+    except SourceError as exc:
+        fail(f"failed at line {exc.pos}: {exc.reason}")
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror or exc}", USAGE)
 
-    async def run() -> int:
+    async def run() -> IngestReport:
         svc = build_services(settings)
-        done = 0
         try:
-            if not svc.catalog.tenant_exists(tenant):
-                raise typer.BadParameter(f"no tenant {tenant!r}")
-            with Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(),
-                          TimeRemainingColumn(), console=err) as bar:
-                task = bar.add_task("ingest", total=len(events))
-                for start in range(0, len(events), batch):
-                    chunk = events[start:start + batch]
-                    await svc.ingestor.ingest(tenant, orjson.dumps(chunk), "application/json")
-                    done += len(chunk)
-                    bar.update(task, advance=len(chunk))
+            # No bar when stderr is a log or a pipe: there it is only noise.
+            with Progress(TextColumn("ingest"), BarColumn(), TimeRemainingColumn(),
+                          console=err, transient=True, disable=not err.is_terminal) as bar:
+                task = bar.add_task("ingest", total=total)
+                return await ingest_file(
+                    svc, tenant, unit, items, batch=batch, max_bytes=settings.max_body_bytes,
+                    advance=lambda n: bar.advance(task, n))
         finally:
             await svc.store.close()
             svc.catalog.close()
-        return done
 
-    try:
-        n = asyncio.run(run())
-    except ProblemError as exc:
-        _fail(exc)
-    err.print(f"ingested {n} events into {tenant}")
+    report = asyncio.run(run())
+    console.print(f"ingest {file} into {tenant}: {report.summary()}", markup=False,
+                  highlight=False, soft_wrap=True)
+    if not report.ok:
+        first, *more = report.failure()
+        fail(first, FAILED, *more)
 
 
 @app.command()
 def query(
     q: Annotated[str, typer.Argument(help="Filter in the q language, e.g. 'severity:>=high'")],
     tenant: Annotated[str, typer.Option(help="Tenant to query")] = "demo",
-    limit: Annotated[int, typer.Option(help="Most events to show")] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="Most events to show")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print NDJSON")] = False,
     db: DbOpt = None,
 ) -> None:
-    """Query events: a table in the terminal, NDJSON with --json."""
+    """Query events, newest first: a table in the terminal, NDJSON with --json."""
     from .model.times import now_us
     from .query.qlang import parse_q
     from .store.base import EventQuery
     from .store.sqlite import SQLiteEventStore
 
     settings = _settings(db=db)
+    existing_tenant(existing_db(settings.db), tenant)
     try:
         where = parse_q(q, now_us=now_us())
     except ProblemError as exc:
@@ -240,16 +350,20 @@ def query(
         finally:
             await store.close()
 
-    events = asyncio.run(run())
+    try:
+        events = asyncio.run(run())
+    except ProblemError as exc:
+        _fail(exc)
     if as_json:
         for ev in events:
             sys.stdout.buffer.write(orjson.dumps(ev) + b"\n")
         return
     table = Table("timestamp", "type", "severity", "outcome", "title")
     for ev in events:
-        table.add_row(ev.get("timestamp", ""), ev.get("type", ""), ev.get("severity", ""),
-                      ev.get("outcome") or "", (ev.get("title") or "")[:80])
-    console.print(table)
+        table.add_row(*(Text(str(v)) for v in (
+            ev.get("timestamp", ""), ev.get("type", ""), ev.get("severity", ""),
+            ev.get("outcome") or "", (ev.get("title") or "")[:80])))
+    wide.print(table, markup=False, highlight=False)
 
 
 @app.command()

@@ -156,7 +156,7 @@ def export_cmd(
     until: Annotated[str | None, typer.Option(help="Before (same forms as --since)")] = None,
     after_seq: Annotated[int, typer.Option(help="Only events with a greater seq")] = 0,
     db: Annotated[str | None, typer.Option("--db", help="SQLite database file "
-                                           "[env AUDITSTREAM_DB]")] = None,
+                                           "(else AUDITSTREAM_DB)")] = None,
     bundle: Annotated[bool, typer.Option(
         "--bundle", help="Write a verifiable bundle instead: every event up to the latest "
         "signed checkpoint with its inclusion proof (check it with `auditstream verify "
@@ -172,8 +172,8 @@ def export_cmd(
     The file appears complete or not at all: it is written under a temporary name and
     renamed when finished.
     """
-    from .auth.catalog import Catalog
-    from .settings import Settings
+    from .cli_support import existing_db, existing_tenant, fail, problem_lines
+    from .cli_support import settings as load_settings
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"use one of {', '.join(FORMATS)}", param_hint="--format")
@@ -185,16 +185,9 @@ def export_cmd(
     try:
         where = _export_filter(q, since, until)
     except ProblemError as exc:
-        err.print(f"[red]error:[/red] {exc.detail}")
-        for e in exc.errors:
-            err.print(f"  {e}")
-        raise typer.Exit(1) from None
-    catalog = Catalog(Settings.from_env(db=db).db)
-    try:
-        if not catalog.tenant_exists(tenant):
-            raise typer.BadParameter(f"no tenant {tenant!r}", param_hint="--tenant")
-    finally:
-        catalog.close()
+        fail(exc.detail, 1, *(f"  {line}" for line in problem_lines(exc)))
+    # Never create the database: an export from the wrong directory says so.
+    existing_tenant(existing_db(load_settings(db=db).db), tenant)
 
     def run(sink: IO[bytes], bar: Progress | None) -> int:
         task = bar.add_task("export", total=None) if bar else None
