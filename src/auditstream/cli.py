@@ -14,7 +14,6 @@ import json
 import os
 import shlex
 import socket
-import sqlite3
 import sys
 import time
 from contextlib import closing
@@ -42,6 +41,7 @@ from .cli_support import (
     problem_lines,
 )
 from .cli_support import settings as _load_settings
+from .dbapi import sqlite3
 from .errors import ProblemError
 from .settings import Settings, describe
 

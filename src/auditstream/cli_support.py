@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -24,6 +23,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from .dbapi import sqlite3
 from .errors import FieldError, ProblemError
 from .settings import Settings
 
