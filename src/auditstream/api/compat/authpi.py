@@ -39,6 +39,7 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
+from typing_extensions import NotRequired, TypedDict
 
 from ...auth.principal import Principal
 from ...errors import InvalidRequest, NotFound, PermissionDenied, ProblemError
@@ -46,6 +47,7 @@ from ...model.times import parse_us
 from ...query.filter import Cmp, Eq, Node, Scalar, and_
 from ...store.base import AggregateSpec, Bucket, EventQuery
 from ..deps import authenticate
+from ..openapi import ErrorShape, Param, content, operation, ref
 from .fields import as_str as _str
 from .fields import first_str as _first
 from .fields import obj as _obj
@@ -330,11 +332,76 @@ Caller = Annotated[Principal, Depends(account_principal)]
 Str = Annotated[str | None, Query()]
 
 
+# -- OpenAPI declarations -------------------------------------------------------------
+
+_Str = str | None
+ApiErrorBody = TypedDict("ApiErrorBody", {
+    "type": str, "code": int, "message": str, "param": NotRequired[str]})
+ApiError = TypedDict("ApiError", {"error": ApiErrorBody})
+AuthpiActor = TypedDict("AuthpiActor", {"type": _Str, "id": _Str, "name": _Str})
+AuthpiResource = TypedDict("AuthpiResource", {"type": _Str, "id": _Str})
+AuthpiRequest = TypedDict("AuthpiRequest", {
+    "id": _Str, "method": _Str, "path": _Str, "status": int | None,
+    "duration_ms": float | None})
+AuthpiEvent = TypedDict("AuthpiEvent", {
+    "id": str, "type": str, "timestamp": int, "account_id": str, "user_id": _Str,
+    "client_id": _Str, "issuer_id": _Str, "org_id": _Str, "agent_id": _Str,
+    "auth_type": _Str, "ip_address": _Str, "user_agent": _Str, "outcome": _Str,
+    "actor": AuthpiActor | None, "resource": AuthpiResource | None,
+    "request": AuthpiRequest | None, "error_message": _Str,
+    "data": dict[str, Any] | None, "metadata": dict[str, Any] | None})
+AuthpiEventList = TypedDict("AuthpiEventList", {
+    "data": list[AuthpiEvent], "next_cursor": _Str, "has_more": bool})
+AuthpiAggregateRow = TypedDict("AuthpiAggregateRow", {
+    "key": NotRequired[_Str], "count": int, "uniques": NotRequired[dict[str, int]]})
+AuthpiBucket = TypedDict("AuthpiBucket", {
+    "ts": NotRequired[int], "rows": list[AuthpiAggregateRow]})
+AuthpiAggregate = TypedDict("AuthpiAggregate", {
+    "interval": _Str, "group_by": _Str, "buckets": list[AuthpiBucket]})
+
+ERRORS = ErrorShape(JSON, ref(ApiError))
+_DIMENSION = {"type": "string", "enum": list(DIMENSIONS)}
+_ACCOUNT = Param("account_id", {"type": "string"},
+                 "The account: the credential's tenant.", location="path")
+_FILTERS = (
+    Param("issuer_id", {"type": "string"}, "Filter by issuer ID."),
+    Param("user_id", {"type": "string"}, "Filter by user ID."),
+    Param("client_id", {"type": "string"}, "Filter by client ID."),
+    Param("event_types", {"type": "string"},
+          "Comma-separated event types (`user.created,session.created`)."),
+    Param("after", {"type": "number"}, "Events after this time (Unix milliseconds)."),
+    Param("before", {"type": "number"}, "Events before this time (Unix milliseconds)."),
+)
+LIST_DOC = operation(
+    ok={200: content(JSON, ref(AuthpiEventList), "Newest first.")}, shape=ERRORS,
+    scope="events:read", params=(
+        _ACCOUNT,
+        Param("limit", {"type": "integer", "minimum": 1, "maximum": LIMIT_MAX,
+                        "default": LIMIT_DEFAULT}, "Maximum number of items to return."),
+        Param("cursor", {"type": "string"}, "Pagination cursor from the previous response."),
+        *_FILTERS,
+    ))
+AGGREGATE_DOC = operation(
+    ok={200: content(JSON, ref(AuthpiAggregate), "Aggregate result.")}, shape=ERRORS,
+    scope="events:read", params=(
+        _ACCOUNT, *_FILTERS,
+        Param("group_by", _DIMENSION, "Group rows by one dimension."),
+        Param("interval", {"type": "string", "enum": list(INTERVALS)},
+              "Time buckets; without it, one bucket spans the window."),
+        Param("count_unique", {"type": "string"},
+              f"Comma-separated dimensions to count distinct values of ({', '.join(DIMENSIONS)})."),
+    ))
+GET_DOC = operation(
+    ok={200: content(JSON, ref(AuthpiEvent), "The event.")}, errors=(404,), shape=ERRORS,
+    scope="events:read", params=(
+        _ACCOUNT, Param("event_id", {"type": "string"}, "The event's id.", location="path")))
+
+
 def router() -> APIRouter:
     """The profile's routes, relative to ``PREFIX``."""
     r = APIRouter(tags=["authpi"])
 
-    @r.get("/v1/accounts/{account_id}/events", summary="List Events")
+    @r.get("/v1/accounts/{account_id}/events", summary="List Events", **LIST_DOC)
     async def list_events(
         request: Request, principal: Caller, limit: Str = None, cursor: Str = None,
         issuer_id: Str = None, user_id: Str = None, client_id: Str = None,
@@ -348,7 +415,8 @@ def router() -> APIRouter:
                               "next_cursor": page.next_cursor, "has_more": page.has_more})
 
     # Declared before /events/{event_id}, which would otherwise take "aggregate" as an id.
-    @r.get("/v1/accounts/{account_id}/events/aggregate", summary="Aggregate Events")
+    @r.get("/v1/accounts/{account_id}/events/aggregate", summary="Aggregate Events",
+           **AGGREGATE_DOC)
     async def aggregate_events(
         request: Request, principal: Caller, issuer_id: Str = None, user_id: Str = None,
         client_id: Str = None, event_types: Str = None, after: Str = None,
@@ -368,7 +436,7 @@ def router() -> APIRouter:
             "buckets": render_aggregate(buckets, spec, names),
         })
 
-    @r.get("/v1/accounts/{account_id}/events/{event_id}", summary="Get Event")
+    @r.get("/v1/accounts/{account_id}/events/{event_id}", summary="Get Event", **GET_DOC)
     async def get_event(request: Request, principal: Caller, event_id: str) -> Response:
         """One event of the account, or 404."""
         ev = await request.app.state.services.store.get(principal.tenant, event_id)

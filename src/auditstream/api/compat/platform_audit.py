@@ -34,10 +34,16 @@ import anyio.to_thread
 import jwt
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
+from pydantic import WithJsonSchema
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import (
+    validation_error_definition,
+    validation_error_response_definition,
+)
 from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from starlette.responses import Response
+from typing_extensions import TypedDict
 
 from ...auth.principal import Principal
 from ...auth.tokens import TokenVerifier
@@ -46,6 +52,7 @@ from ...query.filter import Eq, Exists, Node, Not, Or, Scalar, and_
 from ...store.base import EventQuery
 from .fields import as_str as _str
 from .fields import first_str as _first
+from ..openapi import ErrorShape, content, operation, ref
 from .fields import obj as _obj
 
 PREFIX = "/compat/platform-audit"
@@ -256,6 +263,38 @@ def build_filter(
     )
 
 
+# -- OpenAPI declarations -------------------------------------------------------------
+
+_Str = str | None
+AuditEventResponse = TypedDict("AuditEventResponse", {
+    "id": str, "created_at": Annotated[str, WithJsonSchema(
+        {"type": "string", "format": "date-time"})],
+    "user_id": int | None, "actor_type": str, "actor_id": _Str, "source": str,
+    "event_group": str, "event_type": str, "status": str, "resource_type": _Str,
+    "resource_id": _Str, "session_id": _Str, "vm_id": _Str, "task_id": int | None,
+    "request_id": _Str, "correlation_id": _Str, "http_method": _Str, "path": _Str,
+    "http_status": int | None, "latency_ms": float | None, "ip_address": _Str,
+    "user_agent": _Str, "node_ip": _Str, "worker_id": _Str,
+    "event_payload": dict[str, Any] | None, "error_message": _Str})
+AuditEventList = TypedDict("AuditEventList", {
+    "items": list[AuditEventResponse], "next_cursor": _Str})
+Token = TypedDict("Token", {"access_token": str, "token_type": str})
+#: FastAPI's ``HTTPException`` body.
+HTTPError = TypedDict("HTTPError", {"detail": str})
+
+ref(validation_error_definition, "ValidationError")
+ERRORS = ErrorShape("application/json", ref(HTTPError), overrides={422: (
+    JSON, ref(validation_error_response_definition, "HTTPValidationError"))})
+LIST_DOC = operation(
+    ok={200: content(JSON, ref(AuditEventList), "Newest first.")},
+    errors=(400, 422), shape=ERRORS, scope="events:read")
+LOGIN_DOC = operation(
+    ok={200: content(JSON, ref(Token), "A bearer JWT for this API and the native one.",
+                     headers={"Cache-Control": {"schema": {"type": "string"}}})},
+    errors=(422,), shape=ERRORS, secured=False)
+LOGIN_DOC["responses"][401] = ERRORS.response(401, "Incorrect username or password.")
+
+
 # -- routes ---------------------------------------------------------------------------
 
 
@@ -263,7 +302,7 @@ def router() -> APIRouter:
     """The profile's routes, relative to ``PREFIX``."""
     r = APIRouter(tags=["platform-audit"])
 
-    @r.get("/v1/audit/events", summary="List Audit Events")
+    @r.get("/v1/audit/events", summary="List Audit Events", **LIST_DOC)
     async def list_audit_events(
         request: Request,
         principal: Annotated[Principal, Depends(current_principal)],
@@ -287,7 +326,7 @@ def router() -> APIRouter:
         return json_response({"items": [to_record(e) for e in page.events],
                               "next_cursor": page.next_cursor})
 
-    @r.post(TOKEN_PATH, summary="Login For Access Token")
+    @r.post(TOKEN_PATH, summary="Login For Access Token", **LOGIN_DOC)
     async def login(
         request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()],
     ) -> Response:

@@ -42,6 +42,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
+from typing_extensions import TypedDict
 
 from ...auth.principal import Principal
 from ...errors import InvalidRequest, ProblemError
@@ -50,6 +51,7 @@ from ...query.filter import Cmp, Node, and_
 from ...store.base import EventQuery
 from ..deps import reader
 from ..native.events import json_response
+from ..openapi import ErrorShape, Param, content, operation, ref
 from .fields import obj as _obj
 from .turen import error_message, is_date_only, param
 
@@ -145,11 +147,36 @@ async def list_events(request: Request, principal: Principal = Depends(reader)) 
                           "next_cursor": page.next_cursor}, headers=headers)
 
 
+# ------------------------------------------------------------------ OpenAPI declarations
+
+_Str = str | None
+VaultTermError = TypedDict("VaultTermError", {"error": str, "message": str})
+VaultTermEvent = TypedDict("VaultTermEvent", {
+    "id": str, "action": str, "title": _Str, "category": _Str, "severity": _Str,
+    "actor": _Str, "resource": _Str, "source_ip": _Str, "detail": _Str, "timestamp": str})
+VaultTermPage = TypedDict("VaultTermPage", {
+    "data": list[VaultTermEvent], "next_cursor": _Str})
+
+_WHEN = "a date (YYYY-MM-DD) or an ISO 8601 date-time"
+EVENTS_DOC = operation(
+    ok={200: content("application/json", ref(VaultTermPage), "A page, oldest first.", headers={
+        "Link": {"description": "`<next page URL>; rel=\"next\"` unless this is the last page.",
+                 "schema": {"type": "string"}}})},
+    shape=ErrorShape("application/json", ref(VaultTermError)), scope="events:read", params=(
+        Param("from", {"type": "string"}, f"Events at or after this time: {_WHEN}."),
+        Param("to", {"type": "string"},
+              f"Events before this time: {_WHEN} (a date includes that whole day)."),
+        Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
+                        "default": DEFAULT_LIMIT}, "Events per page."),
+        Param("cursor", {"type": "string"}, "The `next_cursor` of the previous page."),
+    ))
+
+
 def router() -> APIRouter:
     r = APIRouter(tags=["compat: vaultterm"])
     for path in ("/api/events/v1", "/events/v1"):
         r.add_api_route(path, list_events, methods=["GET"],
-                        summary="VaultTerm: pull the event stream (cursor pages)")
+                        summary="VaultTerm: pull the event stream (cursor pages)", **EVENTS_DOC)
     return r
 
 
