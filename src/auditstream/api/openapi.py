@@ -254,7 +254,8 @@ def _dedupe_parameters(op: dict[str, Any]) -> None:
         return
     merged: dict[tuple[str, str], dict[str, Any]] = {}
     for p in params:
-        merged[(p["in"], p["name"])] = p  # later (declared) wins; dict keeps first position
+        name = p["name"].lower() if p["in"] == "header" else p["name"]
+        merged[(p["in"], name)] = p  # later (declared) wins; dict keeps first position
     op["parameters"] = list(merged.values())
 
 

@@ -52,7 +52,7 @@ from ...query.filter import Eq, Exists, Node, Not, Or, Scalar, and_
 from ...store.base import EventQuery
 from .fields import as_str as _str
 from .fields import first_str as _first
-from ..openapi import ErrorShape, content, operation, ref
+from ..openapi import ErrorShape, Param, content, operation, ref
 from .fields import obj as _obj
 
 PREFIX = "/compat/platform-audit"
@@ -285,9 +285,24 @@ HTTPError = TypedDict("HTTPError", {"detail": str})
 ref(validation_error_definition, "ValidationError")
 ERRORS = ErrorShape("application/json", ref(HTTPError), overrides={422: (
     JSON, ref(validation_error_response_definition, "HTTPValidationError"))})
+_NULLABLE_STR = {"anyOf": [{"type": "string"}, {"type": "null"}]}
 LIST_DOC = operation(
     ok={200: content(JSON, ref(AuditEventList), "Newest first.")},
-    errors=(400, 422), shape=ERRORS, scope="events:read")
+    errors=(400, 422), shape=ERRORS, scope="events:read", params=(
+        Param("event_group", _NULLABLE_STR,
+              "Event group (category); `unknown` also selects events without one."),
+        Param("event_type", _NULLABLE_STR, "Event type."),
+        Param("status", _NULLABLE_STR,
+              "Status (outcome); `unknown` also selects events without one."),
+        Param("user_id", {"anyOf": [{"type": "integer"}, {"type": "null"}]}, "User id."),
+        Param("vm_id", _NULLABLE_STR, "VM id."),
+        Param("session_id", _NULLABLE_STR, "Session id."),
+        Param("cursor", _NULLABLE_STR, "The `next_cursor` of the previous page."),
+        Param("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+              "Events per page."),
+        Param("X-API-Key", _NULLABLE_STR, "An API key (instead of a bearer token).",
+              location="header"),
+    ))
 LOGIN_DOC = operation(
     ok={200: content(JSON, ref(Token), "A bearer JWT for this API and the native one.",
                      headers={"Cache-Control": {"schema": {"type": "string"}}})},
