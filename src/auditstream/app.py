@@ -16,9 +16,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
 from .api import compat, docs, openapi, problems
+from .api.native import contract
 from .api.native import events as native_events
 from .api.native import export as native_export
-from .api.native import contract
 from .api.native import integrity as native_integrity
 from .api.native import llm as native_llm
 from .api.native import stats as native_stats

@@ -51,7 +51,7 @@ def test_every_operation_survives_fuzzing(demo_server: tuple[str, str], tmp_path
     run = subprocess.run(
         [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "run",
          f"{url}/openapi.json", "--header", f"X-API-Key: {key}", "--workers", "1",
-         "--no-color", "--output-truncate", "false", "--no-shrink"],
+         "--no-color", "--output-truncate", "false"],
         cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT_S, check=False,
     )
     assert run.returncode == 0, run.stdout + run.stderr

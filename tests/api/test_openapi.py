@@ -124,7 +124,7 @@ def test_every_operation_declares_answers_and_errors(api: Any) -> None:
 def test_native_errors_are_problem_json_and_profiles_use_their_own_shape(api: Any) -> None:
     _, doc, _, _ = api
     shapes: dict[str, set[str]] = {}
-    for method, path, op in operations(doc):
+    for _, path, op in operations(doc):
         family = path.split("/")[2] if path.startswith("/compat/") else "native"
         for code, response in op["responses"].items():
             if code.startswith(("4", "5")) and code != "422":

@@ -39,7 +39,6 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
-from typing_extensions import NotRequired, TypedDict
 
 from ...auth.principal import Principal
 from ...errors import InvalidRequest, NotFound, PermissionDenied, ProblemError
@@ -51,6 +50,7 @@ from ..openapi import ErrorShape, Param, content, operation, ref
 from .fields import as_str as _str
 from .fields import first_str as _first
 from .fields import obj as _obj
+from .schemas import ApiError, AuthpiAggregate, AuthpiEvent, AuthpiEventList
 
 PREFIX = "/compat/authpi"
 JSON = "application/json"
@@ -333,31 +333,6 @@ Str = Annotated[str | None, Query()]
 
 
 # -- OpenAPI declarations -------------------------------------------------------------
-
-_Str = str | None
-ApiErrorBody = TypedDict("ApiErrorBody", {
-    "type": str, "code": int, "message": str, "param": NotRequired[str]})
-ApiError = TypedDict("ApiError", {"error": ApiErrorBody})
-AuthpiActor = TypedDict("AuthpiActor", {"type": _Str, "id": _Str, "name": _Str})
-AuthpiResource = TypedDict("AuthpiResource", {"type": _Str, "id": _Str})
-AuthpiRequest = TypedDict("AuthpiRequest", {
-    "id": _Str, "method": _Str, "path": _Str, "status": int | None,
-    "duration_ms": float | None})
-AuthpiEvent = TypedDict("AuthpiEvent", {
-    "id": str, "type": str, "timestamp": int, "account_id": str, "user_id": _Str,
-    "client_id": _Str, "issuer_id": _Str, "org_id": _Str, "agent_id": _Str,
-    "auth_type": _Str, "ip_address": _Str, "user_agent": _Str, "outcome": _Str,
-    "actor": AuthpiActor | None, "resource": AuthpiResource | None,
-    "request": AuthpiRequest | None, "error_message": _Str,
-    "data": dict[str, Any] | None, "metadata": dict[str, Any] | None})
-AuthpiEventList = TypedDict("AuthpiEventList", {
-    "data": list[AuthpiEvent], "next_cursor": _Str, "has_more": bool})
-AuthpiAggregateRow = TypedDict("AuthpiAggregateRow", {
-    "key": NotRequired[_Str], "count": int, "uniques": NotRequired[dict[str, int]]})
-AuthpiBucket = TypedDict("AuthpiBucket", {
-    "ts": NotRequired[int], "rows": list[AuthpiAggregateRow]})
-AuthpiAggregate = TypedDict("AuthpiAggregate", {
-    "interval": _Str, "group_by": _Str, "buckets": list[AuthpiBucket]})
 
 ERRORS = ErrorShape(JSON, ref(ApiError))
 _DIMENSION = {"type": "string", "enum": list(DIMENSIONS)}

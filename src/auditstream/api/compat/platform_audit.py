@@ -34,7 +34,6 @@ import anyio.to_thread
 import jwt
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
-from pydantic import WithJsonSchema
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import (
@@ -43,17 +42,17 @@ from fastapi.openapi.utils import (
 )
 from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from starlette.responses import Response
-from typing_extensions import TypedDict
 
 from ...auth.principal import Principal
 from ...auth.tokens import TokenVerifier
 from ...errors import AuthenticationRequired, ProblemError
 from ...query.filter import Eq, Exists, Node, Not, Or, Scalar, and_
 from ...store.base import EventQuery
+from ..openapi import ErrorShape, Param, content, operation, ref
 from .fields import as_str as _str
 from .fields import first_str as _first
-from ..openapi import ErrorShape, Param, content, operation, ref
 from .fields import obj as _obj
+from .schemas import AuditEventList, HTTPError, Token
 
 PREFIX = "/compat/platform-audit"
 TOKEN_PATH = "/v1/auth/token"
@@ -265,22 +264,7 @@ def build_filter(
 
 # -- OpenAPI declarations -------------------------------------------------------------
 
-_Str = str | None
-AuditEventResponse = TypedDict("AuditEventResponse", {
-    "id": str, "created_at": Annotated[str, WithJsonSchema(
-        {"type": "string", "format": "date-time"})],
-    "user_id": int | None, "actor_type": str, "actor_id": _Str, "source": str,
-    "event_group": str, "event_type": str, "status": str, "resource_type": _Str,
-    "resource_id": _Str, "session_id": _Str, "vm_id": _Str, "task_id": int | None,
-    "request_id": _Str, "correlation_id": _Str, "http_method": _Str, "path": _Str,
-    "http_status": int | None, "latency_ms": float | None, "ip_address": _Str,
-    "user_agent": _Str, "node_ip": _Str, "worker_id": _Str,
-    "event_payload": dict[str, Any] | None, "error_message": _Str})
-AuditEventList = TypedDict("AuditEventList", {
-    "items": list[AuditEventResponse], "next_cursor": _Str})
-Token = TypedDict("Token", {"access_token": str, "token_type": str})
 #: FastAPI's ``HTTPException`` body.
-HTTPError = TypedDict("HTTPError", {"detail": str})
 
 ref(validation_error_definition, "ValidationError")
 ERRORS = ErrorShape("application/json", ref(HTTPError), overrides={422: (

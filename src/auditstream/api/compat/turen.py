@@ -57,8 +57,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from typing_extensions import TypedDict
-
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
@@ -72,6 +70,7 @@ from ..native.events import json_response
 from ..native.stats import summary
 from ..openapi import ErrorShape, Param, content, operation, ref
 from .fields import obj as _obj
+from .schemas import TurenError, TurenEventPage, TurenLlmPage, TurenSummary
 
 PREFIX = "/compat/turen"
 DEFAULT_LIMIT = 50
@@ -303,28 +302,6 @@ async def stats_summary(request: Request, principal: Principal = Depends(reader)
 
 # ------------------------------------------------------------------ OpenAPI declarations
 
-_Str = str | None
-TurenErrorBody = TypedDict("TurenErrorBody", {"code": str, "message": str})
-TurenError = TypedDict("TurenError", {"error": TurenErrorBody})
-TurenPagination = TypedDict("TurenPagination", {
-    "limit": int, "offset": int, "total": int, "has_more": bool})
-TurenActor = TypedDict("TurenActor", {"command": _Str, "args": list[str], "version": _Str})
-TurenSubject = TypedDict("TurenSubject", {"ecosystem": _Str, "package": _Str, "version": _Str})
-TurenEvent = TypedDict("TurenEvent", {
-    "id": str, "client_id": _Str, "timestamp": str, "type": str, "outcome": _Str,
-    "actor": TurenActor, "subject": TurenSubject, "metadata": dict[str, Any],
-    "payload": dict[str, Any]})
-TurenEventPage = TypedDict("TurenEventPage", {
-    "events": list[TurenEvent], "pagination": TurenPagination})
-TurenLlmEvent = TypedDict("TurenLlmEvent", {
-    "id": str, "timestamp": str, "client_id": _Str, "provider": _Str, "model": _Str,
-    "input_tokens": int | None, "output_tokens": int | None, "latency_ms": float | None,
-    "cost_usd": float | None})
-TurenLlmPage = TypedDict("TurenLlmPage", {
-    "events": list[TurenLlmEvent], "pagination": TurenPagination})
-TurenSummary = TypedDict("TurenSummary", {
-    "total_events": int, "outcomes": dict[str, int], "ecosystems": dict[str, int],
-    "period": str})
 
 ERRORS = ErrorShape("application/json", ref(TurenError))
 _TIME = "ISO 8601 date-time (a date alone is midnight UTC; Unix milliseconds accepted)"

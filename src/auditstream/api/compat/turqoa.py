@@ -66,7 +66,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
-from typing_extensions import TypedDict
 
 from ...auth.principal import Principal
 from ...errors import InvalidRequest, ProblemError
@@ -77,6 +76,7 @@ from ..deps import reader
 from ..native.events import json_response
 from ..openapi import ErrorShape, Param, content, operation, ref
 from .fields import obj as _obj
+from .schemas import TurqoaError, TurqoaEventPage
 from .turen import error_message, is_date_only, offset_page, param, values
 
 PREFIX = "/compat/turqoa"
@@ -274,21 +274,6 @@ async def list_events(request: Request, principal: Principal = Depends(reader)) 
 
 # ------------------------------------------------------------------ OpenAPI declarations
 
-_Str = str | None
-TurqoaError = TypedDict("TurqoaError", {"type": str, "code": str, "message": str})
-TurqoaLocation = TypedDict("TurqoaLocation", {
-    "lat": float | None, "lng": float | None, "zone": _Str})
-TurqoaEvent = TypedDict("TurqoaEvent", {
-    "id": str, "timestamp": str, "category": _Str, "severity": _Str, "source_module": _Str,
-    "source_device": _Str, "title": _Str, "description": _Str, "location": TurqoaLocation,
-    "metadata": dict[str, Any], "requires_action": bool, "assigned_to": _Str,
-    "incident_id": _Str})
-TurqoaMeta = TypedDict("TurqoaMeta", {"request_id": str, "timestamp": str})
-TurqoaPagination = TypedDict("TurqoaPagination", {
-    "page": int, "per_page": int, "total_items": int, "total_pages": int, "has_next": bool,
-    "has_previous": bool})
-TurqoaEventPage = TypedDict("TurqoaEventPage", {
-    "data": list[TurqoaEvent], "meta": TurqoaMeta, "pagination": TurqoaPagination})
 
 _ISO = "ISO 8601 date-time; a date alone means"
 EVENTS_DOC = operation(

@@ -42,7 +42,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
-from typing_extensions import TypedDict
 
 from ...auth.principal import Principal
 from ...errors import InvalidRequest, ProblemError
@@ -53,6 +52,7 @@ from ..deps import reader
 from ..native.events import json_response
 from ..openapi import ErrorShape, Param, content, operation, ref
 from .fields import obj as _obj
+from .schemas import VaultTermError, VaultTermPage
 from .turen import error_message, is_date_only, param
 
 PREFIX = "/compat/vaultterm"
@@ -149,13 +149,6 @@ async def list_events(request: Request, principal: Principal = Depends(reader)) 
 
 # ------------------------------------------------------------------ OpenAPI declarations
 
-_Str = str | None
-VaultTermError = TypedDict("VaultTermError", {"error": str, "message": str})
-VaultTermEvent = TypedDict("VaultTermEvent", {
-    "id": str, "action": str, "title": _Str, "category": _Str, "severity": _Str,
-    "actor": _Str, "resource": _Str, "source_ip": _Str, "detail": _Str, "timestamp": str})
-VaultTermPage = TypedDict("VaultTermPage", {
-    "data": list[VaultTermEvent], "next_cursor": _Str})
 
 _WHEN = "a date (YYYY-MM-DD) or an ISO 8601 date-time"
 EVENTS_DOC = operation(

@@ -9,13 +9,14 @@ them to its reserved names, and the fuzz test sends what they allow. The answers
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import WithJsonSchema
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 from ...model.event import OBJECT_FIELDS, EventIn
 from ...model.severity import SEVERITIES
+from ...settings import Settings
 from ..openapi import Param, content, json_schema, ref, request_body
 
 # ------------------------------------------------------------------ documents
@@ -179,6 +180,7 @@ class Health(TypedDict):
 _TIME = ("RFC 3339 date-time, a date (`2026-06-01`, midnight UTC), Unix milliseconds, "
          "or a duration ago (`30m`, `24h`, `7d`, `2w`)")
 _ANY_OF = "comma-separated values match any of them"
+INDEXED_PATHS = Settings().indexed_path_list
 _PATH_NAME = (r"^(" + "|".join(OBJECT_FIELDS) + r")(\.[A-Za-z_][A-Za-z0-9_\-]{0,63}){1,4}$")
 
 
@@ -207,24 +209,15 @@ FILTERS: tuple[Param, ...] = (
     _list("assigned_to", "Assignee"),
     _list("requires_action", "Operator action needed", {"type": "boolean"}),
     _list("tags", "Events carrying any of these tags"),
-    _list("subject.ecosystem", "`subject.ecosystem`"),
-    _list("subject.package", "`subject.package`"),
-    _list("actor.id", "`actor.id`"),
-    _list("source.module", "`source.module`"),
-    _list("source.client_id", "`source.client_id`"),
-    _list("location.zone", "`location.zone`"),
-    _list("context.user_id", "`context.user_id`"),
-    _list("context.session_id", "`context.session_id`"),
-    _list("context.vm_id", "`context.vm_id`"),
-    _list("llm.provider", "`llm.provider`"),
-    _list("llm.model", "`llm.model`"),
     Param("paths", {"type": "object",
                     "propertyNames": {"pattern": _PATH_NAME},
                     "additionalProperties": {"type": "string"}},
-          "Any other canonical field or dotted path under actor, subject, source, location, "
-          f"context or llm filters by equality too (`context.http_status=500`; {_ANY_OF}). "
-          "Numbers and true/false also match JSON numbers and booleans. Any other name "
-          "is a 400, so a misspelt filter never widens a query.",
+          "Any dotted path under actor, subject, source, location, context or llm filters "
+          f"by equality too, each its own parameter: `subject.ecosystem=npm,pip`, "
+          f"`context.http_status=500` ({_ANY_OF}; numbers and true/false also match JSON "
+          "numbers and booleans). Paths indexed by default: "
+          f"{', '.join(f'`{p}`' for p in INDEXED_PATHS)}; others filter too, only slower. "
+          "Any other name is a 400, so a misspelt filter never widens a query.",
           extra={"style": "form", "explode": True}),
 )
 
@@ -368,7 +361,7 @@ EXPORT_ANSWER = content({
     "application/x-ndjson": {"type": "string", "description": "One event per line."},
     "text/csv": {"type": "string"},
     "application/vnd.apache.parquet": {"type": "string", "format": "binary"},
-}, "The matching events in seq order, streamed.", headers={
+}, description="The matching events in seq order, streamed.", headers={
     "Auditstream-Last-Seq": {"description": "The tenant's last seq when the export began.",
                              "schema": {"type": "integer"}},
     "Auditstream-Tenant": {"description": "The tenant read.", "schema": {"type": "string"}},
