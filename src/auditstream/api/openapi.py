@@ -38,11 +38,11 @@ __all__ = [
     "API_KEY",
     "BEARER",
     "PROBLEM",
-    "api_routes",
     "ErrorShape",
     "FieldError",
     "Param",
     "Problem",
+    "api_routes",
     "content",
     "install",
     "json_schema",
@@ -212,13 +212,15 @@ def operation(
     scope: str | None = None,
     shape: ErrorShape = PROBLEM,
     description: str | None = None,
+    error_text: Mapping[int, str] | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for a route decorator (``@router.get(path, **operation(...))``).
 
     ``ok``: the success responses by status (see :func:`content`). ``errors``: the client
     errors the route answers besides those implied by ``secured`` (401, 403) and the server
     errors every route may answer (500, 503). ``scope``, the one the route requires, is
-    named in its 403. Without ``description`` the endpoint's docstring describes it.
+    named in its 403; ``error_text`` replaces the usual meaning of a status. Without
+    ``description`` the endpoint's docstring describes the operation.
     """
     statuses = set(errors) | set(SERVER_ERRORS)
     if secured:
@@ -227,6 +229,7 @@ def operation(
     if scope:
         text[403] = (f"The credential lacks the `{scope}` scope, or belongs to another "
                      "tenant or account.")
+    text.update(error_text or {})
     responses: dict[int | str, Any] = {code: dict(resp) for code, resp in ok.items()}
     for code in sorted(statuses):
         responses[code] = shape.response(code, text.get(code, HTTPStatus(code).phrase))
@@ -237,7 +240,7 @@ def operation(
     if body is not None:
         extra["requestBody"] = dict(body)
     if secured:
-        extra["security"] = SECURED
+        extra["security"] = [dict(requirement) for requirement in SECURED]
     out: dict[str, Any] = {"responses": responses, "openapi_extra": extra}
     if description:
         out["description"] = description

@@ -264,8 +264,7 @@ def build_filter(
 
 # -- OpenAPI declarations -------------------------------------------------------------
 
-#: FastAPI's ``HTTPException`` body.
-
+# FastAPI's own validation error schemas: this profile's 422 is exactly FastAPI's.
 ref(validation_error_definition, "ValidationError")
 ERRORS = ErrorShape("application/json", ref(HTTPError), overrides={422: (
     JSON, ref(validation_error_response_definition, "HTTPValidationError"))})
@@ -290,8 +289,8 @@ LIST_DOC = operation(
 LOGIN_DOC = operation(
     ok={200: content(JSON, ref(Token), "A bearer JWT for this API and the native one.",
                      headers={"Cache-Control": {"schema": {"type": "string"}}})},
-    errors=(422,), shape=ERRORS, secured=False)
-LOGIN_DOC["responses"][401] = ERRORS.response(401, "Incorrect username or password.")
+    errors=(401, 422), shape=ERRORS, secured=False,
+    error_text={401: "Incorrect username or password."})
 
 
 # -- routes ---------------------------------------------------------------------------

@@ -302,7 +302,6 @@ async def stats_summary(request: Request, principal: Principal = Depends(reader)
 
 # ------------------------------------------------------------------ OpenAPI declarations
 
-
 ERRORS = ErrorShape("application/json", ref(TurenError))
 _TIME = "ISO 8601 date-time (a date alone is midnight UTC; Unix milliseconds accepted)"
 _PAGE_PARAMS = (

@@ -274,7 +274,6 @@ async def list_events(request: Request, principal: Principal = Depends(reader)) 
 
 # ------------------------------------------------------------------ OpenAPI declarations
 
-
 _ISO = "ISO 8601 date-time; a date alone means"
 EVENTS_DOC = operation(
     ok={200: content("application/json", ref(TurqoaEventPage), "A page of events.", headers={

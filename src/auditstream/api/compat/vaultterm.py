@@ -149,7 +149,6 @@ async def list_events(request: Request, principal: Principal = Depends(reader)) 
 
 # ------------------------------------------------------------------ OpenAPI declarations
 
-
 _WHEN = "a date (YYYY-MM-DD) or an ISO 8601 date-time"
 EVENTS_DOC = operation(
     ok={200: content("application/json", ref(VaultTermPage), "A page, oldest first.", headers={
