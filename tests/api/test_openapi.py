@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from openapi_spec_validator import validate
 from starlette.datastructures import QueryParams
 from starlette.requests import HTTPConnection
 
@@ -79,6 +80,12 @@ def operations(doc: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]
 
 def concrete(path: str, event_id: str) -> str:
     return path.replace("{event_id}", event_id).replace("{account_id}", TENANT)
+
+
+def test_document_is_valid_openapi(api: Any) -> None:
+    _, doc, _, _ = api
+    assert doc["openapi"].startswith("3.1")
+    validate(doc)
 
 
 def test_every_route_is_in_the_document(api: Any) -> None:
