@@ -11,11 +11,12 @@ from contextlib import asynccontextmanager
 import orjson
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
-from .api import compat, problems
+from .api import compat, docs, openapi, problems
+from .api.native import contract
 from .api.native import events as native_events
 from .api.native import export as native_export
 from .api.native import integrity as native_integrity
@@ -108,6 +109,13 @@ class RequestMetrics:
             self.metrics.latency.labels(route).observe(time.perf_counter() - start)
 
 
+API_DESCRIPTION = """Self-hosted, multi-tenant security and audit events.
+
+Authenticate with `X-API-Key: sk_live_…` or `Authorization: Bearer <API key or JWT>`
+(**Authorize** above). Native errors are RFC 9457 `application/problem+json` with an
+`errors` list of `{index?, field, reason}`; each compat profile answers in its own shape.
+"""
+
 #: GIL switch interval of a serving process. The writer thread gives the GIL up around
 #: every SQLite step; at Python's default 5 ms it then waits that long for the request
 #: handlers to hand it back, which capped ingest. 0.5 ms keeps both threads moving.
@@ -130,8 +138,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="auditstream",
         version=__version__,
-        description="Self-hosted, multi-tenant security and audit events.",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served from packaged assets by api.docs, not from a CDN
+        redoc_url=None,
     )
     app.state.services = svc
     problems.install(app)
@@ -142,14 +152,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(native_events.router)
     app.include_router(native_stats.router)
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz", tags=["ops"],
+             **openapi.operation(ok={200: contract.HEALTH}, errors=(), secured=False))
     async def healthz() -> Response:
         return Response(b'{"status":"ok"}', media_type="application/json")
 
-    @app.get("/metrics", tags=["ops"])
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse,
+             **openapi.operation(ok={200: contract.METRICS}, errors=(), secured=False))
     async def metrics() -> Response:
         return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    docs.install(app)
+    openapi.install(app)
     app.add_middleware(RequestMetrics, metrics=svc.metrics)
 
     return app

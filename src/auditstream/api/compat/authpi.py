@@ -46,9 +46,11 @@ from ...model.times import parse_us
 from ...query.filter import Cmp, Eq, Node, Scalar, and_
 from ...store.base import AggregateSpec, Bucket, EventQuery
 from ..deps import authenticate
+from ..openapi import ErrorShape, Param, content, operation, ref
 from .fields import as_str as _str
 from .fields import first_str as _first
 from .fields import obj as _obj
+from .schemas import ApiError, AuthpiAggregate, AuthpiEvent, AuthpiEventList
 
 PREFIX = "/compat/authpi"
 JSON = "application/json"
@@ -330,11 +332,51 @@ Caller = Annotated[Principal, Depends(account_principal)]
 Str = Annotated[str | None, Query()]
 
 
+# -- OpenAPI declarations -------------------------------------------------------------
+
+ERRORS = ErrorShape(JSON, ref(ApiError))
+_DIMENSION = {"type": "string", "enum": list(DIMENSIONS)}
+_ACCOUNT = Param("account_id", {"type": "string"},
+                 "The account: the credential's tenant.", location="path")
+_FILTERS = (
+    Param("issuer_id", {"type": "string"}, "Filter by issuer ID."),
+    Param("user_id", {"type": "string"}, "Filter by user ID."),
+    Param("client_id", {"type": "string"}, "Filter by client ID."),
+    Param("event_types", {"type": "string"},
+          "Comma-separated event types (`user.created,session.created`)."),
+    Param("after", {"type": "number"}, "Events after this time (Unix milliseconds)."),
+    Param("before", {"type": "number"}, "Events before this time (Unix milliseconds)."),
+)
+LIST_DOC = operation(
+    ok={200: content(JSON, ref(AuthpiEventList), "Newest first.")}, shape=ERRORS,
+    scope="events:read", params=(
+        _ACCOUNT,
+        Param("limit", {"type": "integer", "minimum": 1, "maximum": LIMIT_MAX,
+                        "default": LIMIT_DEFAULT}, "Maximum number of items to return."),
+        Param("cursor", {"type": "string"}, "Pagination cursor from the previous response."),
+        *_FILTERS,
+    ))
+AGGREGATE_DOC = operation(
+    ok={200: content(JSON, ref(AuthpiAggregate), "Aggregate result.")}, shape=ERRORS,
+    scope="events:read", params=(
+        _ACCOUNT, *_FILTERS,
+        Param("group_by", _DIMENSION, "Group rows by one dimension."),
+        Param("interval", {"type": "string", "enum": list(INTERVALS)},
+              "Time buckets; without it, one bucket spans the window."),
+        Param("count_unique", {"type": "string"},
+              f"Comma-separated dimensions to count distinct values of ({', '.join(DIMENSIONS)})."),
+    ))
+GET_DOC = operation(
+    ok={200: content(JSON, ref(AuthpiEvent), "The event.")}, errors=(404,), shape=ERRORS,
+    scope="events:read", params=(
+        _ACCOUNT, Param("event_id", {"type": "string"}, "The event's id.", location="path")))
+
+
 def router() -> APIRouter:
     """The profile's routes, relative to ``PREFIX``."""
     r = APIRouter(tags=["authpi"])
 
-    @r.get("/v1/accounts/{account_id}/events", summary="List Events")
+    @r.get("/v1/accounts/{account_id}/events", summary="List Events", **LIST_DOC)
     async def list_events(
         request: Request, principal: Caller, limit: Str = None, cursor: Str = None,
         issuer_id: Str = None, user_id: Str = None, client_id: Str = None,
@@ -348,7 +390,8 @@ def router() -> APIRouter:
                               "next_cursor": page.next_cursor, "has_more": page.has_more})
 
     # Declared before /events/{event_id}, which would otherwise take "aggregate" as an id.
-    @r.get("/v1/accounts/{account_id}/events/aggregate", summary="Aggregate Events")
+    @r.get("/v1/accounts/{account_id}/events/aggregate", summary="Aggregate Events",
+           **AGGREGATE_DOC)
     async def aggregate_events(
         request: Request, principal: Caller, issuer_id: Str = None, user_id: Str = None,
         client_id: Str = None, event_types: Str = None, after: Str = None,
@@ -368,7 +411,7 @@ def router() -> APIRouter:
             "buckets": render_aggregate(buckets, spec, names),
         })
 
-    @r.get("/v1/accounts/{account_id}/events/{event_id}", summary="Get Event")
+    @r.get("/v1/accounts/{account_id}/events/{event_id}", summary="Get Event", **GET_DOC)
     async def get_event(request: Request, principal: Caller, event_id: str) -> Response:
         """One event of the account, or 404."""
         ev = await request.app.state.services.store.get(principal.tenant, event_id)

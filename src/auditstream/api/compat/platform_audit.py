@@ -36,6 +36,10 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import (
+    validation_error_definition,
+    validation_error_response_definition,
+)
 from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from starlette.responses import Response
 
@@ -44,9 +48,11 @@ from ...auth.tokens import TokenVerifier
 from ...errors import AuthenticationRequired, ProblemError
 from ...query.filter import Eq, Exists, Node, Not, Or, Scalar, and_
 from ...store.base import EventQuery
+from ..openapi import ErrorShape, Param, content, operation, ref
 from .fields import as_str as _str
 from .fields import first_str as _first
 from .fields import obj as _obj
+from .schemas import AuditEventList, HTTPError, Token
 
 PREFIX = "/compat/platform-audit"
 TOKEN_PATH = "/v1/auth/token"
@@ -256,6 +262,37 @@ def build_filter(
     )
 
 
+# -- OpenAPI declarations -------------------------------------------------------------
+
+# FastAPI's own validation error schemas: this profile's 422 is exactly FastAPI's.
+ref(validation_error_definition, "ValidationError")
+ERRORS = ErrorShape("application/json", ref(HTTPError), overrides={422: (
+    JSON, ref(validation_error_response_definition, "HTTPValidationError"))})
+_NULLABLE_STR = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+LIST_DOC = operation(
+    ok={200: content(JSON, ref(AuditEventList), "Newest first.")},
+    errors=(400, 422), shape=ERRORS, scope="events:read", params=(
+        Param("event_group", _NULLABLE_STR,
+              "Event group (category); `unknown` also selects events without one."),
+        Param("event_type", _NULLABLE_STR, "Event type."),
+        Param("status", _NULLABLE_STR,
+              "Status (outcome); `unknown` also selects events without one."),
+        Param("user_id", {"anyOf": [{"type": "integer"}, {"type": "null"}]}, "User id."),
+        Param("vm_id", _NULLABLE_STR, "VM id."),
+        Param("session_id", _NULLABLE_STR, "Session id."),
+        Param("cursor", _NULLABLE_STR, "The `next_cursor` of the previous page."),
+        Param("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+              "Events per page."),
+        Param("X-API-Key", _NULLABLE_STR, "An API key (instead of a bearer token).",
+              location="header"),
+    ))
+LOGIN_DOC = operation(
+    ok={200: content(JSON, ref(Token), "A bearer JWT for this API and the native one.",
+                     headers={"Cache-Control": {"schema": {"type": "string"}}})},
+    errors=(401, 422), shape=ERRORS, secured=False,
+    error_text={401: "Incorrect username or password."})
+
+
 # -- routes ---------------------------------------------------------------------------
 
 
@@ -263,7 +300,7 @@ def router() -> APIRouter:
     """The profile's routes, relative to ``PREFIX``."""
     r = APIRouter(tags=["platform-audit"])
 
-    @r.get("/v1/audit/events", summary="List Audit Events")
+    @r.get("/v1/audit/events", summary="List Audit Events", **LIST_DOC)
     async def list_audit_events(
         request: Request,
         principal: Annotated[Principal, Depends(current_principal)],
@@ -287,7 +324,7 @@ def router() -> APIRouter:
         return json_response({"items": [to_record(e) for e in page.events],
                               "next_cursor": page.next_cursor})
 
-    @r.post(TOKEN_PATH, summary="Login For Access Token")
+    @r.post(TOKEN_PATH, summary="Login For Access Token", **LOGIN_DOC)
     async def login(
         request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()],
     ) -> Response:

@@ -68,7 +68,9 @@ from ...store.base import EventQuery, EventStore, Order, SortField
 from ..deps import reader
 from ..native.events import json_response
 from ..native.stats import summary
+from ..openapi import ErrorShape, Param, content, operation, ref
 from .fields import obj as _obj
+from .schemas import TurenError, TurenEventPage, TurenLlmPage, TurenSummary
 
 PREFIX = "/compat/turen"
 DEFAULT_LIMIT = 50
@@ -298,15 +300,52 @@ async def stats_summary(request: Request, principal: Principal = Depends(reader)
                           "ecosystems": doc["ecosystems"], "period": period})
 
 
+# ------------------------------------------------------------------ OpenAPI declarations
+
+ERRORS = ErrorShape("application/json", ref(TurenError))
+_TIME = "ISO 8601 date-time (a date alone is midnight UTC; Unix milliseconds accepted)"
+_PAGE_PARAMS = (
+    Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
+                    "default": DEFAULT_LIMIT}, "Number of events to return."),
+    Param("offset", {"type": "integer", "minimum": 0, "default": 0}, "Pagination offset."),
+    Param("since", {"type": "string"}, f"Events at or after this time: {_TIME}."),
+    Param("until", {"type": "string"}, f"Events before this time: {_TIME}."),
+)
+EVENTS_DOC = operation(
+    ok={200: content("application/json", ref(TurenEventPage), "A page of events.")},
+    shape=ERRORS, scope="events:read", params=(
+        *_PAGE_PARAMS,
+        Param("type", {"type": "string", "default": "all"},
+              "Event type (`install`, `audit` …); `all` for every type; commas: any of."),
+        Param("outcome", {"type": "string", "default": "all"},
+              "`allow`, `review`, `block`; `all` for any; commas: any of."),
+        Param("ecosystem", {"type": "string"}, "npm, pip, go, cargo …; commas: any of."),
+        Param("package", {"type": "string"}, "Package name; commas: any of."),
+    ))
+LLM_DOC = operation(
+    ok={200: content("application/json", ref(TurenLlmPage), "A page of LLM calls.")},
+    shape=ERRORS, scope="events:read", params=(
+        *_PAGE_PARAMS,
+        Param("provider", {"type": "string"}, "LLM provider; commas: any of."),
+        Param("model", {"type": "string"}, "Model; commas: any of."),
+    ))
+SUMMARY_DOC = operation(
+    ok={200: content("application/json", ref(TurenSummary), "Totals of the period.")},
+    shape=ERRORS, scope="events:read", params=(
+        Param("period", {"type": "string", "enum": list(PERIODS), "default": "30d"},
+              "The period that ends now."),
+    ))
+
+
 def router() -> APIRouter:
     """The profile's routes; ``/events/llm`` is declared before anything under ``/events/``."""
     r = APIRouter(tags=["compat: turen"])
     r.add_api_route("/api/v1/events/llm", list_llm_events, methods=["GET"],
-                    summary="turen: LLM call events")
+                    summary="turen: LLM call events", **LLM_DOC)
     r.add_api_route("/api/v1/events", list_events, methods=["GET"],
-                    summary="turen: list events (offset pages)")
+                    summary="turen: list events (offset pages)", **EVENTS_DOC)
     r.add_api_route("/api/v1/stats/summary", stats_summary, methods=["GET"],
-                    summary="turen: summary stats")
+                    summary="turen: summary stats", **SUMMARY_DOC)
     return r
 
 

@@ -74,7 +74,9 @@ from ...model.times import US, TimeParseError, format_us, now_us, parse_time
 from ...query.filter import Cmp, Eq, Node, Not, Or, Text, and_
 from ..deps import reader
 from ..native.events import json_response
+from ..openapi import ErrorShape, Param, content, operation, ref
 from .fields import obj as _obj
+from .schemas import TurqoaError, TurqoaEventPage
 from .turen import error_message, is_date_only, offset_page, param, values
 
 PREFIX = "/compat/turqoa"
@@ -270,10 +272,42 @@ async def list_events(request: Request, principal: Principal = Depends(reader)) 
     }, headers={"X-Request-Id": request_id})
 
 
+# ------------------------------------------------------------------ OpenAPI declarations
+
+_ISO = "ISO 8601 date-time; a date alone means"
+EVENTS_DOC = operation(
+    ok={200: content("application/json", ref(TurqoaEventPage), "A page of events.", headers={
+        "X-Request-Id": {"description": "Also in `meta.request_id`.",
+                         "schema": {"type": "string"}}})},
+    shape=ErrorShape("application/json", ref(TurqoaError)), scope="events:read", params=(
+        Param("category", {"type": "string"},
+              f"{', '.join(categories())}; commas: any of."),
+        Param("severity", {"type": "string"}, f"{', '.join(SEVERITIES)}; commas: any of."),
+        Param("source_module", {"type": "string"}, "Originating module; commas: any of."),
+        Param("zone", {"type": "string"}, "Zone name or ID; commas: any of."),
+        Param("start_date", {"type": "string"},
+              f"{_ISO} its midnight UTC (default: 24 hours before end_date)."),
+        Param("end_date", {"type": "string"},
+              f"{_ISO} through the end of that day (default: now)."),
+        Param("requires_action", {"type": "boolean"},
+              "Events that need (true) or do not need (false) operator action."),
+        Param("incident_id", {"type": "string"}, "Events linked to this incident."),
+        Param("search", {"type": "string"},
+              "Full text over title and description; \"quoted phrases\", `word*` prefixes."),
+        Param("sort", {"type": "string", "enum": ["timestamp", "severity"],
+                       "default": "timestamp"}, "Sort field."),
+        Param("order", {"type": "string", "enum": ["asc", "desc"], "default": "desc"},
+              "Sort direction."),
+        Param("page", {"type": "integer", "minimum": 1, "default": 1}, "Page number."),
+        Param("per_page", {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE,
+                           "default": DEFAULT_PER_PAGE}, "Items per page."),
+    ))
+
+
 def router() -> APIRouter:
     r = APIRouter(tags=["compat: turqoa"])
     r.add_api_route("/v1/events", list_events, methods=["GET"],
-                    summary="turqoa: list events (page/per_page)")
+                    summary="turqoa: list events (page/per_page)", **EVENTS_DOC)
     return r
 
 

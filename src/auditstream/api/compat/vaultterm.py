@@ -50,7 +50,9 @@ from ...query.filter import Cmp, Node, and_
 from ...store.base import EventQuery
 from ..deps import reader
 from ..native.events import json_response
+from ..openapi import ErrorShape, Param, content, operation, ref
 from .fields import obj as _obj
+from .schemas import VaultTermError, VaultTermPage
 from .turen import error_message, is_date_only, param
 
 PREFIX = "/compat/vaultterm"
@@ -145,11 +147,28 @@ async def list_events(request: Request, principal: Principal = Depends(reader)) 
                           "next_cursor": page.next_cursor}, headers=headers)
 
 
+# ------------------------------------------------------------------ OpenAPI declarations
+
+_WHEN = "a date (YYYY-MM-DD) or an ISO 8601 date-time"
+EVENTS_DOC = operation(
+    ok={200: content("application/json", ref(VaultTermPage), "A page, oldest first.", headers={
+        "Link": {"description": "`<next page URL>; rel=\"next\"` unless this is the last page.",
+                 "schema": {"type": "string"}}})},
+    shape=ErrorShape("application/json", ref(VaultTermError)), scope="events:read", params=(
+        Param("from", {"type": "string"}, f"Events at or after this time: {_WHEN}."),
+        Param("to", {"type": "string"},
+              f"Events before this time: {_WHEN} (a date includes that whole day)."),
+        Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
+                        "default": DEFAULT_LIMIT}, "Events per page."),
+        Param("cursor", {"type": "string"}, "The `next_cursor` of the previous page."),
+    ))
+
+
 def router() -> APIRouter:
     r = APIRouter(tags=["compat: vaultterm"])
     for path in ("/api/events/v1", "/events/v1"):
         r.add_api_route(path, list_events, methods=["GET"],
-                        summary="VaultTerm: pull the event stream (cursor pages)")
+                        summary="VaultTerm: pull the event stream (cursor pages)", **EVENTS_DOC)
     return r
 
 

@@ -24,6 +24,8 @@ from ...query.params import (
 )
 from ...store.base import AggregateSpec, Bucket, EventQuery
 from ..deps import reader, writer
+from ..openapi import operation
+from . import contract as doc
 
 router = APIRouter(prefix="/v1", tags=["events"])
 JSON = "application/json"
@@ -49,7 +51,10 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-@router.post("/events", status_code=201, summary="Ingest one event, a JSON array or NDJSON")
+@router.post("/events", status_code=201, summary="Ingest one event, a JSON array or NDJSON",
+             **operation(ok={201: doc.INGESTED, 200: doc.REPLAYED}, errors=(400, 409, 413, 415),
+                         params=(doc.IDEMPOTENCY_KEY,), body=doc.INGEST_BODY,
+                         scope="events:write"))
 async def ingest(request: Request, principal: Principal = Depends(writer)) -> Response:
     svc = request.app.state.services
     body = await read_body(request, svc.settings.max_body_bytes)
@@ -79,7 +84,9 @@ def event_query(request: Request) -> EventQuery:
     )
 
 
-@router.get("/events", summary="List events: filters, q, sort, keyset cursor")
+@router.get("/events", summary="List events: filters, q, sort, keyset cursor",
+            **operation(ok={200: doc.PAGE}, params=doc.with_filters(*doc.PAGING),
+                        scope="events:read"))
 async def list_events(request: Request, principal: Principal = Depends(reader)) -> Response:
     q = event_query(request)
     page = await request.app.state.services.store.query(principal.tenant, q)
@@ -151,7 +158,9 @@ def render_buckets(buckets: list[Bucket], spec: AggregateSpec, ts: Any = format_
     return out
 
 
-@router.get("/events/aggregate", summary="Counts, distinct counts and numeric rollups")
+@router.get("/events/aggregate", summary="Counts, distinct counts and numeric rollups",
+            **operation(ok={200: doc.AGGREGATE_ANSWER}, params=doc.with_filters(*doc.AGGREGATE),
+                        scope="events:read"))
 async def aggregate(request: Request, principal: Principal = Depends(reader)) -> Response:
     spec = aggregate_spec(request)
     where = filter_from_params(request.query_params.multi_items(),
@@ -163,7 +172,9 @@ async def aggregate(request: Request, principal: Principal = Depends(reader)) ->
     })
 
 
-@router.get("/events/{event_id}", summary="One event by id")
+@router.get("/events/{event_id}", summary="One event by id",
+            **operation(ok={200: doc.EVENT}, errors=(400, 404),
+                        params=(doc.EVENT_ID, doc.INCLUDE), scope="events:read"))
 async def get_event(event_id: str, request: Request,
                     principal: Principal = Depends(reader)) -> Response:
     svc = request.app.state.services

@@ -44,6 +44,8 @@ from ...auth.principal import Principal
 from ...export import FORMATS, Encoder, encoder, export_filename
 from ...query.params import choice_param, filter_from_params, int_param
 from ..deps import reader
+from ..openapi import operation
+from . import contract as doc
 
 router = APIRouter(prefix="/v1", tags=["export"])
 
@@ -91,7 +93,10 @@ async def stream_export(
         await batches.aclose()  # type: ignore[attr-defined]
 
 
-@router.get("/events/export", summary="Stream matching events as NDJSON, CSV or Parquet")
+@router.get("/events/export", summary="Stream matching events as NDJSON, CSV or Parquet",
+            response_class=StreamingResponse,
+            **operation(ok={200: doc.EXPORT_ANSWER}, params=doc.with_filters(*doc.EXPORT),
+                        scope="events:read"))
 async def export_events(
     request: Request, principal: Principal = Depends(reader)
 ) -> StreamingResponse:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from ...auth.principal import Principal
 from ...errors import InvalidRequest, NotFound
 from ...integrity.service import LogService
 from ...query.params import int_param
 from ..deps import admin, reader
+from ..openapi import operation
+from . import contract as doc
 from .events import json_response, read_body
 
 router = APIRouter(prefix="/v1", tags=["integrity"])
@@ -24,18 +26,24 @@ def log_service(request: Request) -> LogService:
     return svc
 
 
-@router.get("/integrity/checkpoint", summary="Latest signed checkpoint (C2SP signed note)")
+@router.get("/integrity/checkpoint", summary="Latest signed checkpoint (C2SP signed note)",
+            response_class=PlainTextResponse,
+            **operation(ok={200: doc.SIGNED_NOTE}, errors=(404,), scope="events:read"))
 async def checkpoint(request: Request, principal: Principal = Depends(reader)) -> Response:
     note = await log_service(request).checkpoint(principal.tenant)
     return Response(note, media_type=TEXT)
 
 
-@router.get("/integrity/public-key", summary="Checkpoint verifier key (C2SP vkey)")
+@router.get("/integrity/public-key", summary="Checkpoint verifier key (C2SP vkey)",
+            response_class=PlainTextResponse,
+            **operation(ok={200: doc.VERIFIER_KEY}, errors=(404,), secured=False))
 async def public_key(request: Request) -> Response:
     return Response(log_service(request).signer.verifier_key() + "\n", media_type=TEXT)
 
 
-@router.get("/integrity/proof/inclusion", summary="RFC 9162 inclusion proof of an event")
+@router.get("/integrity/proof/inclusion", summary="RFC 9162 inclusion proof of an event",
+            **operation(ok={200: doc.INCLUSION_ANSWER}, errors=(400, 404),
+                        params=doc.INCLUSION, scope="events:read"))
 async def inclusion(request: Request, principal: Principal = Depends(reader)) -> Response:
     qp = request.query_params
     event_id = qp.get("event_id")
@@ -48,7 +56,9 @@ async def inclusion(request: Request, principal: Principal = Depends(reader)) ->
         await log_service(request).inclusion(principal.tenant, event_id, tree_size))
 
 
-@router.get("/integrity/proof/consistency", summary="RFC 9162 consistency proof")
+@router.get("/integrity/proof/consistency", summary="RFC 9162 consistency proof",
+            **operation(ok={200: doc.CONSISTENCY_ANSWER}, errors=(400, 404),
+                        params=doc.CONSISTENCY, scope="events:read"))
 async def consistency(request: Request, principal: Principal = Depends(reader)) -> Response:
     qp = request.query_params
     if qp.get("from") is None:
@@ -58,7 +68,9 @@ async def consistency(request: Request, principal: Principal = Depends(reader)) 
     return json_response(await log_service(request).consistency(principal.tenant, first, to))
 
 
-@router.post("/events/{event_id}/redact", summary="Erase an event's content, keep its proof")
+@router.post("/events/{event_id}/redact", summary="Erase an event's content, keep its proof",
+             **operation(ok={200: doc.EVENT}, errors=(400, 404, 413, 415),
+                         params=(doc.EVENT_ID,), body=doc.REDACT_BODY, scope="admin"))
 async def redact(event_id: str, request: Request,
                  principal: Principal = Depends(admin)) -> Response:
     import orjson

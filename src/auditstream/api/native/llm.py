@@ -50,6 +50,8 @@ from ...query.params import (
 )
 from ...store.base import AggregateRow, AggregateSpec, EventQuery
 from ..deps import reader
+from ..openapi import operation
+from . import contract as doc
 from .events import json_response
 
 router = APIRouter(prefix="/v1", tags=["llm"])
@@ -69,7 +71,9 @@ def _filter(request: Request, allowed: frozenset[str]) -> Node:
     return and_(IS_LLM_CALL, filter_from_params(items, allowed=allowed))
 
 
-@router.get("/llm/events", summary="LLM calls; filters provider, model, since, until")
+@router.get("/llm/events", summary="LLM calls; filters provider, model, since, until",
+            **operation(ok={200: doc.PAGE}, params=doc.with_filters(*doc.LLM_EVENTS),
+                        scope="events:read"))
 async def llm_events(request: Request, principal: Principal = Depends(reader)) -> Response:
     qp = request.query_params
     q = EventQuery(
@@ -101,7 +105,9 @@ def _usage_row(row: AggregateRow) -> dict[str, Any]:
     return out
 
 
-@router.get("/llm/usage", summary="LLM usage by model or provider per interval")
+@router.get("/llm/usage", summary="LLM usage by model or provider per interval",
+            **operation(ok={200: doc.LLM_USAGE_ANSWER}, params=doc.llm_usage_params(),
+                        scope="events:read"))
 async def llm_usage(request: Request, principal: Principal = Depends(reader)) -> Response:
     qp = request.query_params
     group = choice_param("group_by", qp.get("group_by"), "model", ("model", "provider"))

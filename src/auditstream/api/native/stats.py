@@ -14,6 +14,8 @@ from ...model.times import TimeParseError, format_us, now_us, parse_duration
 from ...query.filter import Cmp, Node, and_
 from ...store.base import AggregateSpec, EventStore
 from ..deps import reader
+from ..openapi import operation
+from . import contract as doc
 from .events import json_response
 
 router = APIRouter(prefix="/v1", tags=["stats"])
@@ -45,7 +47,8 @@ async def summary(store: EventStore, tenant: str, where: Node, top: int,
     return out
 
 
-@router.get("/stats/summary", summary="Totals by outcome, severity, category, type, ecosystem")
+@router.get("/stats/summary", summary="Totals by outcome, severity, category, type, ecosystem",
+            **operation(ok={200: doc.STATS_ANSWER}, params=doc.STATS, scope="events:read"))
 async def stats_summary(request: Request, principal: Principal = Depends(reader)) -> Response:
     qp = request.query_params
     period = qp.get("period", "30d")
