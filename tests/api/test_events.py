@@ -313,3 +313,22 @@ def test_aggregates_survive_huge_sums_and_times_before_1970(server: Server) -> N
     assert [b["ts"] for b in r["buckets"]] == ["1969-12-31T23:00:00Z"]
     r = c.get("/v1/events/aggregate", params={"type": "old", "interval": "week"}).json()
     assert [b["ts"] for b in r["buckets"]] == ["1969-12-29T00:00:00Z"]
+
+
+@pytest.mark.parametrize("before", ["-9761835568377816.0", "9761835568377816"])
+def test_time_bounds_beyond_64_bits_of_microseconds_mean_no_bound(
+    server: Server, before: str,
+) -> None:
+    """authpi takes Unix milliseconds up to 1e16: as microseconds that is beyond 64 bits."""
+    c = server.client(server.key("acme"))
+    post(c, {"type": "x"})
+    r = c.get("/compat/authpi/v1/accounts/acme/events/aggregate", params={"before": before})
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "tab\there"])
+def test_a_malformed_idempotency_key_is_a_400(server: Server, key: str) -> None:
+    c = server.client(server.key("acme"))
+    r = post(c, {"type": "x"}, headers={"Idempotency-Key": key})
+    assert r.status_code == 400 and r.json()["errors"][0]["field"] == "Idempotency-Key"
+    assert c.get("/v1/events").json()["data"] == []

@@ -8,6 +8,7 @@ and only a fully valid batch reaches ``EventStore.append`` (which is itself atom
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any, Literal
 
 import orjson
@@ -194,6 +195,9 @@ def check_tenant_and_types(events: list[dict[str, Any]], tenant: str) -> None:
         raise ValidationFailed("some events are invalid; nothing was stored", errors=errors)
 
 
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,254}")
+
+
 class Ingestor:
     """Validates requests and appends them; the one way events enter the store."""
 
@@ -212,10 +216,14 @@ class Ingestor:
     ) -> list[Appended]:
         if len(body) > self.max_bytes:
             raise PayloadTooLarge(f"body of {len(body)} bytes; the limit is {self.max_bytes}")
+        if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+            raise InvalidRequest("invalid Idempotency-Key", errors=[
+                {"field": "Idempotency-Key", "reason": "1 to 255 printable ASCII characters"}])
         raw = parse_body(body, content_type, self.max_events)
         check_tenant_and_types(raw, tenant)
         events, client_ids = normalise(raw, tenant=tenant, received_us=now_us())
-        request_hash = hashlib.sha256(body).hexdigest() if idempotency_key else None
+        request_hash = (hashlib.sha256(body).hexdigest() if idempotency_key is not None
+                        else None)
         return await self.store.append(
             tenant, events, client_ids=client_ids,
             idempotency_key=idempotency_key, request_hash=request_hash,

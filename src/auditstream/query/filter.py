@@ -126,6 +126,17 @@ def and_(*nodes: Node | None) -> Node:
 #: its SQL must stay far inside SQLite's expression depth (1,000) and bound-variable
 #: (32,766) limits, and compiling it far inside Python's recursion limit. ``q`` has tighter
 #: limits of its own (``qlang``), reported with a position.
+#: Integer comparisons on ``timestamp``/``received_at`` (µs) and ``seq`` are clamped to
+#: this magnitude before they reach a store: no stored value comes near it (years 1–9999
+#: are below 2.6e17 µs), and every bound beyond it means the same as the bound itself,
+#: while the arithmetic stores do on it (hour buckets) stays within 64 bits.
+INT_BOUND = 2**62
+
+
+def clamp_int(value: int) -> int:
+    return max(-INT_BOUND, min(INT_BOUND, value))
+
+
 MAX_CONDITIONS = 512  # leaves: Eq, Cmp, Prefix, Exists, each Text term
 MAX_VALUES = 4096  # values of all Eq leaves together
 MAX_DEPTH = 64  # nested And / Or / Not

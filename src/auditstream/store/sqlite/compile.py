@@ -24,6 +24,7 @@ from ...query.filter import (
     Prefix,
     Text,
     check_size,
+    clamp_int,
 )
 from .schema import json_path
 
@@ -145,7 +146,7 @@ class Compiler:
             params.append(RANK[node.value])
             return f"severity {op} ?"
         if node.path in ("timestamp", "received_at", "seq"):
-            params.append(int(node.value))  # type: ignore[arg-type]
+            params.append(clamp_int(int(node.value)))  # type: ignore[arg-type]
             return f"{COLUMNS[node.path]} {op} ?"
         expr, p = self.expr(node.path)
         if isinstance(node.value, bool) or node.value is None:

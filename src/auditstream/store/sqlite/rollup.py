@@ -15,7 +15,7 @@ from typing import Any
 
 from ...dbapi import sqlite3
 from ...model.severity import RANK
-from ...query.filter import All, And, Cmp, Eq, Node
+from ...query.filter import All, And, Cmp, Eq, Node, clamp_int
 from ..base import AggregateSpec
 
 HOUR = 3_600_000_000
@@ -86,7 +86,7 @@ def plan(where: Node, spec: AggregateSpec) -> Plan | None:
     equal = []
     for p in parts:
         if isinstance(p, Cmp) and p.path == "timestamp" and type(p.value) is int:
-            v = p.value
+            v = clamp_int(p.value)
             if p.op in (">=", ">"):
                 v = v if p.op == ">=" else v + 1
                 lo = v if lo is None else max(lo, v)
