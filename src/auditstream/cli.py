@@ -382,7 +382,8 @@ def purge(
         cutoff = parse_time(before, allow_relative=True)
     except TimeParseError as exc:
         raise typer.BadParameter(str(exc)) from None
-    settings = _settings(db=db)
+    settings = _settings(db=_db(db))
+    existing_tenant(settings.db, tenant)
 
     async def run() -> int:
         store = SQLiteEventStore(settings.db, indexed_paths=settings.indexed_path_list)
@@ -444,10 +445,7 @@ def verify(
     from .integrity.keys import key_path, load_or_create_signer
     from .store.sqlite.audit import parse_external, verify_db
 
-    settings = _settings(db=db)
-    if not Path(settings.db).exists():
-        raise typer.BadParameter(f"no database at {settings.db}; pass --db or set "
-                                 "AUDITSTREAM_DB", param_hint="--db")
+    settings = _settings(db=_db(db))
     if public_key is not None:
         verifier = Verifier.from_key_string(_public_key(public_key))
     elif key_path(settings.db).exists():

@@ -36,6 +36,8 @@ READERS: list[list[str]] = [
     ["keys", "revoke", "key_x"],
     ["users", "create", "bob", "--tenant", "acme", "--password", "pw"],
     ["ingest", "FILE", "--tenant", "acme"],
+    ["purge", "--tenant", "acme", "--before", "90d"],
+    ["verify"],
 ]
 
 
