@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 
-def _setting(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+def _setting(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,8 @@ class Settings:
     max_batch_events: int = _setting(10_000, "Most events accepted in one ingest request.")
     max_body_bytes: int = _setting(10 * 1024 * 1024, "Largest ingest request body, in bytes.")
     synchronous: str = _setting(
-        "full", "SQLite synchronous mode: full (survives power loss) or normal (survives kill -9)."
-    )
+        "full", "SQLite synchronous mode: full (survives power loss) or normal (survives kill -9).",
+        choices=("full", "normal"))
     indexed_paths: str = _setting(
         "subject.ecosystem,subject.package,location.zone,source.module,source.client_id,"
         "context.user_id,context.session_id,context.vm_id,actor.id,llm.provider,llm.model",
@@ -61,6 +61,13 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise ValueError(f"AUDITSTREAM_{f.name.upper()} must be one of "
+                                 f"{', '.join(choices)}, got {getattr(self, f.name)!r}")
+
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
@@ -69,16 +76,26 @@ class Settings:
         return [p.strip() for p in self.indexed_paths.split(",") if p.strip()]
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
 def _coerce(type_name: Any, raw: str, name: str) -> Any:
+    """Parse an environment value strictly: a typo must not silently mean something else
+    (``AUDITSTREAM_INTEGRITY=flase`` turning tamper evidence off)."""
     t = str(type_name)
+    env = f"AUDITSTREAM_{name.upper()}"
     if t == "int":
         try:
             return int(raw)
         except ValueError:
-            raise ValueError(
-                f"AUDITSTREAM_{name.upper()} must be an integer, got {raw!r}") from None
+            raise ValueError(f"{env} must be an integer, got {raw!r}") from None
     if t == "bool":
-        return raw.strip().lower() in ("1", "true", "yes", "on")
+        value = raw.strip().lower()
+        if value in _TRUE or value in _FALSE:
+            return value in _TRUE
+        raise ValueError(f"{env} must be true or false (also 1/0, yes/no, on/off), "
+                         f"got {raw!r}")
     return raw
 
 

@@ -1,0 +1,25 @@
+"""Settings are strict: a typo is an error naming the setting and what it accepts."""
+
+from __future__ import annotations
+
+import pytest
+
+from auditstream.settings import Settings
+
+
+@pytest.mark.parametrize(("name", "raw", "accepted"), [
+    ("INTEGRITY", "flase", "true or false"),
+    ("DEMO", "maybe", "true or false"),
+    ("SYNCHRONOUS", "FULL", "full, normal"),
+    ("SYNCHRONOUS", "bogus", "full, normal"),
+    ("PORT", "80a", "integer"),
+])
+def test_a_bad_value_names_the_setting(name: str, raw: str, accepted: str) -> None:
+    with pytest.raises(ValueError, match=f"AUDITSTREAM_{name}.*{accepted}"):
+        Settings.from_env({f"AUDITSTREAM_{name}": raw})
+
+
+def test_good_values() -> None:
+    s = Settings.from_env({"AUDITSTREAM_INTEGRITY": "off", "AUDITSTREAM_DEMO": "Yes",
+                           "AUDITSTREAM_SYNCHRONOUS": "normal"})
+    assert (s.integrity, s.demo, s.synchronous) == (False, True, "normal")
