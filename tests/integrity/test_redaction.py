@@ -85,6 +85,17 @@ def build(db: Path, n: int = 30) -> Any:
     return signer
 
 
+def export(db: Path, signer: Any, out: Path) -> Path:
+    async def run() -> None:
+        store = SQLiteEventStore(db, signer=signer)
+        with out.open("wb") as f:
+            await write_bundle(store, "acme", f, signer.verifier())
+        await store.close()
+
+    asyncio.run(run())
+    return out
+
+
 def test_purge_in_chunks_each_recorded_and_verified(tmp_path: Path) -> None:
     db = tmp_path / "p.db"
     signer = build(db)
@@ -102,15 +113,7 @@ def test_purge_in_chunks_each_recorded_and_verified(tmp_path: Path) -> None:
 def test_bundle_checks_redactions_offline(tmp_path: Path) -> None:
     db = tmp_path / "b.db"
     signer = build(db)
-    out = tmp_path / "acme.bundle"
-
-    async def export() -> None:
-        store = SQLiteEventStore(db, signer=signer)
-        with out.open("wb") as f:
-            await write_bundle(store, "acme", f, signer.verifier())
-        await store.close()
-
-    asyncio.run(export())
+    out = export(db, signer, tmp_path / "acme.bundle")
     with out.open("rb") as f:
         rep = verify_bundle(f, signer.verifier_key())
     assert rep.ok, rep.errors
@@ -161,15 +164,7 @@ def test_bundle_verifier_imports_no_server_code() -> None:
 def test_bundle_refuses_forged_or_restored_stubs(tmp_path: Path, stub_edit: str) -> None:
     db = tmp_path / "f.db"
     signer = build(db)
-    out = tmp_path / "acme.bundle"
-
-    async def export() -> None:
-        store = SQLiteEventStore(db, signer=signer)
-        with out.open("wb") as f:
-            await write_bundle(store, "acme", f, signer.verifier())
-        await store.close()
-
-    asyncio.run(export())
+    out = export(db, signer, tmp_path / "acme.bundle")
     lines = out.read_bytes().splitlines()
     if stub_edit == "forge":  # seq 20 made a stub naming the last purge record
         item = orjson.loads(lines[20])

@@ -156,26 +156,25 @@ def remove_all_checkpoints(conn: sqlite3.Connection) -> None:
     conn.execute("DELETE FROM checkpoints WHERE tenant='acme'")
 
 
+def make_stub(conn: sqlite3.Connection, seq: int, *, by: int, at: str = "2026-01-01T00:00:00Z",
+              reason: str = "x") -> None:
+    """Blank an event as the writer would, without the writer's redaction record."""
+    put(conn, seq, redaction.stub_of(body(conn, seq), at=at, reason=reason, by=by))
+    conn.execute("DELETE FROM events_fts WHERE rowid=?", (rid(conn, seq),))
+    conn.execute("UPDATE events SET p_actor_id=NULL WHERE tenant='acme' AND seq=?", (seq,))
+
+
 def forge_stub_without_record(conn: sqlite3.Connection) -> None:
-    put(conn, 17, redaction.stub_of(body(conn, 17), at="2026-01-01T00:00:00Z", reason="x",
-                                    by=0))
-    conn.execute("DELETE FROM events_fts WHERE rowid=?", (rid(conn, 17),))
-    conn.execute("UPDATE events SET p_actor_id=NULL WHERE tenant='acme' AND seq=17")
+    make_stub(conn, 17, by=0)
 
 
 def forge_stub_naming_real_record(conn: sqlite3.Connection) -> None:
     real = body(conn, REDACTED)["redacted"]
-    put(conn, 17, redaction.stub_of(body(conn, 17), at=real["at"], reason=real["reason"],
-                                    by=RECORD))
-    conn.execute("DELETE FROM events_fts WHERE rowid=?", (rid(conn, 17),))
-    conn.execute("UPDATE events SET p_actor_id=NULL WHERE tenant='acme' AND seq=17")
+    make_stub(conn, 17, by=RECORD, at=real["at"], reason=real["reason"])
 
 
 def forge_stub_naming_plain_event(conn: sqlite3.Connection) -> None:
-    put(conn, 17, redaction.stub_of(body(conn, 17), at="2026-01-01T00:00:00Z", reason="x",
-                                    by=20))
-    conn.execute("DELETE FROM events_fts WHERE rowid=?", (rid(conn, 17),))
-    conn.execute("UPDATE events SET p_actor_id=NULL WHERE tenant='acme' AND seq=17")
+    make_stub(conn, 17, by=20)
 
 
 def edit_redaction_reason(conn: sqlite3.Connection) -> None:
