@@ -65,6 +65,13 @@ class Settings:
     integrity: bool = _setting(
         True, "Keep each tenant's Merkle log and sign checkpoints (tamper evidence).")
     idempotency_hours: int = _setting(24, "How long an Idempotency-Key is remembered.")
+    max_exports: int = _setting(
+        4, "Most exports streaming at once (one tenant: half of them); more get 503 with "
+        "Retry-After.")
+
+    def __post_init__(self) -> None:
+        if self.max_exports < 1:
+            raise ValueError(f"AUDITSTREAM_MAX_EXPORTS must be at least 1, got {self.max_exports}")
 
     @classmethod
     def from_env(
