@@ -446,3 +446,38 @@ def test_deep_pages_are_refused_past_the_documented_depth(server: Server) -> Non
     r = c.get(f"{BASE}/v1/events", params={"per_page": 200, "page": last + 1})
     assert_error(r, 400, "invalid_parameter")
     assert str(turqoa.MAX_DEPTH) in r.json()["message"] and "start_date" in r.json()["message"]
+
+
+def test_severity_pages_are_the_stores_severity_order(server: Server) -> None:
+    """Pages sorted by severity are walked one severity at a time (so an index serves
+    every read); walked to the end they are exactly the native API's severity order,
+    ties on the timestamp included, in both directions."""
+    key = server.key("port")
+    sevs = ["info", "low", "medium", "high", "critical"]
+    stamp = ago(2)
+    ingest(server, key, [ev(1 + (i % 7) / 10, "maritime", sevs[i % 5], title=f"e{i}")
+                         for i in range(40)]
+           + [dict(ev(1, "gate", "high", title=f"tie{i}"), timestamp=stamp) for i in range(6)])
+    c = bearer(server, key)
+    native = server.client(key)
+    for order in ("desc", "asc"):
+        expected: list[str] = []
+        cursor = None
+        while True:
+            r = native.get("/v1/events", params={"sort": "severity", "order": order,
+                                                 "limit": 7, **({"cursor": cursor} if cursor
+                                                                 else {})}).json()
+            expected += [e["id"] for e in r["data"]]
+            if not (cursor := r["next_cursor"]):
+                break
+        for per_page in (1, 3, 7, 46, 50):
+            got: list[str] = []
+            page = 1
+            while True:
+                doc = get(c, sort="severity", order=order, per_page=per_page, page=page)
+                got += [rec["id"] for rec in doc["data"]]
+                assert doc["pagination"]["total_items"] == 46
+                if not doc["pagination"]["has_next"]:
+                    break
+                page += 1
+            assert got == expected, (order, per_page)

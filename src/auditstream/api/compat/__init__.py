@@ -123,16 +123,16 @@ def _label_routes(app: FastAPI, router: APIRouter, prefix: str, name: str) -> No
             app.state.route_labels[id(route)] = (prefix + route.path, name)
 
 
-def route_label(scope: Scope) -> tuple[str, str]:
+def route_label(asgi_scope: Scope) -> tuple[str, str]:
     """``(route, profile)`` labels of a finished request: the matched route's full path
     template (``unmatched`` when none matched) and the profile that served it (``native``
     for the native API; a profile's prefix also claims the paths it does not have)."""
-    state = getattr(scope.get("app"), "state", None)
-    route = scope.get("route")
+    state = getattr(asgi_scope.get("app"), "state", None)
+    route = asgi_scope.get("route")
     if route is not None:
         labels: dict[int, tuple[str, str]] = getattr(state, "route_labels", {})
         return labels.get(id(route)) or (str(getattr(route, "path", "unmatched")), NATIVE)
-    path = str(scope.get("path", ""))
+    path = str(asgi_scope.get("path", ""))
     prefixes: dict[str, str] = getattr(state, "compat_prefixes", {})
     for prefix, name in prefixes.items():
         if path == prefix or path.startswith(prefix + "/"):
