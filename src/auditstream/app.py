@@ -81,8 +81,10 @@ async def load_demo(svc: Services, *, announce: Callable[[str], None] = print) -
 
 
 class RequestMetrics:
-    """Counts requests and latency per route; plain ASGI because Starlette's
-    ``@app.middleware("http")`` wraps every response in extra tasks and streams."""
+    """Counts requests and latency per route and profile (``native`` or the compat profile
+    that served it: turqoa's ``/v1/events`` is not the native one); plain ASGI because
+    Starlette's ``@app.middleware("http")`` wraps every response in extra tasks and
+    streams."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics):
         self.app = app
@@ -104,9 +106,9 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
-            self.metrics.latency.labels(route).observe(time.perf_counter() - start)
+            route, profile = compat.route_label(scope)
+            self.metrics.requests.labels(scope["method"], route, str(status), profile).inc()
+            self.metrics.latency.labels(route, profile).observe(time.perf_counter() - start)
 
 
 API_DESCRIPTION = """Self-hosted, multi-tenant security and audit events.
@@ -145,7 +147,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.services = svc
     problems.install(app)
-    compat.mount(app, settings.compat_root)
     app.include_router(native_integrity.router)
     app.include_router(native_export.router)  # before events: /v1/events/export is no {id}
     app.include_router(native_llm.router)
@@ -163,6 +164,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     docs.install(app)
+    # After every native route: a root-mounted profile only gets the paths left free.
+    compat.mount(app, settings.compat_root)
     openapi.install(app)
     app.add_middleware(RequestMetrics, metrics=svc.metrics)
 

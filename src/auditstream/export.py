@@ -6,9 +6,14 @@ these encoders, so a file made either way is byte-for-byte the same format.
 Guarantees:
 
 * **Streaming, bounded memory.** An encoder is fed batches of events (in ``seq`` order,
-  as ``EventStore.scan`` yields them) and returns the bytes ready to send after each
+  as :func:`scan_batches` reads them) and returns the bytes ready to send after each
   batch. It never holds more than one batch (NDJSON, CSV) or one Parquet row group
-  (``row_group_size`` rows, as columns) at a time, whatever the size of the export.
+  (``row_group_size`` rows or ``row_group_bytes`` of events, whichever comes first) at a
+  time, whatever the size of the export.
+* **Batches are counted in bytes.** :func:`scan_batches` sizes each read so that a batch
+  holds about :data:`BATCH_BYTES` of event JSON: a thousand 100 KB events were 100 MB of
+  JSON (and ~1 GB of Python objects and CSV text) in one batch, so memory grew with the
+  events' size rather than staying constant.
 * **Lossless.** NDJSON lines are the stored events. CSV and Parquet have fixed scalar
   columns (:data:`COLUMNS`) for spreadsheets and SQL engines, plus ``event_json``: the full
   event, so nothing that did not fit a column is lost.
@@ -34,14 +39,19 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
 from .model.times import format_us, now_us, parse_us
 
+if TYPE_CHECKING:
+    from .query.filter import Node
+    from .store.base import EventStore
+
 __all__ = [
+    "BATCH_BYTES",
     "COLUMNS",
     "CsvEncoder",
     "Encoder",
@@ -53,10 +63,17 @@ __all__ = [
     "escape_cell",
     "export_filename",
     "flat_row",
+    "scan_batches",
 ]
 
 Format = Literal["ndjson", "csv", "parquet"]
 FORMATS: tuple[Format, ...] = ("ndjson", "csv", "parquet")
+
+#: Event JSON an export reads per batch: the unit of its memory (see :func:`scan_batches`).
+BATCH_BYTES = 512 * 1024
+#: Most events per batch, however small: a batch after light events holds at most this
+#: many of whatever follows (a store read cannot be cut by bytes from here).
+MAX_BATCH = 256
 
 #: The fixed columns of CSV and Parquet exports, in order.
 COLUMNS: tuple[str, ...] = (
@@ -234,12 +251,16 @@ class ParquetEncoder(Encoder):
     media_type = "application/vnd.apache.parquet"
     extension = "parquet"
 
-    def __init__(self, row_group_size: int = 10_000, compression: str = "zstd") -> None:
+    def __init__(self, row_group_size: int = 10_000, compression: str = "zstd",
+                 row_group_bytes: int = 16 * 1024 * 1024) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         self._pa = pa
         self.row_group_size = row_group_size
+        #: A row group is also closed once its events' JSON reaches this many bytes.
+        self.row_group_bytes = row_group_bytes
+        self._bytes = 0
         ts = pa.timestamp("us", tz="UTC")
         self.schema = pa.schema([
             pa.field(c, pa.int64() if c == "seq" else ts if c in ("timestamp", "received_at")
@@ -257,6 +278,7 @@ class ParquetEncoder(Encoder):
             self._writer.write_table(table, row_group_size=self._rows)
             self._cols = {c: [] for c in COLUMNS}
             self._rows = 0
+            self._bytes = 0
         return self._sink.take()
 
     def encode(self, events: list[dict[str, Any]]) -> bytes:
@@ -269,14 +291,50 @@ class ParquetEncoder(Encoder):
             for col in COLUMNS:
                 cols[col].append(row[col])
             self._rows += 1
-            if self._rows >= self.row_group_size:
+            self._bytes += len(row["event_json"])
+            if self._rows >= self.row_group_size or self._bytes >= self.row_group_bytes:
                 out.append(self._flush())
+                cols = self._cols
         return b"".join(out)
 
     def finish(self) -> bytes:
         body = self._flush()
         self._writer.close()
         return body + self._sink.take()
+
+
+async def scan_batches(
+    store: EventStore, tenant: str, where: Node, *, after_seq: int = 0,
+    limit: int | None = None, target_bytes: int = BATCH_BYTES,
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every matching event with ``seq > after_seq`` (at most ``limit``), in seq order, in
+    batches of about ``target_bytes`` of event JSON.
+
+    ``EventStore.scan`` counts its batches in events; this reads one store batch at a time
+    and sizes the next from the heaviest event of the last: starting at one event, at
+    most doubling, at most :data:`MAX_BATCH`. So a batch of heavy events is a few events
+    and a batch of light ones up to :data:`MAX_BATCH`; only right after lighter events can
+    a batch exceed the target, and then by at most twice the last batch's count of heavy
+    events. Each read resumes after the last seq, so nothing is skipped or repeated.
+    """
+    last, remaining, size = after_seq, limit, 1
+    while remaining is None or remaining > 0:
+        want = size if remaining is None else min(size, remaining)
+        reader = store.scan(tenant, where, after_seq=last, batch=want)
+        try:
+            batch = await anext(reader, None)
+        finally:
+            await reader.aclose()  # type: ignore[attr-defined]
+        if not batch:
+            return
+        yield batch
+        if len(batch) < want:
+            return
+        last = batch[-1]["seq"]
+        if remaining is not None:
+            remaining -= len(batch)
+        heaviest = max(len(orjson.dumps(e)) for e in batch)
+        size = max(1, min(MAX_BATCH, 2 * size, target_bytes // heaviest))
 
 
 def _time_us(text: str | None) -> int | None:

@@ -16,11 +16,13 @@ class Metrics:
             "auditstream_store_commit_requests", "Append requests per group commit",
             buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=self.registry)
         self.requests = Counter(
-            "auditstream_http_requests", "HTTP requests by route and status",
-            ["method", "route", "status"], registry=self.registry)
+            "auditstream_http_requests",
+            "HTTP requests by route, status and profile (native or a compat profile)",
+            ["method", "route", "status", "profile"], registry=self.registry)
         self.latency = Histogram(
-            "auditstream_http_request_seconds", "HTTP request latency by route",
-            ["route"], registry=self.registry,
+            "auditstream_http_request_seconds",
+            "HTTP request latency by route and profile (native or a compat profile)",
+            ["route", "profile"], registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 
     def on_commit(self, jobs: int, _events: int) -> None:

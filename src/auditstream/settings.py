@@ -41,11 +41,36 @@ class Settings:
     jwt_create_tenants: bool = _setting(
         False, "Create the tenant a valid JWT names on its first use (otherwise a token "
         "naming an unknown tenant gets 403).")
-    compat_root: str = _setting("", "Also mount this compat profile at / (turen, turqoa, ...).")
+    compat_root: str = _setting(
+        "", "Also mount this compat profile at / (turen, turqoa, ...), on the paths that no "
+        "native route uses; the others stay native and are logged at start-up.")
+    compat_turen_scope: str = _setting(
+        "type:install,audit", "q filter: the events turen's /api/v1/events and "
+        "/api/v1/stats/summary serve (empty: all).")
+    compat_turen_llm_scope: str = _setting(
+        "type:llm.call OR llm.model:* OR llm.provider:*",
+        "q filter: the events turen's /api/v1/events/llm serves (empty: all).")
+    compat_turqoa_scope: str = _setting(
+        "category:gate,perimeter,maritime,drone,system,decision",
+        "q filter: the events the turqoa profile serves (empty: all).")
+    compat_turqoa_zones: str = _setting(
+        "lng_terminal=LNG Terminal Restricted; north_perimeter=North Perimeter Sector 3; "
+        "gate_3=Gate 3 Truck Lanes; container_yard=Container Yard Block C; berth_7=Berth 7",
+        "turqoa zone directory, 'id=Name' pairs separated by ';': a zone filter takes either, "
+        "records show the name.")
+    compat_platform_audit_scope: str = _setting(
+        "", "q filter: the events the platform-audit profile serves (empty: all).")
+    compat_vaultterm_scope: str = _setting(
+        "", "q filter: the events the VaultTerm profile serves (empty: all).")
+    compat_authpi_scope: str = _setting(
+        "", "q filter: the events the authpi profile serves (empty: all).")
     deployment: str = _setting("auditstream.local", "Deployment name used in checkpoint origins.")
     integrity: bool = _setting(
         True, "Keep each tenant's Merkle log and sign checkpoints (tamper evidence).")
     idempotency_hours: int = _setting(24, "How long an Idempotency-Key is remembered.")
+    max_exports: int = _setting(
+        4, "Most exports streaming at once (one tenant: half of them); more get 503 with "
+        "Retry-After.")
 
     @classmethod
     def from_env(
@@ -67,6 +92,8 @@ class Settings:
             if choices and getattr(self, f.name) not in choices:
                 raise ValueError(f"AUDITSTREAM_{f.name.upper()} must be one of "
                                  f"{', '.join(choices)}, got {getattr(self, f.name)!r}")
+        if self.max_exports < 1:
+            raise ValueError(f"AUDITSTREAM_MAX_EXPORTS must be at least 1, got {self.max_exports}")
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)

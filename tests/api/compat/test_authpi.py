@@ -286,3 +286,44 @@ def test_aggregate_empty_results(acme: httpx.Client) -> None:
     assert agg(acme, **only_c, group_by="org_id", interval="hour")["buckets"] == []
     assert agg(acme, before=D)["buckets"] == [{"rows": []}]
     assert agg(acme, before=D, interval="week")["buckets"] == []
+
+
+def test_scope_applies_to_list_get_and_aggregate(make_server: Any) -> None:
+    server = make_server(compat_authpi_scope="type:session.*")
+    c = server.client(server.key("acme"))
+    ingest(c, DATA)
+    assert listed(c) == ["e4", "e3", "e2"]
+    assert agg(c)["buckets"] == [{"rows": [{"count": 3}]}]
+    assert c.get(f"{BASE}/acme/events/e2").status_code == 200
+    r = c.get(f"{BASE}/acme/events/e1")  # a user.created: outside the scope
+    assert r.status_code == 404 and r.json()["error"]["type"] == "not_found"
+
+
+def test_ids_a_record_spells_out_find_it_again(server: Any) -> None:
+    c = server.client(server.key("acme"))
+    ingest(c, [ev("n1", "user.created", D, user=4.5, client=True),
+               ev("n2", "user.created", D + MIN, user="a,b", client=" c7")])
+    recs = {r["id"]: r for r in c.get(f"{BASE}/acme/events").json()["data"]}
+    for rid, rec in recs.items():
+        for name in ("user_id", "client_id"):
+            assert listed(c, **{name: rec[name]}) == [rid], (rid, name, rec[name])
+
+
+def test_huge_numbers_are_400s(acme: httpx.Client) -> None:
+    huge = "1" + "0" * 30
+    for params in ({"limit": huge}, {"limit": "9" * 5000}):
+        r = acme.get(f"{BASE}/acme/events", params=params)
+        assert r.status_code == 400 and r.json()["error"]["param"] == "limit", r.text
+    for params in ({"after": "1" + "0" * 400}, {"before": "-" + "9" * 5000}):
+        assert acme.get(f"{BASE}/acme/events", params=params).status_code == 200
+
+
+def test_numbers_beyond_64_bits_are_not_a_poison_row(server: Any) -> None:
+    c = server.client(server.key("acme"))
+    ingest(c, [{"id": "huge", "type": "t", "timestamp": D,
+                "context": {"http_status": 1e20, "latency_ms": 1e300}}])
+    for url in (f"{BASE}/acme/events", f"{BASE}/acme/events/huge"):
+        r = c.get(url)
+        assert r.status_code == 200, r.text
+    assert r.json()["request"] == {"id": None, "method": None, "path": None, "status": None,
+                                   "duration_ms": 1e300}

@@ -326,3 +326,45 @@ def test_cursor_walk_is_complete_and_duplicate_free_during_ingest(server: Any) -
     assert set(seen) <= {e["id"] for e in initial} | set(added)
     times = [datetime.fromisoformat(s) for s in stamps]
     assert times == sorted(times, reverse=True)
+
+
+def test_scope_is_a_setting(make_server: Any) -> None:
+    server = make_server(compat_platform_audit_scope="type:vm.*")
+    c = server.client(server.key("acme"))
+    ingest(c, [FULL, MINIMAL])
+    assert ids(c.get(EVENTS)) == ["evt_full"]
+    assert ids(c.get(EVENTS, params={"event_type": "thing.happened"})) == []
+
+
+def test_only_canonical_integers_become_integers(server: Any) -> None:
+    c = server.client(server.key("acme"))
+    ingest(c, [{"id": f"evt_{i}", "type": "t", "timestamp": f"2025-04-27T0{i}:00:00Z",
+                "context": {"user_id": v, "task_id": v}}
+               for i, v in enumerate(["042", " 42", "+42", "4_2", "42"])])
+    items = {i["id"]: i for i in c.get(EVENTS).json()["items"]}
+    # A record's user_id must find that record again: only "42" reads as 42.
+    assert [items[f"evt_{i}"]["user_id"] for i in range(5)] == [None, None, None, None, 42]
+    assert [items[f"evt_{i}"]["task_id"] for i in range(5)] == [None, None, None, None, 42]
+    assert ids(c.get(EVENTS, params={"user_id": 42})) == ["evt_4"]
+
+
+def test_string_filters_find_numbers_the_records_spell_out(server: Any) -> None:
+    c = server.client(server.key("acme"))
+    ingest(c, [{"id": "evt_n", "type": "t", "timestamp": "2025-04-27T00:00:00Z",
+                "context": {"vm_id": 7, "session_id": 1.5}}])
+    item = c.get(EVENTS).json()["items"][0]
+    assert (item["vm_id"], item["session_id"]) == ("7", "1.5")
+    assert ids(c.get(EVENTS, params={"vm_id": "7"})) == ["evt_n"]
+    assert ids(c.get(EVENTS, params={"session_id": "1.5"})) == ["evt_n"]
+
+
+def test_numbers_beyond_64_bits_are_not_a_poison_row(server: Any) -> None:
+    c = server.client(server.key("acme"))
+    ingest(c, [{"id": "evt_huge", "type": "t", "timestamp": "2025-04-27T00:00:00Z",
+                "context": {"user_id": 1e20, "task_id": -1e300, "http_status": 1e19,
+                            "latency_ms": 1e300}}])
+    r = c.get(EVENTS)
+    assert r.status_code == 200, r.text
+    item = r.json()["items"][0]
+    assert (item["user_id"], item["task_id"], item["http_status"]) == (None, None, None)
+    assert item["latency_ms"] == 1e300

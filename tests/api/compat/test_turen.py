@@ -80,8 +80,11 @@ def test_list_events_seed_curl_and_record_shape(server: Server) -> None:
     key = server.key("acme")
     w = server.client(key)
     ingest(w, [SEED_EVENT])
-    # An event with none of the turen fields: every documented key still present.
-    ingest(w, [{"type": "user.created", "timestamp": "2026-02-17T10:00:00Z"}])
+    # An audit with none of the other turen fields: every documented key still present,
+    # and the outcome the reference always has reads "review" (see the module docstring).
+    ingest(w, [{"type": "audit", "timestamp": "2026-02-17T10:00:00Z"}])
+    # Not a turen event: outside the profile's default scope.
+    ingest(w, [{"type": "user.created", "timestamp": "2026-02-17T11:00:00Z"}])
     c = turen_client(server, key)
     # curl -H "X-API-Key: sk_live_your_key_here" ".../api/v1/events?limit=50"
     r = c.get(f"{BASE}/api/v1/events?limit=50")
@@ -94,7 +97,7 @@ def test_list_events_seed_curl_and_record_shape(server: Server) -> None:
     assert list(first) == list(SEED_RECORD)  # documented key order too
     assert second == {
         "id": second["id"], "client_id": None, "timestamp": "2026-02-17T10:00:00Z",
-        "type": "user.created", "outcome": None,
+        "type": "audit", "outcome": "review",
         "actor": {"command": None, "args": [], "version": None},
         "subject": {"ecosystem": None, "package": None, "version": None},
         "metadata": {}, "payload": {},
@@ -155,8 +158,8 @@ def test_filters(server: Server) -> None:
         assert r.status_code == 200, r.text
         return [e["subject"]["package"] for e in r.json()["events"]]
 
-    every = [None, "react", "left-padd", "reqeusts", "github.com/spf13/cobra"]
-    assert pkgs() == every  # the profile shows the tenant's whole stream
+    every = ["react", "left-padd", "reqeusts", "github.com/spf13/cobra"]
+    assert pkgs() == every  # turen's events only: the LLM call is /events/llm's
     assert pkgs(type="all") == every and pkgs(outcome="all") == every
     assert pkgs(type="install") == ["react", "left-padd", "reqeusts"]
     assert pkgs(type="audit") == ["github.com/spf13/cobra"]
@@ -166,7 +169,7 @@ def test_filters(server: Server) -> None:
     assert pkgs(ecosystem="pip") == ["reqeusts"]
     assert pkgs(ecosystem="cargo") == []
     assert pkgs(package="left-padd") == ["left-padd"]
-    assert pkgs(since=ago(40)) == [None, "react", "left-padd"]
+    assert pkgs(since=ago(40)) == ["react", "left-padd"]
     assert pkgs(until=ago(40)) == ["reqeusts", "github.com/spf13/cobra"]
     assert pkgs(since=ago(60), until=ago(10), type="install", outcome="block",
                 ecosystem="npm", package="left-padd") == ["left-padd"]
@@ -204,20 +207,23 @@ def test_summary_stats(server: Server) -> None:
               + [install(i, outcome="review", eco="pip", hours=3 * 24) for i in range(3)]
               + [install(i, outcome="block", eco="go", hours=20 * 24) for i in range(2)])
     old = [install(i, outcome="block", eco="cargo", hours=60 * 24) for i in range(4)]
-    bare = [{"type": "heartbeat", "timestamp": ago(1)}]  # no outcome, no ecosystem
-    ingest(server.client(key), recent + old + bare)
+    # Not turen events: the summary must not count them (issue 7).
+    other = [{"type": "heartbeat", "timestamp": ago(1)},
+             {"type": "login", "timestamp": ago(2), "outcome": "allow"},
+             {"type": "llm.call", "timestamp": ago(3), "subject": {"ecosystem": "npm"}}]
+    ingest(server.client(key), recent + old + other)
     c = turen_client(server, key)
     # curl -H "X-API-Key: sk_live_your_key_here" .../api/v1/stats/summary
     r = c.get(f"{BASE}/api/v1/stats/summary")
     assert r.status_code == 200
     doc = r.json()
     assert list(doc) == ["total_events", "outcomes", "ecosystems", "period"]
-    assert doc == {"total_events": 11, "outcomes": {"allow": 5, "review": 3, "block": 2},
+    assert doc == {"total_events": 10, "outcomes": {"allow": 5, "review": 3, "block": 2},
                    "ecosystems": {"npm": 5, "pip": 3, "go": 2}, "period": "30d"}
     assert list(doc["outcomes"]) == ["allow", "review", "block"]  # largest first
-    expect = {"24h": (6, {"allow": 5}), "7d": (9, {"allow": 5, "review": 3}),
-              "30d": (11, {"allow": 5, "review": 3, "block": 2}),
-              "90d": (15, {"allow": 5, "review": 3, "block": 6})}
+    expect = {"24h": (5, {"allow": 5}), "7d": (8, {"allow": 5, "review": 3}),
+              "30d": (10, {"allow": 5, "review": 3, "block": 2}),
+              "90d": (14, {"allow": 5, "review": 3, "block": 6})}
     for period, (total, outcomes) in expect.items():
         doc = c.get(f"{BASE}/api/v1/stats/summary", params={"period": period}).json()
         assert doc["period"] == period
@@ -288,3 +294,75 @@ def test_mounted_at_root(make_server: Any) -> None:
     assert c.get("/api/v1/events/llm").json()["events"] == []
     assert_error(c.get("/api/v1/events?limit=0"), 400, "invalid_parameter")
     assert c.get(f"{BASE}/api/v1/events").json()["events"] == [SEED_RECORD]
+
+
+def test_summary_maps_values_like_the_records(make_server: Any) -> None:
+    srv = make_server(compat_turen_scope="")  # the whole stream, to see the mapping
+    key = srv.key("acme")
+    ingest(srv.client(key), [
+        install(0, outcome="allow", eco="npm"), install(1, outcome="success", eco="pypi"),
+        install(2, outcome="denied", eco="PyPI"), install(3, outcome="failure", eco="maven"),
+        {"type": "login", "timestamp": ago(1)},  # no outcome, no ecosystem
+    ])
+    c = turen_client(srv, key)
+    doc = c.get(f"{BASE}/api/v1/stats/summary").json()
+    assert doc == {"total_events": 5, "outcomes": {"allow": 2, "review": 2, "block": 1},
+                   "ecosystems": {"pip": 2, "npm": 1}, "period": "30d"}
+    # Largest first; ties in the reference's order.
+    assert list(doc["outcomes"]) == ["allow", "review", "block"]
+    records = c.get(f"{BASE}/api/v1/events").json()["events"]
+    shown = [(e["type"], e["outcome"], e["subject"]["ecosystem"]) for e in records]
+    assert shown == [("audit", "review", None), ("install", "allow", "npm"),
+                     ("install", "allow", "pip"), ("install", "block", "pip"),
+                     ("install", "review", None)]
+    # The summary's counts are what the filters select.
+    for outcome, n in doc["outcomes"].items():
+        r = c.get(f"{BASE}/api/v1/events", params={"outcome": outcome})
+        assert r.json()["pagination"]["total"] == n, outcome
+    for eco, n in doc["ecosystems"].items():
+        r = c.get(f"{BASE}/api/v1/events", params={"ecosystem": eco})
+        assert r.json()["pagination"]["total"] == n, eco
+    assert c.get(f"{BASE}/api/v1/events", params={"type": "audit"}).json()[
+        "pagination"]["total"] == 1
+    for params in ({"outcome": "success"}, {"ecosystem": "maven"}, {"type": "login"}):
+        assert_error(c.get(f"{BASE}/api/v1/events", params=params), 400, "invalid_parameter")
+
+
+def test_scopes_are_settings(make_server: Any) -> None:
+    srv = make_server(compat_turen_scope="type:install subject.ecosystem:npm",
+                      compat_turen_llm_scope="llm.provider:openai")
+    key = srv.key("acme")
+    ingest(srv.client(key), [
+        install(0, eco="npm", package="react"), install(1, eco="pip", package="requests"),
+        {"type": "llm.call", "timestamp": ago(1), "llm": {"provider": "openai"}},
+        {"type": "llm.call", "timestamp": ago(2), "llm": {"provider": "anthropic"}},
+    ])
+    c = turen_client(srv, key)
+    assert [e["subject"]["package"] for e in c.get(f"{BASE}/api/v1/events").json()["events"]
+            ] == ["react"]
+    assert c.get(f"{BASE}/api/v1/stats/summary").json()["total_events"] == 1
+    assert [e["provider"] for e in c.get(f"{BASE}/api/v1/events/llm").json()["events"]] == [
+        "openai"]
+
+
+def test_huge_numbers_are_400s(server: Server) -> None:
+    c = turen_client(server, server.key("acme"))
+    huge = "1" + "0" * 30
+    for url in (f"{BASE}/api/v1/events", f"{BASE}/api/v1/events/llm"):
+        for params in ({"offset": huge}, {"limit": huge}, {"offset": "-" + huge},
+                       {"offset": "9" * 5000}, {"since": huge}, {"until": "1" + "0" * 400},
+                       {"since": "9" * 5000}, {"until": "-" + huge}):
+            msg = assert_error(c.get(url, params=params), 400, "invalid_parameter")
+            assert next(iter(params)) in msg, msg
+
+
+def test_deep_offsets_are_refused_past_the_documented_depth(server: Server) -> None:
+    key = server.key("acme")
+    ingest(server.client(key), [install(0)])
+    c = turen_client(server, key)
+    ok = c.get(f"{BASE}/api/v1/events", params={"offset": turen.MAX_DEPTH - 1000,
+                                                 "limit": 1000})
+    assert ok.status_code == 200 and ok.json()["events"] == []
+    msg = assert_error(c.get(f"{BASE}/api/v1/events", params={
+        "offset": turen.MAX_DEPTH - 999, "limit": 1000}), 400, "invalid_parameter")
+    assert str(turen.MAX_DEPTH) in msg and "since" in msg

@@ -203,8 +203,9 @@ def test_seed_examples_date_window_search_zone_and_combined(server: Server) -> N
     # Zone by id or by name, and lists of them.
     assert [r["id"] for r in get(c, "?zone=lng_terminal&severity=high" + win)["data"]] == [
         "evt_20260406_1045_001"]
-    assert [r["id"] for r in get(c, "?zone=LNG Terminal Restricted" + win)["data"]] == [
-        "evt_20260406_1045_001"]
+    # The name also finds the events stored under its id (the zone directory).
+    assert [r["title"] for r in get(c, "?zone=LNG Terminal Restricted" + win)["data"]] == [
+        "AIS gap detected for MT Sea Falcon", "AIS gap detected for MV Nordic Star"]
     assert len(get(c, "?zone=North Perimeter Sector 3,berth_7" + win)["data"]) == 2
     assert get(c, "?zone=nowhere" + win)["data"] == []
 
@@ -305,12 +306,178 @@ def test_errors(server: Server) -> None:
     assert_error(c.get(f"{BASE}/v1/nothing"), 404, "not_found")
 
 
-def test_mounted_at_root(make_server: Any) -> None:
+def test_mounted_at_root_only_where_nothing_native_is(make_server: Any) -> None:
     srv = make_server(compat_root="turqoa")
     key = srv.key("port")
     ingest(srv, key, [ev(1)])
     c = bearer(srv, key)
-    r = c.get("/v1/events?severity=high&category=maritime&per_page=25")
+    # The reference's other spelling is free at the root: turqoa serves it there.
+    r = c.get("/api/v1/events?severity=high&category=maritime&per_page=25")
     assert r.status_code == 200 and len(r.json()["data"]) == 1
     assert list(r.json()["data"][0]) == RECORD_KEYS
-    assert_error(c.get("/v1/events?category=unknown"), 400, "invalid_filter")
+    assert_error(c.get("/api/v1/events?category=unknown"), 400, "invalid_filter")
+    # GET /v1/events stays the native route, which is what /openapi.json describes.
+    r = c.get("/v1/events?severity=high&category=maritime")
+    assert r.status_code == 200 and list(r.json()) == ["data", "next_cursor", "has_more"]
+    assert r.json()["data"][0]["type"] == "maritime_event"
+    r = c.get("/v1/events?limit=0")
+    assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
+    paths = c.get("/openapi.json").json()["paths"]
+    assert "/api/v1/events" in paths and "/compat/turqoa/v1/events" in paths
+    assert paths["/v1/events"]["get"]["summary"].startswith("List events")
+    # The prefixed profile is unchanged.
+    assert get(c, "?severity=high")["data"]
+
+
+def test_documented_defaults_all_mean_no_filter(server: Server) -> None:
+    key = server.key("port")
+    ingest(server, key, [ev(1, "maritime", "high"), ev(2, "perimeter", "low", module="cams")])
+    c = bearer(server, key)
+    every = [r["id"] for r in get(c)["data"]]
+    assert len(every) == 2
+    for params in ({"category": "all"}, {"severity": "all"}, {"source_module": "all"},
+                   {"category": "all", "severity": "all", "source_module": "all"}):
+        assert [r["id"] for r in get(c, **params)["data"]] == every, params
+
+
+def test_served_at_api_v1_events_too(server: Server) -> None:
+    key = server.key("port")
+    ingest(server, key, [ev(1), ev(2, "perimeter")])
+    c = bearer(server, key)
+    # GET /api/v1/events is the reference's heading; its examples use /v1/events.
+    r = c.get(f"{BASE}/api/v1/events", params={"category": "perimeter"})
+    assert r.status_code == 200, r.text
+    assert [x["category"] for x in r.json()["data"]] == ["perimeter"]
+    assert list(r.json()) == ["data", "meta", "pagination"]
+    assert_error(c.get(f"{BASE}/api/v1/events", params={"page": 0}), 400, "invalid_parameter")
+
+
+def test_zone_by_name_or_id_whichever_was_stored(server: Server) -> None:
+    key = server.key("port")
+    ingest(server, key, [
+        ev(1, title="stored by id", zone="lng_terminal"),               # as the demo stores
+        ev(2, title="stored by name", zone="North Perimeter Sector 3"),  # as the seed shows
+        ev(3, title="unknown zone", zone="quay_9"),
+    ])
+    c = bearer(server, key)
+
+    def titles(zone: str) -> list[str]:
+        return [r["title"] for r in get(c, zone=zone)["data"]]
+
+    assert titles("lng_terminal") == ["stored by id"]
+    assert titles("LNG Terminal Restricted") == ["stored by id"]
+    assert titles("north_perimeter") == ["stored by name"]
+    assert titles("North Perimeter Sector 3") == ["stored by name"]
+    assert titles("quay_9") == ["unknown zone"]
+    assert titles("LNG Terminal Restricted,north_perimeter") == ["stored by id",
+                                                                 "stored by name"]
+    # Records show the zone's name, as the reference's records do.
+    assert [r["location"]["zone"] for r in get(c)["data"]] == [
+        "LNG Terminal Restricted", "North Perimeter Sector 3", "quay_9"]
+
+
+def test_zone_directory_is_a_setting(make_server: Any) -> None:
+    srv = make_server(compat_turqoa_zones="q9=Quay 9 Tankers; lng_terminal=LNG Jetty")
+    key = srv.key("port")
+    ingest(srv, key, [ev(1, zone="q9"), ev(2, zone="lng_terminal")])
+    c = bearer(srv, key)
+    assert [r["location"]["zone"] for r in get(c, zone="Quay 9 Tankers")["data"]] == [
+        "Quay 9 Tankers"]
+    assert [r["location"]["zone"] for r in get(c, zone="lng_terminal")["data"]] == [
+        "LNG Jetty"]
+    assert get(c, zone="LNG Terminal Restricted")["data"] == []
+
+
+def test_values_outside_the_reference_are_mapped_and_filterable(make_server: Any) -> None:
+    srv = make_server(compat_turqoa_scope="")  # the whole stream, to see the mapping
+    key = srv.key("port")
+    ingest(srv, key, [ev(1, "maritime", "info", title="info"),
+                      ev(2, "auth", "high", title="auth"),
+                      {"type": "llm.call", "timestamp": ago(3), "category": "llm",
+                       "title": "llm"},
+                      {"type": "login", "timestamp": ago(4), "title": "no category"}])
+    c = bearer(srv, key)
+    recs = {r["title"]: r for r in get(c)["data"]}
+    assert {t: (r["category"], r["severity"]) for t, r in recs.items()} == {
+        "info": ("maritime", "low"), "auth": ("system", "high"),
+        "llm": ("system", "low"), "no category": ("system", "low")}
+    assert [r["title"] for r in get(c, severity="low")["data"]] == ["info", "llm",
+                                                                    "no category"]
+    assert [r["title"] for r in get(c, category="system")["data"]] == ["auth", "llm",
+                                                                       "no category"]
+    assert [r["title"] for r in get(c, category="maritime")["data"]] == ["info"]
+    # The same values the issue found refused are still refused: they are never shown.
+    assert_error(c.get(f"{BASE}/v1/events", params={"severity": "info"}), 400, "invalid_filter")
+    assert_error(c.get(f"{BASE}/v1/events", params={"category": "auth"}), 400, "invalid_filter")
+
+
+def test_default_scope_is_the_references_categories(server: Server) -> None:
+    key = server.key("port")
+    ingest(server, key, [ev(1, "maritime", "info", title="port"),
+                         ev(2, "auth", "high", title="login"),
+                         {"type": "llm.call", "timestamp": ago(3), "category": "llm"}])
+    c = bearer(server, key)
+    doc = get(c)
+    assert [(r["title"], r["severity"]) for r in doc["data"]] == [("port", "low")]
+    assert doc["pagination"]["total_items"] == 1
+
+
+def test_huge_numbers_are_400s(server: Server) -> None:
+    c = bearer(server, server.key("port"))
+    url = f"{BASE}/v1/events"
+    huge = "1" + "0" * 30
+    for params in ({"page": huge}, {"per_page": huge}, {"page": "-" + huge},
+                   {"page": "1" + "0" * 5000}, {"page": "1e3"}):
+        assert_error(c.get(url, params=params), 400, "invalid_parameter")
+    for params in ({"start_date": huge}, {"end_date": "1" + "0" * 400},
+                   {"start_date": "9" * 5000}, {"end_date": "-" + huge}):
+        assert_error(c.get(url, params=params), 400, "invalid_filter")
+
+
+def test_deep_pages_are_refused_past_the_documented_depth(server: Server) -> None:
+    from auditstream.api.compat import turqoa
+
+    key = server.key("port")
+    ingest(server, key, [ev(1)])
+    c = bearer(server, key)
+    last = turqoa.MAX_DEPTH // 200
+    doc = get(c, per_page=200, page=last, sort="severity")
+    assert doc["data"] == [] and doc["pagination"]["page"] == last
+    r = c.get(f"{BASE}/v1/events", params={"per_page": 200, "page": last + 1})
+    assert_error(r, 400, "invalid_parameter")
+    assert str(turqoa.MAX_DEPTH) in r.json()["message"] and "start_date" in r.json()["message"]
+
+
+def test_severity_pages_are_the_stores_severity_order(server: Server) -> None:
+    """Pages sorted by severity are walked one severity at a time (so an index serves
+    every read); walked to the end they are exactly the native API's severity order,
+    ties on the timestamp included, in both directions."""
+    key = server.key("port")
+    sevs = ["info", "low", "medium", "high", "critical"]
+    stamp = ago(2)
+    ingest(server, key, [ev(1 + (i % 7) / 10, "maritime", sevs[i % 5], title=f"e{i}")
+                         for i in range(40)]
+           + [dict(ev(1, "gate", "high", title=f"tie{i}"), timestamp=stamp) for i in range(6)])
+    c = bearer(server, key)
+    native = server.client(key)
+    for order in ("desc", "asc"):
+        expected: list[str] = []
+        cursor = None
+        while True:
+            r = native.get("/v1/events", params={"sort": "severity", "order": order,
+                                                 "limit": 7, **({"cursor": cursor} if cursor
+                                                                 else {})}).json()
+            expected += [e["id"] for e in r["data"]]
+            if not (cursor := r["next_cursor"]):
+                break
+        for per_page in (1, 3, 7, 46, 50):
+            got: list[str] = []
+            page = 1
+            while True:
+                doc = get(c, sort="severity", order=order, per_page=per_page, page=page)
+                got += [rec["id"] for rec in doc["data"]]
+                assert doc["pagination"]["total_items"] == 46
+                if not doc["pagination"]["has_next"]:
+                    break
+                page += 1
+            assert got == expected, (order, per_page)

@@ -56,6 +56,10 @@ def walk(c: httpx.Client, url: str) -> list[dict[str, Any]]:
         url = link
 
 
+def ago(hours: float) -> str:
+    return format_us(now_us() - int(hours * 3600 * US))
+
+
 def assert_error(r: httpx.Response, status: int, code: str) -> str:
     assert r.status_code == status, r.text
     body = r.json()
@@ -228,3 +232,25 @@ def test_mounted_at_root(make_server: Any) -> None:
         doc, _ = page(c, f"{path}?from=2026-06-01&to=2026-06-23")
         assert [r["action"] for r in doc["data"]] == ["login"]
     assert_error(c.get("/events/v1?limit=0"), 400, "invalid_request")
+
+
+def test_scope_is_a_setting(make_server: Any) -> None:
+    srv = make_server(compat_vaultterm_scope="category:auth -outcome:failure")
+    key = srv.key("acme")
+    ingest(srv, key, [
+        {"type": "login", "category": "auth", "outcome": "success", "timestamp": ago(1)},
+        {"type": "login", "category": "auth", "outcome": "failure", "timestamp": ago(2)},
+        {"type": "vm.started", "category": "vm", "timestamp": ago(3)},
+    ])
+    doc, _ = page(bearer(srv, key), f"{BASE}/api/events/v1")
+    assert [(r["action"], r["category"]) for r in doc["data"]] == [("login", "auth")]
+
+
+def test_huge_numbers_are_400s(server: Server) -> None:
+    c = bearer(server, server.key("acme"))
+    huge = "1" + "0" * 30
+    for params in ({"from": huge}, {"to": "1" + "0" * 400}, {"from": "9" * 5000},
+                   {"to": "-" + huge}, {"limit": huge}, {"limit": "9" * 5000}):
+        msg = assert_error(c.get(f"{BASE}/api/events/v1", params=params), 400,
+                           "invalid_request")
+        assert next(iter(params)) in msg, msg

@@ -20,9 +20,14 @@ Behaviour where the seed is silent (each choice is also in ``docs/compat-platfor
 * **Parameters.** ``limit`` is an integer 1–100 (default 50); ``after``/``before`` are Unix
   milliseconds (fractions allowed), both exclusive: ``timestamp > after`` and
   ``timestamp < before``. A malformed value is a 400 naming the parameter. ``user_id``,
-  ``client_id`` and ``issuer_id`` are strings; a digit string also matches an id a producer
-  stored as a JSON number. ``event_types`` is a comma list (any of). Unknown parameters are
-  ignored, as authpi clients may send parameters of other endpoints.
+  ``client_id`` and ``issuer_id`` are strings; as records spell ids out as text, a value
+  also matches the JSON number or boolean it spells (``42``, ``4.5``, ``true``).
+  ``event_types`` is a comma list (any of). Unknown parameters are ignored, as authpi
+  clients may send parameters of other endpoints.
+* **Scope.** The reference's events are "a complete audit trail of all actions in your
+  account", so the profile serves the tenant's whole stream unless
+  ``AUDITSTREAM_COMPAT_AUTHPI_SCOPE`` (a ``q`` filter, see ``scope.py``) narrows it; the
+  scope applies to list, aggregate and get (an event outside it is a 404).
 * **List.** ``{"data": [event…], "next_cursor": str | null, "has_more": bool}``, newest
   first, keyset cursor (stable while events are being added).
 * **Event.** See ``to_record``: every key is always present, ``null`` when unknown.
@@ -43,14 +48,16 @@ from starlette.responses import Response
 from ...auth.principal import Principal
 from ...errors import InvalidRequest, NotFound, PermissionDenied, ProblemError
 from ...model.times import parse_us
-from ...query.filter import Cmp, Eq, Node, Scalar, and_
+from ...query.filter import Cmp, Eq, Node, and_
 from ...store.base import AggregateSpec, Bucket, EventQuery
 from ..deps import authenticate
 from ..openapi import ErrorShape, Param, content, operation, ref
 from .fields import as_str as _str
 from .fields import first_str as _first
 from .fields import obj as _obj
+from .fields import scalars_shown_as
 from .schemas import ApiError, AuthpiAggregate, AuthpiEvent, AuthpiEventList
+from .scope import in_scope, scope
 
 PREFIX = "/compat/authpi"
 JSON = "application/json"
@@ -74,7 +81,7 @@ _ERROR_TYPES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden",
 # timestamp (years 1–9998) comes anywhere near.
 _US_BOUND = 2**62
 _MS_BOUND = Decimal(10**16)
-# A canonical decimal integer that fits in 64 bits (19 digits are checked below).
+# A canonical decimal integer of at most 19 digits.
 _INTEGER = re.compile(r"^-?(0|[1-9][0-9]{0,18})$")
 _INT64 = 2**63
 
@@ -157,14 +164,6 @@ def parse_ms(param: str, raw: str | None, rounding: str) -> int | None:
     return int((ms * 1000).to_integral_value(rounding=rounding))
 
 
-def _id_values(raw: str) -> tuple[Scalar, ...]:
-    """An id as given, plus its JSON-number form when it is a canonical integer."""
-    values: list[Scalar] = [raw]
-    if _INTEGER.match(raw) and -_INT64 <= int(raw) < _INT64:
-        values.append(int(raw))
-    return tuple(values)
-
-
 def _csv(raw: str | None) -> list[str]:
     return list(dict.fromkeys(p.strip() for p in (raw or "").split(",") if p.strip()))
 
@@ -177,10 +176,13 @@ def build_filter(request: Request) -> Node:
                        ("client_id", "source.client_id")):
         value = qp.get(name)
         if value:
-            nodes.append(Eq(path, _id_values(value)))
+            # Records spell ids out as text: "42" also finds an id stored as 42 (or 4.5,
+            # true …, whatever the record shows).
+            nodes.append(Eq(path, scalars_shown_as(value)))
     types = _csv(qp.get("event_types"))
     if types:
-        nodes.append(Eq("type", tuple(types)))
+        raw = qp.get("event_types", "")
+        nodes.append(Eq("type", (*types, *((raw,) if raw not in types else ()))))
     after = parse_ms("after", qp.get("after"), ROUND_FLOOR)
     if after is not None:
         nodes.append(Cmp("timestamp", ">", after))
@@ -225,13 +227,11 @@ def _num(value: Any) -> int | float | None:
 def _int(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and _INTEGER.match(value.strip()):
-        return int(value)
-    return None
+    integral = isinstance(value, float) and value.is_integer()
+    if integral or (isinstance(value, str) and _INTEGER.match(value.strip())):
+        value = int(value)
+    # Beyond 64 bits a JSON integer is not portable (orjson cannot even write it).
+    return value if isinstance(value, int) and -_INT64 <= value < _INT64 else None
 
 
 def _or_null(d: dict[str, Any]) -> dict[str, Any] | None:
@@ -383,8 +383,9 @@ def router() -> APIRouter:
         event_types: Str = None, after: Str = None, before: Str = None,
     ) -> Response:
         """Newest first, ``limit`` per page, ``next_cursor`` until ``has_more`` is false."""
-        q = EventQuery(filter=build_filter(request), sort="timestamp", order="desc",
-                       limit=parse_limit(limit), cursor=cursor or None)
+        q = EventQuery(filter=and_(scope(request, "authpi"), build_filter(request)),
+                       sort="timestamp", order="desc", limit=parse_limit(limit),
+                       cursor=cursor or None)
         page = await request.app.state.services.store.query(principal.tenant, q)
         return json_response({"data": [to_record(e) for e in page.events],
                               "next_cursor": page.next_cursor, "has_more": page.has_more})
@@ -401,7 +402,7 @@ def router() -> APIRouter:
         """``{"interval", "group_by", "buckets": [{"ts"?, "rows": [{"key"?, "count",
         "uniques"?}]}]}`` with the documented omissions and empty-result rules."""
         spec = aggregate_spec(request)
-        where = build_filter(request)
+        where = and_(scope(request, "authpi"), build_filter(request))
         buckets = await request.app.state.services.store.aggregate(principal.tenant, where,
                                                                    spec)
         names = tuple(_csv(request.query_params.get("count_unique")))
@@ -415,7 +416,7 @@ def router() -> APIRouter:
     async def get_event(request: Request, principal: Caller, event_id: str) -> Response:
         """One event of the account, or 404."""
         ev = await request.app.state.services.store.get(principal.tenant, event_id)
-        if ev is None:
+        if ev is None or not in_scope(request, "authpi", ev):
             raise NotFound(f"no event {event_id!r} in this account")
         return json_response(to_record(ev))
 

@@ -21,12 +21,17 @@ Served exactly as the seed documents it, which is a FastAPI application's own Op
   required strings that a canonical event may lack (``actor_type``, ``source``,
   ``event_group``, ``status``) read ``"unknown"``, and filtering ``event_group=unknown`` or
   ``status=unknown`` also selects events without a category / outcome, so a value read from
-  a record always finds that record again.
+  a record always finds that record again. Likewise ``vm_id=7`` finds a ``vm_id`` stored as
+  the number 7 (shown as ``"7"``), and only canonical digit strings read as integers.
+* **Scope.** The reference documents no event types or value sets, so the profile serves
+  the tenant's whole stream unless ``AUDITSTREAM_COMPAT_PLATFORM_AUDIT_SCOPE`` (a ``q``
+  filter, see ``scope.py``) narrows it.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import secrets
 from typing import Annotated, Any
 
@@ -52,7 +57,9 @@ from ..openapi import ErrorShape, Param, content, operation, ref
 from .fields import as_str as _str
 from .fields import first_str as _first
 from .fields import obj as _obj
+from .fields import scalars_shown_as
 from .schemas import AuditEventList, HTTPError, Token
+from .scope import scope
 
 PREFIX = "/compat/platform-audit"
 TOKEN_PATH = "/v1/auth/token"
@@ -61,6 +68,8 @@ TOKEN_TTL_S = 3600
 #: Fallback for required string fields a canonical event does not carry.
 UNKNOWN = "unknown"
 _INT64 = 2**63
+# The integers a record shows: a canonical decimal string, as a JSON number would print.
+_INTEGER = re.compile(r"^-?(0|[1-9][0-9]*)$")
 JSON = "application/json"
 
 NOT_AUTHENTICATED = "Not authenticated"
@@ -162,19 +171,15 @@ def current_principal(
 
 
 def _int(value: Any) -> int | None:
-    """An integer field: ints, integral floats and digit strings; anything else null."""
+    """An integer field: ints, integral floats and canonical digit strings (``"42"``, not
+    ``"042"`` or ``" 42"``, which ``user_id=42`` would not find); anything else null."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            return None
-    return None
+    integral = isinstance(value, float) and value.is_integer()
+    if integral or (isinstance(value, str) and len(value) <= 40 and _INTEGER.match(value)):
+        value = int(value)
+    # Beyond 64 bits a JSON integer is not portable (orjson cannot even write it).
+    return value if isinstance(value, int) and -_INT64 <= value < _INT64 else None
 
 
 def _num(value: Any) -> float | int | None:
@@ -257,8 +262,9 @@ def build_filter(
         Eq("type", (event_type,)) if event_type else None,
         _eq_or_unknown("outcome", status) if status else None,
         Eq("context.user_id", _int_values(user_id)) if user_id is not None else None,
-        Eq("context.vm_id", (vm_id,)) if vm_id else None,
-        Eq("context.session_id", (session_id,)) if session_id else None,
+        # Records spell numbers out as text: "7" also finds a vm_id stored as 7.
+        Eq("context.vm_id", scalars_shown_as(vm_id)) if vm_id else None,
+        Eq("context.session_id", scalars_shown_as(session_id)) if session_id else None,
     )
 
 
@@ -314,8 +320,9 @@ def router() -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> Response:
         """Newest first; ``next_cursor`` is null on the last page."""
-        where = build_filter(event_group=event_group, event_type=event_type, status=status,
-                             user_id=user_id, vm_id=vm_id, session_id=session_id)
+        where = and_(scope(request, "platform_audit"), build_filter(
+            event_group=event_group, event_type=event_type, status=status, user_id=user_id,
+            vm_id=vm_id, session_id=session_id))
         page = await request.app.state.services.store.query(
             principal.tenant,
             EventQuery(filter=where, sort="timestamp", order="desc", limit=limit,

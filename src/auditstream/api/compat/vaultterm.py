@@ -14,6 +14,12 @@ Parameters
     ``cursor``: the ``next_cursor`` of the previous page.
     Anything else is a 400, so a misspelt parameter cannot silently widen an export.
 
+Scope
+    The reference's Events API is "the full audit event stream", so the profile serves the
+    tenant's whole stream unless ``AUDITSTREAM_COMPAT_VAULTTERM_SCOPE`` (a ``q`` filter,
+    see ``scope.py``) narrows it. The reference lists no value sets for ``category`` or
+    ``severity``: canonical values pass through.
+
 Pages
     ``{"data": [record, ...], "next_cursor": "<opaque>" | null}``, oldest first (by
     timestamp, then arrival). ``next_cursor`` is null on the last page; otherwise the
@@ -45,7 +51,7 @@ from starlette.responses import Response
 
 from ...auth.principal import Principal
 from ...errors import InvalidRequest, ProblemError
-from ...model.times import US, TimeParseError, parse_time
+from ...model.times import US, parse_time
 from ...query.filter import Cmp, Node, and_
 from ...store.base import EventQuery
 from ..deps import reader
@@ -53,6 +59,7 @@ from ..native.events import json_response
 from ..openapi import ErrorShape, Param, content, operation, ref
 from .fields import obj as _obj
 from .schemas import VaultTermError, VaultTermPage
+from .scope import scope
 from .turen import error_message, is_date_only, param
 
 PREFIX = "/compat/vaultterm"
@@ -69,9 +76,9 @@ _CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "n
 def _time(raw: str, name: str) -> int:
     try:
         return parse_time(raw)
-    except TimeParseError:
-        raise InvalidRequest(f"{name}: {raw!r} is not a date (YYYY-MM-DD) or an ISO 8601 "
-                             "date-time") from None
+    except (ValueError, OverflowError):  # TimeParseError, or a number beyond any time
+        raise InvalidRequest(f"{name}: {raw[:40]!r} is not a date (YYYY-MM-DD) or an ISO "
+                             "8601 date-time") from None
 
 
 def window(request: Request) -> Node:
@@ -95,10 +102,11 @@ def _limit(request: Request) -> int:
         return DEFAULT_LIMIT
     try:
         value = int(raw.strip())
-    except ValueError:
-        raise InvalidRequest(f"limit: {raw!r} is not an integer") from None
+    except ValueError:  # also a number too long to convert
+        raise InvalidRequest(f"limit: {raw[:40]!r} is not an integer") from None
     if not 1 <= value <= MAX_LIMIT:
-        raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}, got {value}")
+        shown = str(value) if len(raw) <= 40 else f"{raw[:20]}…"
+        raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}, got {shown}")
     return value
 
 
@@ -134,7 +142,8 @@ async def list_events(request: Request, principal: Principal = Depends(reader)) 
     if unknown:
         raise InvalidRequest(f"unknown parameter {unknown[0]!r}; accepted: "
                              f"{', '.join(sorted(_PARAMS))}")
-    q = EventQuery(filter=window(request), sort="timestamp", order="asc",
+    q = EventQuery(filter=and_(scope(request, "vaultterm"), window(request)),
+                   sort="timestamp", order="asc",
                    limit=_limit(request), cursor=param(request, "cursor"))
     page = await request.app.state.services.store.query(principal.tenant, q)
     headers = {}
