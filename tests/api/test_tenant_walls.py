@@ -105,3 +105,8 @@ def test_forged_cursor_values_are_a_400(server: Server, key: Any) -> None:
     cur = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
     r = c.get("/v1/events", params={"cursor": cur})
     assert r.status_code == 400 and r.json()["errors"][0]["field"] == "cursor"
+    # The profiles page with the same cursors, and answer in their own shapes.
+    r = c.get("/compat/platform-audit/v1/audit/events", params={"cursor": cur})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "cursor"]
+    r = c.get("/compat/authpi/v1/accounts/acme/events", params={"cursor": cur})
+    assert r.status_code == 400
