@@ -36,16 +36,26 @@ from .store.sqlite import SQLiteEventStore
 log = logging.getLogger("auditstream")
 
 
-def build_services(settings: Settings) -> Services:
-    metrics = Metrics()
+def build_store(
+    settings: Settings, on_commit: Callable[[int, int], None] | None = None,
+) -> SQLiteEventStore:
+    """The store as the settings describe it: the server, the CLI and the bench open it
+    here, so that whatever writes also signs (a write without the signing key would leave
+    the log with an unsigned, leafless entry)."""
     signer = (load_or_create_signer(settings.db, settings.deployment)
               if settings.integrity else None)
-    store = SQLiteEventStore(
+    return SQLiteEventStore(
         settings.db, indexed_paths=settings.indexed_path_list,
         synchronous=settings.synchronous, readers=settings.read_pool,
-        idempotency_hours=settings.idempotency_hours, on_commit=metrics.on_commit,
+        idempotency_hours=settings.idempotency_hours, on_commit=on_commit,
         signer=signer, deployment=settings.deployment,
     )
+
+
+def build_services(settings: Settings) -> Services:
+    metrics = Metrics()
+    store = build_store(settings, on_commit=metrics.on_commit)
+    signer = store.signer
     return Services(
         settings=settings,
         store=store,

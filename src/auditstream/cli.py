@@ -330,10 +330,10 @@ def query(
     db: DbOpt = None,
 ) -> None:
     """Query events, newest first: a table in the terminal, NDJSON with --json."""
+    from .app import build_store
     from .model.times import now_us
     from .query.qlang import parse_q
     from .store.base import EventQuery
-    from .store.sqlite import SQLiteEventStore
 
     settings = _settings(db=db)
     existing_tenant(existing_db(settings.db), tenant)
@@ -343,7 +343,7 @@ def query(
         _fail(exc)
 
     async def run() -> list[dict[str, Any]]:
-        store = SQLiteEventStore(settings.db, indexed_paths=settings.indexed_path_list)
+        store = build_store(settings)
         try:
             page = await store.query(tenant, EventQuery(filter=where, limit=limit))
             return page.events
@@ -375,8 +375,8 @@ def purge(
     db: DbOpt = None,
 ) -> None:
     """Retention: erase the content of old events, keeping what proofs need."""
+    from .app import build_store
     from .model.times import TimeParseError, parse_time
-    from .store.sqlite import SQLiteEventStore
 
     try:
         cutoff = parse_time(before, allow_relative=True)
@@ -386,7 +386,7 @@ def purge(
     existing_tenant(settings.db, tenant)
 
     async def run() -> int:
-        store = SQLiteEventStore(settings.db, indexed_paths=settings.indexed_path_list)
+        store = build_store(settings)
         try:
             return await store.purge(tenant, cutoff, reason, actor={"type": "cli"})
         finally:
@@ -412,8 +412,9 @@ def verify(
     bundle: Annotated[Path | None, typer.Option(
         exists=True, dir_okay=False, help="Check an export bundle instead of a database")] = None,
     public_key: Annotated[str | None, typer.Option(
-        "--public-key", help="Verifier key (or a file holding it); default: the key "
-        "stored beside the database")] = None,
+        "--public-key", help="Verifier key (or a file holding it) kept away from the "
+        "server (env AUDITSTREAM_PUBLIC_KEY); default: the key stored beside the database, "
+        "with a warning")] = None,
     checkpoint: Annotated[list[Path] | None, typer.Option(
         "--checkpoint", exists=True, dir_okay=False,
         help="A signed checkpoint kept outside the server (as served by "
@@ -446,8 +447,9 @@ def verify(
     from .store.sqlite.audit import parse_external, verify_db
 
     settings = _settings(db=_db(db))
-    if public_key is not None:
-        verifier = Verifier.from_key_string(_public_key(public_key))
+    pinned = public_key or settings.public_key
+    if pinned:
+        verifier = Verifier.from_key_string(_public_key(pinned))
     elif key_path(settings.db).exists():
         verifier = load_or_create_signer(settings.db, settings.deployment).verifier()
     else:
@@ -470,6 +472,10 @@ def verify(
         else ""
     console.print(f"OK: {rep.events} events in {rep.tenants} tenants, {rep.checkpoints} "
                   f"signed checkpoints, {rep.redacted} redacted{extra}")
+    if not pinned:
+        err.print("[yellow]warning:[/yellow] checked with the key stored beside the database; "
+                  "whoever can write the database may have replaced it too. Pin the key kept "
+                  "elsewhere with --public-key or AUDITSTREAM_PUBLIC_KEY.")
 
 
 def main() -> None:

@@ -122,11 +122,11 @@ async def export_to(
     Memory stays bounded by one scan batch (one row group for Parquet).
     ``progress(done, total)`` is called after every batch.
     """
+    from .app import build_store
     from .settings import Settings
-    from .store.sqlite import SQLiteEventStore
 
     settings = Settings.from_env(db=db)
-    store = SQLiteEventStore(settings.db, indexed_paths=settings.indexed_path_list)
+    store = build_store(settings)
     try:
         from .query.filter import Cmp, and_
 
@@ -585,12 +585,12 @@ def _key_arg(value: str | None) -> str | None:
 
 def _bundle_to(sink: IO[bytes], db: str | None, tenant: str, bar: Progress | None,
                task: TaskID | None, kept: Path | None) -> int:
+    from .app import build_store
     from .integrity.bundle import write_bundle
     from .integrity.checkpoint import open_checkpoint
     from .integrity.keys import key_path, load_or_create_signer
     from .integrity.witness import WitnessError
     from .settings import Settings
-    from .store.sqlite import SQLiteEventStore
 
     settings = Settings.from_env(db=db)
     if not key_path(settings.db).exists():
@@ -609,7 +609,7 @@ def _bundle_to(sink: IO[bytes], db: str | None, tenant: str, bar: Progress | Non
             bar.advance(task, n)
 
     async def run() -> tuple[int, str]:
-        store = SQLiteEventStore(settings.db, indexed_paths=settings.indexed_path_list)
+        store = build_store(settings)
         try:
             return await write_bundle(store, tenant, sink, verifier, previous=previous,
                                       progress=progress)

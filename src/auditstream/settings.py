@@ -65,6 +65,10 @@ class Settings:
     compat_authpi_scope: str = _setting(
         "", "q filter: the events the authpi profile serves (empty: all).")
     deployment: str = _setting("auditstream.local", "Deployment name used in checkpoint origins.")
+    public_key: str = _setting(
+        "", "The checkpoint verifier key `auditstream verify` trusts (the key, or a file "
+        "holding it, kept away from the server). Empty: the key beside the database, which "
+        "whoever can write the database may have replaced too; verify then says so.")
     integrity: bool = _setting(
         True, "Keep each tenant's Merkle log and sign checkpoints (tamper evidence).")
     idempotency_hours: int = _setting(24, "How long an Idempotency-Key is remembered.")

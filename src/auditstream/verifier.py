@@ -21,6 +21,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import rfc8785
 from cryptography.exceptions import InvalidSignature
@@ -106,11 +107,24 @@ def verify_inclusion(leaf: bytes, index: int, size: int, path: list[bytes], root
     return sn == 0 and r == root
 
 
+def _strict_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    # JSON parsers disagree on duplicate keys (first wins or last wins): a line another
+    # reader would see differently is refused, not interpreted.
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        raise ValueError("duplicate key in a JSON object")
+    return doc
+
+
+def _loads(raw: bytes | str) -> Any:
+    return json.loads(raw, object_pairs_hook=_strict_object)
+
+
 def verify_bundle(lines: Iterable[bytes | str], vkey: str) -> BundleReport:
     report = BundleReport()
     it = iter(lines)
     try:
-        header = json.loads(next(it))
+        header = _loads(next(it))
         origin, size, root = open_checkpoint(header["checkpoint"], vkey)
     except (StopIteration, ValueError, KeyError, TypeError) as exc:
         report.errors.append(f"bundle header: {exc}")
@@ -125,7 +139,7 @@ def verify_bundle(lines: Iterable[bytes | str], vkey: str) -> BundleReport:
         if not raw.strip():
             continue
         try:
-            item = json.loads(raw)
+            item = _loads(raw)
             ev, index = item["event"], int(item["leaf_index"])
             path = [base64.b64decode(h, validate=True) for h in item["inclusion_path"]]
             if "redacted" in ev:

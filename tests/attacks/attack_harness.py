@@ -85,10 +85,11 @@ def verify(db: Path, signer: Signer) -> list[str]:
     return [str(p) for p in verify_db(db, signer.verifier()).problems]
 
 
-def read(db: Path, fn: Any) -> Any:
-    """Run ``fn(store)`` (a coroutine function) against a fresh real store on ``db``."""
+def read(db: Path, fn: Any, signer: Any = None) -> Any:
+    """Run ``fn(store)`` (a coroutine function) against a fresh real store on ``db`` (it
+    can write only with the signer: the file keeps a signed log)."""
     async def run() -> Any:
-        store = SQLiteEventStore(db, indexed_paths=PATHS)
+        store = SQLiteEventStore(db, indexed_paths=PATHS, signer=signer)
         try:
             return await fn(store)
         finally:

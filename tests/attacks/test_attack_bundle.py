@@ -1,5 +1,5 @@
 """Red-team attacks on export bundles and the offline verifier (src/auditstream/verifier.py).
-``HOLE`` tests are ``xfail(strict=True)``; see test_attack_verify_db.py."""
+See test_attack_verify_db.py."""
 
 from __future__ import annotations
 
@@ -35,10 +35,6 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[bytes], Signe
     return lines, signer
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE: verifier.verify_bundle parses lines with "
-                   "json.loads (last duplicate key wins), so a line that carries a second, "
-                   "forged 'event' first is accepted; first-wins readers of the same bytes "
-                   "(SQLite/DuckDB json_extract, many streaming parsers) see the forgery")
 def test_bundle_line_with_a_duplicate_event_key(bundle: tuple[list[bytes], Signer]) -> None:
     lines, signer = bundle
     item = orjson.loads(lines[14])  # seq 14

@@ -1,7 +1,7 @@
 """Red-team attacks against a real server (tests/conftest.py ``make_server``) and the CLI.
 
-``HOLE`` tests (``xfail(strict=True)``) demonstrate an open hole; the others were tried and
-held. See test_attack_verify_db.py for the convention.
+Each asserts the claimed property against an attack that was tried; see
+test_attack_verify_db.py.
 """
 
 from __future__ import annotations
@@ -23,9 +23,6 @@ from auditstream.dbapi import sqlite3
 
 SECRET = "s3cret-for-red-team-tests-0123456789abcdef"
 
-
-def hole(why: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=f"HOLE: {why}")
 
 
 def verify_cli(db: str, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -49,10 +46,6 @@ def ev(i: int, **kw: Any) -> dict[str, Any]:
 # -- CLI purge -------------------------------------------------------------------------------
 
 
-@hole("`auditstream purge` opens SQLiteEventStore without the signer (cli.purge): its "
-      "redaction record is stored with no leaf, node or checkpoint. verify then fails "
-      "('row has no leaf hash') and every later append to the tenant fails "
-      "('merkle node … is missing'): the documented retention command bricks the tenant")
 def test_cli_purge_keeps_the_log_valid_and_writable(make_server: Any, tmp_path: Path) -> None:
     srv = make_server()
     key = srv.key("acme")
@@ -121,9 +114,6 @@ def test_purge_racing_ingest_from_another_process_loses_nothing(tmp_path: Path) 
 # -- duplicate JSON keys, seen through the real routes ----------------------------------------
 
 
-@hole("a duplicate key prepended to a stored body passes `auditstream verify`, but the native "
-      "aggregate/llm usage and the authpi profile filter read the first value (SQLite JSON), "
-      "while GET /v1/events/{id} shows the last (orjson)")
 def test_duplicate_key_seen_through_native_and_compat_routes(make_server: Any) -> None:
     srv = make_server()
     key = srv.key("acme")

@@ -4,7 +4,10 @@ A ``LogChecker`` is fed one tenant's stored entries in seq order and trusts noth
 public key. It checks that:
 
 * seqs run 1..n with no gap, and each entry names the seq and tenant it is stored at;
-* a live entry's content hashes to its leaf (RFC 8785 bytes, RFC 9162 leaf hash);
+* a live entry's stored bytes hash to its leaf (RFC 9162 leaf hash of RFC 8785 bytes).
+  The bytes themselves, not a re-serialisation of what one parser made of them: JSON
+  parsers differ on duplicate keys (orjson keeps the last, SQLite's JSON functions the
+  first), so any other bytes could show one reader what another never verified;
 * a redaction stub is one a signed redaction record committed to, byte for byte
   (``integrity.redaction``), and every record's commitment matches the stubs that name it;
 * the tree over the leaves reproduces the root of every stored signed checkpoint, and of
@@ -24,7 +27,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from . import merkle, redaction
-from .canonical import CanonicalizationError, canonical_bytes
+from .canonical import CanonicalizationError
 from .checkpoint import Checkpoint
 
 
@@ -103,7 +106,7 @@ class LogChecker:
                       "(moved rows)")
             return None
         if redaction.is_stub(ev):
-            if not self._stub(seq, ev, leaf):
+            if not self._stub(seq, raw, ev, leaf):
                 return None
         elif not self._live(seq, raw, ev, leaf):
             return None
@@ -113,7 +116,7 @@ class LogChecker:
         self.report.events += 1
         return ev
 
-    def _stub(self, seq: int, ev: dict[str, object], leaf: bytes) -> bool:
+    def _stub(self, seq: int, raw: bytes, ev: dict[str, object], leaf: bytes) -> bool:
         info = ev.get("redacted")
         by = info.get("by") if isinstance(info, dict) else None
         if type(by) is not int or by <= seq:
@@ -121,26 +124,21 @@ class LogChecker:
                       "names this event")
             return False
         try:
-            stub_bytes = redaction.stub_bytes(ev)
+            canonical = redaction.stub_bytes(ev) == raw
         except CanonicalizationError:
-            self.fail(seq, "redaction stub cannot be canonicalised")
+            canonical = False
+        if not canonical:  # the record commits to the canonical bytes (see _live)
+            self.fail(seq, "redaction stub is not stored in its canonical form (edited)")
             return False
-        self._claims.setdefault(by, redaction.Digest()).add(seq, leaf, stub_bytes)
+        self._claims.setdefault(by, redaction.Digest()).add(seq, leaf, raw)
         self._first_stub.setdefault(by, seq)
         self.report.redacted += 1
         return True
 
     def _live(self, seq: int, raw: bytes, ev: dict[str, object], leaf: bytes) -> bool:
-        # Fast path: the writer stores the canonical bytes, so the stored bytes hash to
-        # the leaf; anything else is re-canonicalised before it is called an edit.
         if merkle.leaf_hash(raw) != leaf:
-            try:
-                ok = merkle.leaf_hash(canonical_bytes(ev)) == leaf
-            except CanonicalizationError:
-                ok = False
-            if not ok:
-                self.fail(seq, "content does not match its leaf hash (the event was edited)")
-                return False
+            self.fail(seq, "content does not match its leaf hash (the event was edited)")
+            return False
         claimed = self._claims.pop(seq, None)
         if redaction.is_record(ev):
             claim = redaction.claim_of(ev)

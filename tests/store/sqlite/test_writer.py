@@ -73,3 +73,24 @@ def test_appends_to_an_invalid_tenant_are_refused(tmp_path: Path, tenant: str) -
             await store.close()
 
     asyncio.run(run())
+
+
+def test_a_signed_log_is_not_written_without_its_key(tmp_path: Path) -> None:
+    from auditstream.errors import StoreUnavailable
+
+    signer = generate_signer("auditstream.local")
+
+    async def run() -> None:
+        store = SQLiteEventStore(tmp_path / "w.db", signer=signer)
+        await store.append("acme", [event("acme")])
+        await store.close()
+        keyless = SQLiteEventStore(tmp_path / "w.db")
+        try:
+            with pytest.raises(StoreUnavailable, match="signing key"):
+                await keyless.append("acme", [event("acme")])
+            assert await keyless.last_seq("acme") == 1  # reads still work
+        finally:
+            await keyless.close()
+
+    asyncio.run(run())
+    assert verify_db(tmp_path / "w.db", signer.verifier()).ok

@@ -29,9 +29,10 @@ from ...dbapi import sqlite3
 from ...integrity.checkpoint import Checkpoint, NoteVerificationError, Verifier, open_checkpoint
 from ...integrity.logcheck import LogChecker, Problem, Report
 from ...integrity.origin import origin_for
+from ...query.filter import is_valid_path
 from . import rollup
-from .ledger import STORED_MIN_LEVEL
-from .schema import expected_schema, row_values, segments
+from .ledger import STORED_MIN_LEVEL, idempotency_message
+from .schema import column_for, expected_schema, row_values, segments
 
 #: Tables whose content ``verify`` does not vouch for: the catalog of tenants, keys and
 #: users, and the planner's statistics.
@@ -62,7 +63,7 @@ def verify_db(
                            outside.get(tenant, []), progress)
         problems += check_rollups(conn)
         problems += _orphan_text(conn)
-        problems += _idempotency(conn)
+        problems += _idempotency(conn, verifier)
         return report
     finally:
         conn.close()
@@ -92,11 +93,14 @@ def _by_tenant(external: Iterable[Checkpoint], report: Report) -> dict[str, list
 def check_schema(conn: sqlite3.Connection, paths: list[tuple[str, str]]) -> list[Problem]:
     want = expected_schema(paths)
     have: dict[str, tuple[str, str]] = {}
+    # lower(type): SQLite also loads a schema row typed 'TRIGGER'.
     for kind, name, table, sql in conn.execute(
-            "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL"):
+            "SELECT lower(type), name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL"):
         if table not in UNCHECKED_TABLES or kind in ("trigger", "view"):
             have[name] = (kind, sql)
-    problems = []
+    problems = [Problem(None, None, f"schema: declared path {path!r} is mapped to column "
+                        f"{col!r}, not {column_for(path)!r}") for path, col in paths
+                if not is_valid_path(path) or col != column_for(path)]
     for name, (kind, sql) in sorted(want.items()):
         if name not in have:
             problems.append(Problem(None, None, f"schema: {kind} {name} is missing"))
@@ -150,8 +154,10 @@ def _verify_tenant(
     n = 0
     for row in rows:
         seq, body, leaf = row[0], row[1], row[2]
-        raw = body.encode() if isinstance(body, str) else bytes(body)
-        ev = checker.entry(seq, raw, bytes(leaf) if leaf is not None else None)
+        # Whatever type the file stores there (an integer body must not become bytes(n)).
+        raw = body.encode() if isinstance(body, str) else body if isinstance(body, bytes) \
+            else b""
+        ev = checker.entry(seq, raw, leaf if isinstance(leaf, bytes) else None)
         if ev is None:
             break
         reason = _derived_mismatch(ev, row[3:-3], row[-3:], segs, received)
@@ -217,16 +223,23 @@ def _orphan_text(conn: sqlite3.Connection) -> list[Problem]:
                     "(searches would find it)")]
 
 
-def _idempotency(conn: sqlite3.Connection) -> list[Problem]:
-    """A replayed Idempotency-Key answers what it stored: it must name stored events."""
+def _idempotency(conn: sqlite3.Connection, verifier: Verifier) -> list[Problem]:
+    """A retry with an Idempotency-Key is answered from its stored row: each row must be
+    signed (``ledger.idempotency_message``) and name events the log holds."""
     import orjson
 
-    for tenant, key, response in conn.execute(
-            "SELECT tenant, key, response FROM idempotency ORDER BY tenant, key"):
+    for tenant, key, request_hash, response, created, sig in conn.execute(
+            "SELECT tenant, key, request_hash, response, created, sig FROM idempotency "
+            "ORDER BY tenant, key"):
         try:
+            msg = idempotency_message(tenant, key, request_hash, response, created)
+            signed = isinstance(sig, bytes) and verifier.verify(msg, sig)
             pairs = [(str(i), int(s)) for i, s in orjson.loads(response)]
         except (orjson.JSONDecodeError, TypeError, ValueError):
-            pairs = [("?", -1)]
+            signed, pairs = False, []
+        if not signed:
+            return [Problem(tenant, None, f"the stored answer to Idempotency-Key {key!r} is "
+                            "not signed by the deployment key (edited)")]
         for eid, seq in pairs:
             row = conn.execute("SELECT seq FROM events WHERE tenant = ? AND id = ?",
                                (tenant, eid)).fetchone()

@@ -41,6 +41,15 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 """
 
 
+def idempotency_message(tenant: str, key: str, request_hash: str, response: str,
+                        created: int) -> bytes:
+    """What the signature of a stored Idempotency-Key answer covers. A retry is answered
+    from that row, so it must not be editable by whoever can write the file: repointed
+    at other events, made to conflict, or kept past its expiry."""
+    return b"auditstream idempotency v1\n" + canonical_bytes(
+        [tenant, key, request_hash, response, created])
+
+
 def leaf_of(event: dict[str, Any]) -> bytes:
     """RFC 9162 leaf hash of the whole canonical event (RFC 8785 bytes)."""
     return merkle.leaf_hash(canonical_bytes(event))
@@ -119,6 +128,11 @@ class Ledger:
                 if lvl >= STORED_MIN_LEVEL]
         insert_rows(self.conn, "INSERT INTO merkle_nodes(tenant, level, idx, hash)", rows)
 
+    def sign_idempotency(self, tenant: str, key: str, request_hash: str, response: str,
+                         created: int) -> bytes:
+        return self.signer.sign(idempotency_message(tenant, key, request_hash, response,
+                                                    created))
+
     def checkpoint(self, tenant: str) -> None:
         """Sign and store the tenant's current tree head."""
         cr = self.ranges[tenant]
@@ -133,4 +147,4 @@ class Ledger:
         )
 
 
-__all__ = ["Ledger", "NodeReader", "leaf_of"]
+__all__ = ["Ledger", "NodeReader", "idempotency_message", "leaf_of"]

@@ -130,6 +130,7 @@ def migrate(conn: sqlite3.Connection, indexed_paths: list[str]) -> dict[str, str
     """Create the schema and the declared path columns; returns path → column."""
     _upgrade_v1(conn)
     conn.executescript(SCHEMA)
+    _add_idempotency_signature(conn)
     known = dict(conn.execute("SELECT path, col FROM indexed_paths").fetchall())
     for path in indexed_paths:
         if path in known:
@@ -161,6 +162,13 @@ def add_path_column(conn: sqlite3.Connection, path: str, col: str) -> None:
         f"WHERE {col} IS NOT NULL"
     )
     conn.execute("INSERT INTO indexed_paths(path, col) VALUES (?, ?)", (path, col))
+
+
+def _add_idempotency_signature(conn: sqlite3.Connection) -> None:
+    """The signature column of stored Idempotency-Key answers (``ledger.idempotency_message``)
+    came after the table; new files get it the same way, so every file has one schema."""
+    if "sig" not in {r[1] for r in conn.execute("PRAGMA table_info(idempotency)")}:
+        conn.execute("ALTER TABLE idempotency ADD COLUMN sig BLOB")
 
 
 def _upgrade_v1(conn: sqlite3.Connection) -> None:
@@ -207,6 +215,7 @@ def expected_schema(paths: list[tuple[str, str]]) -> dict[str, tuple[str, str]]:
     mem = sqlite3.connect(":memory:", isolation_level=None)
     try:
         mem.executescript(SCHEMA + LEDGER_SCHEMA + rollup.SCHEMA)
+        _add_idempotency_signature(mem)
         for path, col in paths:
             add_path_column(mem, path, col)
         return {name: (kind, sql) for kind, name, sql in mem.execute(

@@ -67,6 +67,7 @@ class SQLiteEventStore(EventStore):
         wconn = connect(self.path, synchronous=synchronous)
         self.writer: Writer | None = None
         self.read_only_reason = ""
+        self.signer = signer
         try:
             self.path_columns = migrate(wconn, indexed_paths or [])
             wconn.executescript(LEDGER_SCHEMA)
@@ -85,6 +86,12 @@ class SQLiteEventStore(EventStore):
             log.warning("%s cannot be written (%s): serving it read-only", self.path, exc)
             self.read_only_reason = str(exc)
             self.path_columns = _stored_path_columns(self.path)
+        if self.writer is not None and signer is None and _has_signed_log(self.path):
+            # Appending without the key would give the log leafless, unsigned entries.
+            self.writer.conn.close()
+            self.writer = None
+            self.read_only_reason = ("it keeps a signed log, and this store was opened "
+                                     "without the signing key")
         self.compiler = Compiler(self.path_columns)
         self.path_segments = segments(list(self.path_columns))
         self.canonical = signer is not None
@@ -517,6 +524,14 @@ def _has_events_table(path: str) -> bool:
     try:
         return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone() \
             is not None
+    finally:
+        conn.close()
+
+
+def _has_signed_log(path: str) -> bool:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT 1 FROM checkpoints LIMIT 1").fetchone() is not None
     finally:
         conn.close()
 

@@ -381,11 +381,15 @@ class Writer(threading.Thread):
         replay = self._replays(tenant, job.events, job.client_ids) if job.client_ids else {}
         result = self._insert(tenant, job.events, job.prepared, replay)
         if job.idempotency_key is not None:
+            response = orjson.dumps([(a.id, a.seq) for a in result]).decode()
+            request_hash = job.request_hash or ""
+            sig = (self.ledger.sign_idempotency(tenant, job.idempotency_key, request_hash,
+                                                response, now)
+                   if self.ledger is not None else None)
             conn.execute(
-                "INSERT OR REPLACE INTO idempotency(tenant, key, request_hash, response, created)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (tenant, job.idempotency_key, job.request_hash,
-                 orjson.dumps([(a.id, a.seq) for a in result]).decode(), now),
+                "INSERT OR REPLACE INTO idempotency(tenant, key, request_hash, response, created,"
+                " sig) VALUES (?, ?, ?, ?, ?, ?)",
+                (tenant, job.idempotency_key, request_hash, response, now, sig),
             )
         job.result = result
         return len(job.events) - len(replay)
