@@ -16,7 +16,8 @@ log or derivable from it, and re-derived here:
    verified body; the hourly rollups equal the counts of the rows; idempotency answers
    name stored events.
 
-At 1M events this takes about a minute (bench/RESULTS.md); most of it is step 2.
+At 1M events this takes about 30 s (bench/RESULTS.md); step 2 runs on its own thread,
+overlapping steps 3 and 4.
 """
 
 from __future__ import annotations
