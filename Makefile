@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/auditstream serve
 
-test: $(STAMP)
+test: lint
 	$(BIN)/pytest
 
 lint: $(STAMP)
