@@ -3,7 +3,7 @@
 The same schema as the server (``schema.migrate`` on a fresh file: the events table, its
 indexes, the FTS table and the declared path columns with their partial indexes), the same
 connection settings (``schema.connect``, same ``synchronous``), the same INSERT statements,
-and rows built the way ``store/sqlite/writer.py`` builds them from the same validated,
+and rows built the way ``store/sqlite/logstorage.py`` builds them from the same validated,
 normalised events. Only ``BEGIN; executemany(events); executemany(fts); COMMIT`` in
 10,000-row transactions is timed; building the rows (Python) is timed separately, so the
 report can show both the SQLite ceiling and the per-event Python cost of getting there.
@@ -33,8 +33,8 @@ from auditstream.ingest.pipeline import normalise, parse_body
 from auditstream.model.severity import RANK
 from auditstream.model.times import now_us, parse_us
 from auditstream.settings import Settings
+from auditstream.store.sqlite.logstorage import SQLiteLogStorage
 from auditstream.store.sqlite.schema import connect, migrate
-from auditstream.store.sqlite.writer import Writer
 
 _SCALARS = (str, int, float)
 FTS_SQL = "INSERT INTO events_fts(rowid, title, description) VALUES (?, ?, ?)"
@@ -47,8 +47,8 @@ def insert_sql(path_columns: dict[str, str]) -> str:
     marks = ", ".join("?" for _ in path_columns)
     return (
         "INSERT INTO events(rid, tenant, seq, id, ts, received, type, category, severity, "
-        "outcome, title, description, body, chash, leaf"
-        + (", " + cols if cols else "") + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?"
+        "outcome, body, leaf"
+        + (", " + cols if cols else "") + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?"
         + (", " + marks if marks else "") + ")"
     )
 
@@ -64,7 +64,7 @@ class RawLoader:
         self.ranges: dict[str, Any] = {}
         if integrity:
             from auditstream.integrity.merkle import CompactRange, leaf_hash
-            from auditstream.store.sqlite.ledger import SCHEMA as LEDGER_SCHEMA
+            from auditstream.store.sqlite.logstorage import SCHEMA as LEDGER_SCHEMA
 
             try:  # the writer stores the RFC 8785 bytes as the body and hashes them
                 from auditstream.integrity.canonical import canonical_json_bytes
@@ -76,16 +76,16 @@ class RawLoader:
             self.compact_range = CompactRange
         self.path_items = list(self.path_columns.items())
         self.sql = insert_sql(self.path_columns)
-        # Same columns as the server's writer (a thread object, never started here).
-        writer_head = Writer(self.conn, self.path_columns, idempotency_us=0).insert_head
+        # Same columns as the server's log storage.
+        writer_head = SQLiteLogStorage(self.conn, self.path_columns).insert_head
         if not self.sql.startswith(writer_head + " VALUES"):
-            raise RuntimeError("bench/raw_sqlite.py is out of date with writer.py's INSERT")
+            raise RuntimeError("bench/raw_sqlite.py is out of date with logstorage.py's INSERT")
         self.next_seq: dict[str, int] = {}
         self.next_rid = 1
 
     def rows(self, tenant: str, events: list[dict[str, Any]]
              ) -> tuple[list[list[Any]], list[tuple[int, Any, Any]], list[tuple[Any, ...]]]:
-        """As ``Writer._apply`` does for events without client ids; plus ledger nodes."""
+        """As the log storage does for events without client ids; plus tree nodes."""
         seq = self.next_seq.get(tenant, 1)
         rid = self.next_rid
         rows: list[list[Any]] = []
@@ -108,8 +108,8 @@ class RawLoader:
             row = [
                 rid, tenant, seq, ev["id"], parse_us(ev["timestamp"]),
                 parse_us(ev["received_at"]), ev["type"],
-                ev.get("category"), RANK[ev["severity"]], ev.get("outcome"), title, desc,
-                body, None, leaf,
+                ev.get("category"), RANK[ev["severity"]], ev.get("outcome"),
+                body, leaf,
             ]
             for path, _col in path_items:
                 head, _, rest = path.partition(".")

@@ -19,6 +19,7 @@ documented shape. Nothing here knows about HTTP framing beyond a status code.
     └── StoreError                   the backend failed (never the caller's fault)
         ├── StoreClosed              the store was used after close()
         └── StoreUnavailable     503 writes are impossible for now (full disk, read-only file)
+            └── Overloaded       503 the writer's queue is full; retry shortly
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "InternalError",
     "InvalidRequest",
     "NotFound",
+    "Overloaded",
     "PayloadTooLarge",
     "PermissionDenied",
     "ProblemError",
@@ -152,3 +154,7 @@ class StoreClosed(StoreError):
 
 class StoreUnavailable(StoreError):
     """Writes cannot be accepted now (the file cannot be written); reads still work."""
+
+
+class Overloaded(StoreUnavailable):
+    """The writer's queue is full: nothing was accepted; retry after a moment."""

@@ -28,21 +28,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..log.protocol import Appended
 from ..query.filter import Node
 
 SortField = Literal["timestamp", "severity"]
 Order = Literal["asc", "desc"]
 Interval = Literal["hour", "day", "week"]
 MetricFn = Literal["sum", "avg", "min", "max", "p50", "p95", "p99"]
-
-
-@dataclass(frozen=True)
-class Appended:
-    """Where one appended event landed; ``created`` is False for an idempotent replay."""
-
-    id: str
-    seq: int
-    created: bool = True
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ log or derivable from it, and re-derived here:
 3. **The log** (``integrity.logcheck``): each tenant's entries, leaves, redactions, tree,
    signed checkpoints, stored Merkle nodes, and checkpoints kept elsewhere.
 4. **Derived data.** Each row's columns (``ts``, ``type``, ``severity`` …, declared path
-   columns) and its full-text content equal what ``schema.row_values`` derives from the
+   columns) and its full-text content equal what ``prepared.row_values`` derives from the
    verified body; the hourly rollups equal the counts of the rows; idempotency answers
    name stored events.
 
@@ -31,10 +31,12 @@ from ...dbapi import sqlite3
 from ...integrity.checkpoint import Checkpoint, NoteVerificationError, Verifier, open_checkpoint
 from ...integrity.logcheck import LogChecker, Problem, Report
 from ...integrity.origin import origin_for
+from ...log.prepared import row_values, segments
+from ...log.sequencer import idempotency_message
 from ...query.filter import is_valid_path
 from . import rollup
-from .ledger import STORED_MIN_LEVEL, idempotency_message
-from .schema import column_for, expected_schema, row_values, segments
+from .logstorage import STORED_MIN_LEVEL
+from .schema import column_for, expected_schema
 
 #: Tables whose content ``verify`` does not vouch for: the catalog of tenants, keys and
 #: users, and the planner's statistics.

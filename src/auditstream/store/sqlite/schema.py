@@ -1,7 +1,8 @@
 """Schema of the SQLite backend: tables, declared path columns, and an event's row.
 
-Everything a query reads besides the body is derived from the body by ``row_values`` (one
-function, used by the writer and re-run by ``verify``):
+Everything a query reads besides the body is derived from the body by
+``log.prepared.row_values`` (one function, used where events are prepared and re-run by
+``verify``):
 
 * core columns (``ts``, ``type``, ``severity`` …) for filters, sorts and rollups;
 * declared dotted paths get a column of their own (``p_<path>``) with a partial index;
@@ -16,12 +17,8 @@ function, used by the writer and re-run by ``verify``):
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import Any
 
 from ...dbapi import sqlite3
-from ...model.severity import RANK
-from ...model.times import parse_us
 
 EVENTS = """
 CREATE TABLE IF NOT EXISTS events (
@@ -64,13 +61,7 @@ CREATE TABLE IF NOT EXISTS indexed_paths (
 );
 """
 
-#: Columns of an event row, in ``row_values`` order after (rid, tenant, seq).
-ROW_COLUMNS = ("id", "ts", "received", "type", "category", "severity", "outcome")
 _COL_SAFE = re.compile(r"[^A-Za-z0-9_]")
-_SCALARS = frozenset({str, int, float})  # exact types: a bool is not indexed as 0/1
-
-#: A declared path split for fast lookup: (top-level field, remaining segments).
-PathSegments = list[tuple[str, tuple[str, ...]]]
 
 
 def column_for(path: str) -> str:
@@ -80,33 +71,6 @@ def column_for(path: str) -> str:
 def json_path(path: str) -> str:
     """``subject.ecosystem`` → ``$."subject"."ecosystem"`` (segments are pre-validated)."""
     return "$" + "".join(f'."{seg}"' for seg in path.split("."))
-
-
-def segments(paths: Sequence[str]) -> PathSegments:
-    return [(p.split(".")[0], tuple(p.split(".")[1:])) for p in paths]
-
-
-def row_values(
-    ev: dict[str, Any], path_segments: PathSegments,
-    received_cache: dict[str, int] | None = None,
-) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[str | None, str | None]]:
-    """What an event's row holds besides its body: (columns in ``ROW_COLUMNS`` order,
-    declared path values, (title, description) for the full-text table)."""
-    received = ev["received_at"]
-    if received_cache is None:
-        received_us = parse_us(received)
-    else:
-        received_us = received_cache.get(received) or received_cache.setdefault(
-            received, parse_us(received))
-    fields = (ev["id"], parse_us(ev["timestamp"]), received_us, ev["type"],
-              ev.get("category"), RANK[ev["severity"]], ev.get("outcome"))
-    paths = []
-    for head, segs in path_segments:
-        val: Any = ev.get(head)
-        for seg in segs:
-            val = val.get(seg) if type(val) is dict else None
-        paths.append(val if type(val) in _SCALARS else None)
-    return fields, tuple(paths), (ev.get("title"), ev.get("description"))
 
 
 def connect(path: str, *, synchronous: str = "full", readonly: bool = False) -> sqlite3.Connection:
@@ -210,11 +174,11 @@ def expected_schema(paths: list[tuple[str, str]]) -> dict[str, tuple[str, str]]:
     """name → (type, sql) of every object a file with these declared paths (in declaration
     order) must have, as this code creates it; ``verify`` compares the file with it."""
     from . import rollup
-    from .ledger import SCHEMA as LEDGER_SCHEMA
+    from .logstorage import SCHEMA as LOG_SCHEMA
 
     mem = sqlite3.connect(":memory:", isolation_level=None)
     try:
-        mem.executescript(SCHEMA + LEDGER_SCHEMA + rollup.SCHEMA)
+        mem.executescript(SCHEMA + LOG_SCHEMA + rollup.SCHEMA)
         _add_idempotency_signature(mem)
         for path, col in paths:
             add_path_column(mem, path, col)

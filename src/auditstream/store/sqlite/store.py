@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import queue
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,9 +13,15 @@ import anyio.to_thread
 import orjson
 
 from ...dbapi import sqlite3
-from ...errors import InvalidRequest, StoreClosed, StoreUnavailable, ValidationFailed
+from ...errors import InvalidRequest, StoreClosed, ValidationFailed
 from ...integrity.checkpoint import Signer
 from ...integrity.redaction import RECORD_TYPE
+from ...log.channel import Channel, ClosedChannel, LocalChannel
+from ...log.feed import CommitFeed
+from ...log.prepared import prepare, segments
+from ...log.protocol import AppendRequest, RedactRequest
+from ...log.sequencer import Sequencer
+from ...log.writer import WriterThread
 from ...model.ids import is_valid_tenant
 from ...model.severity import SEVERITIES
 from ...model.times import format_us
@@ -34,10 +40,9 @@ from ..base import (
 )
 from . import rollup
 from .compile import COLUMNS, Compiler, fts_query
-from .ledger import SCHEMA as LEDGER_SCHEMA
-from .ledger import Ledger, NodeReader
-from .schema import connect, migrate, segments
-from .writer import AppendJob, RedactJob, Writer, prepare
+from .logstorage import SCHEMA as LOG_SCHEMA
+from .logstorage import NodeReader, SQLiteLogStorage
+from .schema import connect, migrate
 
 T = TypeVar("T")
 log = logging.getLogger("auditstream")
@@ -47,7 +52,12 @@ _SQL_METRICS = {"sum": "SUM", "avg": "AVG", "min": "MIN", "max": "MAX"}
 
 
 class SQLiteEventStore(EventStore):
-    """WAL-mode SQLite: one writer thread with group commit, a pool of reader connections."""
+    """WAL-mode SQLite: the log and the index in one file and one transaction; a pool of
+    reader connections; writes go through a ``Channel`` to the one writer (a thread here,
+    or the writer process of a multi-process server)."""
+
+    #: How often a reader connection checks for new planner statistics (seconds).
+    STATS_CHECK_S = 1.0
 
     def __init__(
         self,
@@ -60,48 +70,64 @@ class SQLiteEventStore(EventStore):
         on_commit: Callable[[int, int], None] | None = None,
         signer: Signer | None = None,
         deployment: str = "auditstream.local",
+        channel: Channel | None = None,
+        canonical: bool | None = None,
+        feed: CommitFeed | None = None,
+        max_queue_events: int = 50_000,
     ):
+        """With ``channel`` the writer lives elsewhere (another process): this store only
+        reads, and sends appends there. Otherwise it migrates the file and runs the writer
+        thread itself. ``canonical``: store RFC 8785 bodies (default: with a signer)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = str(path)
-        wconn = connect(self.path, synchronous=synchronous)
-        self.writer: Writer | None = None
-        self.read_only_reason = ""
         self.signer = signer
+        self.canonical = signer is not None if canonical is None else canonical
+        self.feed = feed or CommitFeed()
+        if channel is not None:
+            self.path_columns = _stored_path_columns(self.path)
+            self.channel: Channel = channel
+        else:
+            self.channel = self._local_writer(
+                indexed_paths or [], synchronous, idempotency_hours, on_commit, signer,
+                deployment, max_queue_events)
+        self.compiler = Compiler(self.path_columns)
+        self.path_segments = segments(list(self.path_columns))
+        self._readers: queue.SimpleQueue[_Reader] = queue.SimpleQueue()
+        for _ in range(max(1, readers)):
+            self._readers.put(_Reader(self.path))
+        self._reader_count = max(1, readers)
+        self._closed = False
+
+    def _local_writer(
+        self, indexed_paths: list[str], synchronous: str, idempotency_hours: int,
+        on_commit: Callable[[int, int], None] | None, signer: Signer | None,
+        deployment: str, max_queue_events: int,
+    ) -> Channel:
+        wconn = connect(self.path, synchronous=synchronous)
         try:
-            self.path_columns = migrate(wconn, indexed_paths or [])
-            wconn.executescript(LEDGER_SCHEMA)
+            self.path_columns = migrate(wconn, indexed_paths)
+            wconn.executescript(LOG_SCHEMA)
             rollup.migrate(wconn)
-            self.writer = Writer(
-                wconn, self.path_columns, idempotency_us=idempotency_hours * US_HOUR,
-                on_commit=on_commit,
-                ledger=Ledger(wconn, signer, deployment) if signer is not None else None,
-            )
+            if signer is None and _has_signed_log(self.path):
+                # Appending without the key would give the log leafless, unsigned entries.
+                wconn.close()
+                return ClosedChannel("it keeps a signed log, and this store was opened "
+                                     "without the signing key")
+            storage = SQLiteLogStorage(wconn, self.path_columns)
         except sqlite3.OperationalError as exc:
-            # A full disk (or a read-only file) must not take reads down with writes:
-            # serve what is stored, and answer appends with "unavailable".
+            # A full disk (or a read-only file) must not take reads down with writes.
             wconn.close()
             if not _has_events_table(self.path):
                 raise
             log.warning("%s cannot be written (%s): serving it read-only", self.path, exc)
-            self.read_only_reason = str(exc)
             self.path_columns = _stored_path_columns(self.path)
-        if self.writer is not None and signer is None and _has_signed_log(self.path):
-            # Appending without the key would give the log leafless, unsigned entries.
-            self.writer.conn.close()
-            self.writer = None
-            self.read_only_reason = ("it keeps a signed log, and this store was opened "
-                                     "without the signing key")
-        self.compiler = Compiler(self.path_columns)
-        self.path_segments = segments(list(self.path_columns))
-        self.canonical = signer is not None
-        if self.writer is not None:
-            self.writer.start()
-        self._readers: queue.SimpleQueue[tuple[sqlite3.Connection, int]] = queue.SimpleQueue()
-        for _ in range(max(1, readers)):
-            self._readers.put((connect(self.path, readonly=True), self._stats_version()))
-        self._reader_count = max(1, readers)
-        self._closed = False
+            return ClosedChannel(str(exc))
+        sequencer = Sequencer(storage, signer=signer, deployment=deployment,
+                              idempotency_us=idempotency_hours * US_HOUR)
+        writer = WriterThread(sequencer, max_queue_events=max_queue_events,
+                              on_notices=self.feed.publish, on_commit=on_commit)
+        return LocalChannel(writer, on_close=wconn.close)
 
     # -- plumbing ----------------------------------------------------------------
 
@@ -110,28 +136,13 @@ class SQLiteEventStore(EventStore):
             raise StoreClosed("store is closed")
 
         def run() -> T:
-            conn, version = self._readers.get()
-            if version != self._stats_version():  # new planner statistics
-                version = self._stats_version()
-                conn.close()
-                conn = connect(self.path, readonly=True)
+            reader = self._readers.get()
             try:
-                return fn(conn)
+                return fn(reader.fresh(self.STATS_CHECK_S))
             finally:
-                self._readers.put((conn, version))
+                self._readers.put(reader)
 
         return await anyio.to_thread.run_sync(run)
-
-    def _stats_version(self) -> int:
-        return self.writer.stats_version if self.writer is not None else 0
-
-    def _writer(self) -> Writer:
-        if self._closed:
-            raise StoreClosed("store is closed")
-        if self.writer is None:
-            raise StoreUnavailable(
-                f"the database cannot be written ({self.read_only_reason}); reads still work")
-        return self.writer
 
     def _where(self, tenant: str, where: Node) -> tuple[str, list[Any]]:
         sql, params = self.compiler.where(where)
@@ -149,14 +160,11 @@ class SQLiteEventStore(EventStore):
         request_hash: str | None = None,
     ) -> list[Appended]:
         check_tenant(tenant)
-        writer = self._writer()
-        prepared = prepare(events, canonical=self.canonical, path_segments=self.path_segments)
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[list[Appended]] = loop.create_future()
-        writer.submit(AppendJob(
-            tenant, events, client_ids, idempotency_key, request_hash, loop, fut, prepared
-        ))
-        return await fut
+        prepared = prepare(events, canonical=self.canonical, path_segments=self.path_segments,
+                           client_ids=client_ids)
+        result: list[Appended] = await self.channel.request(AppendRequest(
+            tenant, tuple(prepared), client_ids, idempotency_key, request_hash))
+        return result
 
     # -- reads -------------------------------------------------------------------
 
@@ -487,7 +495,7 @@ class SQLiteEventStore(EventStore):
             seqs = await self._read(run)
             if not seqs:
                 return done
-            result = await self._submit_redaction(tenant, reason, actor, seqs=seqs,
+            result = await self._submit_redaction(tenant, reason, actor, seqs=tuple(seqs),
                                                   before=before)
             done += int(result["purged"]) if result else 0
             after = seqs[-1]
@@ -495,22 +503,52 @@ class SQLiteEventStore(EventStore):
     async def _submit_redaction(
         self, tenant: str, reason: str, actor: dict[str, Any] | None, **what: Any,
     ) -> dict[str, Any] | None:
-        writer = self._writer()
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[dict[str, Any] | None] = loop.create_future()
-        writer.submit(RedactJob(tenant, reason, actor or {"type": "system"}, loop, fut, **what))
-        return await fut
+        if self._closed:
+            raise StoreClosed("store is closed")
+        result: dict[str, Any] | None = await self.channel.request(
+            RedactRequest(tenant, reason, actor or {"type": "system"}, **what))
+        return result
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self.writer is not None:
-            await anyio.to_thread.run_sync(self.writer.stop)
-            self.writer.conn.close()
+        await self.channel.close()
         for _ in range(self._reader_count):
-            conn, _version = self._readers.get()
-            conn.close()
+            self._readers.get().close()
+
+
+class _Reader:
+    """A read-only connection that reopens when the writer has refreshed the planner's
+    statistics (checked at most every few seconds: it may run in another process)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.conn = connect(path, readonly=True)
+        self.marker = self._marker()
+        self.checked = time.monotonic()
+
+    def _marker(self) -> Any:
+        try:
+            return self.conn.execute(
+                "SELECT group_concat(stat, ';') FROM sqlite_stat1 WHERE tbl = 'events'"
+            ).fetchone()[0]
+        except sqlite3.OperationalError:  # no statistics yet
+            return None
+
+    def fresh(self, every_s: float) -> sqlite3.Connection:
+        now = time.monotonic()
+        if now - self.checked >= every_s:
+            self.checked = now
+            marker = self._marker()
+            if marker != self.marker:
+                self.conn.close()
+                self.conn = connect(self.path, readonly=True)
+                self.marker = marker
+        return self.conn
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def check_tenant(tenant: str) -> None:
