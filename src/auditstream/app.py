@@ -66,7 +66,8 @@ def build_services(settings: Settings) -> Services:
         ingestor=Ingestor(store, max_events=settings.max_batch_events,
                           max_bytes=settings.max_body_bytes),
         metrics=metrics,
-        log=LogService(store, signer, settings.deployment) if signer is not None else None,
+        log=LogService(store, signer.verifier_key(), settings.deployment)
+        if signer is not None else None,
     )
 
 

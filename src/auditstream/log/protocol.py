@@ -53,7 +53,15 @@ class RedactRequest:
     before: str | None = None
 
 
-Request = AppendRequest | RedactRequest
+@dataclass(frozen=True, slots=True)
+class CheckpointRequest:
+    """Sign a checkpoint of ``tenant``'s log at ``size`` (only the writer holds the key)."""
+
+    tenant: str
+    size: int
+
+
+Request = AppendRequest | RedactRequest | CheckpointRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,5 +113,5 @@ class CommitNotice:
     last_seq: int
 
 
-__all__ = ["AppendRequest", "Appended", "CommitNotice", "ErrorInfo", "RedactRequest", "Reply",
-           "Request"]
+__all__ = ["AppendRequest", "Appended", "CheckpointRequest", "CommitNotice", "ErrorInfo",
+           "RedactRequest", "Reply", "Request"]

@@ -40,6 +40,7 @@ from .prepared import content_key, prepare
 from .protocol import (
     Appended,
     AppendRequest,
+    CheckpointRequest,
     CommitNotice,
     ErrorInfo,
     RedactRequest,
@@ -116,6 +117,9 @@ class Sequencer:
         touched: dict[str, None] = {}
         written = 0
         for request in group:
+            if isinstance(request, CheckpointRequest):
+                replies.append(self._sign(request))
+                continue
             if isinstance(request, AppendRequest) and not request.client_ids \
                     and request.idempotency_key is None:
                 # Nothing here can refuse it (it was validated and prepared): no savepoint.
@@ -288,6 +292,19 @@ class Sequencer:
         return result, 1
 
     # -- checkpoints --------------------------------------------------------------------
+
+    def _sign(self, request: CheckpointRequest) -> Reply:
+        """A checkpoint at any size up to the tenant's latest (proofs against older trees)."""
+        if self.signer is None:
+            return Reply(error=ErrorInfo("StoreUnavailable", "this log is not signed"))
+        size = request.size
+        if not 0 <= size <= self._seq_after(request.tenant) - 1:
+            return Reply(error=ErrorInfo("InvalidRequest", f"the log has no size {size}"))
+        tree = merkle.CompactRange.from_nodes(
+            size, lambda level, index: self.storage.node(request.tenant, level, index))
+        note = sign_note(format_checkpoint(origin_for(self.deployment, request.tenant), size,
+                                           tree.root()), self.signer)
+        return Reply(value=note)
 
     def _checkpoint(self, tenant: str) -> None:
         assert self.signer is not None

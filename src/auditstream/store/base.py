@@ -152,6 +152,11 @@ class EventStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def sign_checkpoint(self, tenant: str, size: int) -> str:
+        """A signed checkpoint (C2SP note) of the tenant's tree at ``size`` (at most its
+        latest), for proofs against a tree older than the latest stored checkpoint."""
+
+    @abc.abstractmethod
     async def checkpoints(
         self, tenant: str, *, size: int | None = None
     ) -> list[StoredCheckpoint]:

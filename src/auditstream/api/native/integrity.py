@@ -38,7 +38,7 @@ async def checkpoint(request: Request, principal: Principal = Depends(reader)) -
             response_class=PlainTextResponse,
             **operation(ok={200: doc.VERIFIER_KEY}, errors=(404,), secured=False))
 async def public_key(request: Request) -> Response:
-    return Response(log_service(request).signer.verifier_key() + "\n", media_type=TEXT)
+    return Response(log_service(request).public_key + "\n", media_type=TEXT)
 
 
 @router.get("/integrity/proof/inclusion", summary="RFC 9162 inclusion proof of an event",

@@ -19,7 +19,7 @@ from ...integrity.redaction import RECORD_TYPE
 from ...log.channel import Channel, ClosedChannel, LocalChannel
 from ...log.feed import CommitFeed
 from ...log.prepared import prepare, segments
-from ...log.protocol import AppendRequest, RedactRequest
+from ...log.protocol import AppendRequest, CheckpointRequest, RedactRequest
 from ...log.sequencer import Sequencer
 from ...log.writer import WriterThread
 from ...model.ids import is_valid_tenant
@@ -454,6 +454,10 @@ class SQLiteEventStore(EventStore):
             return {(lvl, idx): get(lvl, idx) for lvl, idx in ids}
 
         return await self._read(run)
+
+    async def sign_checkpoint(self, tenant: str, size: int) -> str:
+        note: str = await self.channel.request(CheckpointRequest(tenant, size))
+        return note
 
     async def checkpoints(
         self, tenant: str, *, size: int | None = None
