@@ -7,9 +7,10 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import orjson
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,6 +29,8 @@ from .auth.tokens import TokenVerifier
 from .ingest.pipeline import Ingestor
 from .integrity.keys import load_or_create_signer
 from .integrity.service import LogService
+from .log.channel import Channel
+from .log.feed import CommitFeed
 from .metrics import Metrics
 from .services import Services
 from .settings import Settings
@@ -36,12 +39,26 @@ from .store.sqlite import SQLiteEventStore
 log = logging.getLogger("auditstream")
 
 
+@dataclass(frozen=True)
+class RemoteWriter:
+    """How a worker process of a multi-process server reaches the writer process."""
+
+    channel: Channel
+    feed: CommitFeed
+    public_key: str  # the checkpoints' verifier key; only the writer holds the signing key
+
+
 def build_store(
     settings: Settings, on_commit: Callable[[int, int], None] | None = None,
+    remote: RemoteWriter | None = None,
 ) -> SQLiteEventStore:
     """The store as the settings describe it: the server, the CLI and the bench open it
     here, so that whatever writes also signs (a write without the signing key would leave
     the log with an unsigned, leafless entry)."""
+    if remote is not None:
+        return SQLiteEventStore(
+            settings.db, readers=settings.read_pool, channel=remote.channel,
+            canonical=settings.integrity, feed=remote.feed)
     signer = (load_or_create_signer(settings.db, settings.deployment)
               if settings.integrity else None)
     return SQLiteEventStore(
@@ -49,13 +66,16 @@ def build_store(
         synchronous=settings.synchronous, readers=settings.read_pool,
         idempotency_hours=settings.idempotency_hours, on_commit=on_commit,
         signer=signer, deployment=settings.deployment,
+        max_queue_events=settings.writer_queue_events,
     )
 
 
-def build_services(settings: Settings) -> Services:
+def build_services(settings: Settings, remote: RemoteWriter | None = None) -> Services:
+    """Every service of one process, from its settings (the one composition root)."""
     metrics = Metrics()
-    store = build_store(settings, on_commit=metrics.on_commit)
-    signer = store.signer
+    store = build_store(settings, on_commit=metrics.on_commit, remote=remote)
+    public_key = remote.public_key if remote is not None else (
+        store.signer.verifier_key() if store.signer is not None else None)
     return Services(
         settings=settings,
         store=store,
@@ -66,8 +86,8 @@ def build_services(settings: Settings) -> Services:
         ingestor=Ingestor(store, max_events=settings.max_batch_events,
                           max_bytes=settings.max_body_bytes),
         metrics=metrics,
-        log=LogService(store, signer.verifier_key(), settings.deployment)
-        if signer is not None else None,
+        log=LogService(store, public_key, settings.deployment)
+        if public_key and settings.integrity else None,
     )
 
 
@@ -97,9 +117,8 @@ class RequestMetrics:
     Starlette's ``@app.middleware("http")`` wraps every response in extra tasks and
     streams."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics):
+    def __init__(self, app: ASGIApp):
         self.app = app
-        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -118,8 +137,9 @@ class RequestMetrics:
             await self.app(scope, receive, send_status)
         finally:
             route, profile = compat.route_label(scope)
-            self.metrics.requests.labels(scope["method"], route, str(status), profile).inc()
-            self.metrics.latency.labels(route, profile).observe(time.perf_counter() - start)
+            metrics: Metrics = scope["app"].state.services.metrics  # built in the lifespan
+            metrics.requests.labels(scope["method"], route, str(status), profile).inc()
+            metrics.latency.labels(route, profile).observe(time.perf_counter() - start)
 
 
 API_DESCRIPTION = """Self-hosted, multi-tenant security and audit events.
@@ -135,18 +155,25 @@ Authenticate with `X-API-Key: sk_live_…` or `Authorization: Bearer <API key or
 SWITCH_INTERVAL_S = 0.0005
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, remote: RemoteWriter | None = None
+               ) -> FastAPI:
+    """The app of one process. Its services are built in its lifespan, not here: nothing
+    opens the database before the server starts. ``remote``: this is a worker of a
+    multi-process server (``auditstream.server``)."""
     settings = settings or Settings.from_env()
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    svc = build_services(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.demo:
-            await load_demo(svc)
-        yield
-        await svc.store.close()
-        svc.catalog.close()
+        svc = build_services(settings, remote)
+        app.state.services = svc
+        try:
+            if settings.demo and remote is None:  # a multi-process server loads it first
+                await load_demo(svc)
+            yield
+        finally:
+            await svc.store.close()
+            svc.catalog.close()
 
     app = FastAPI(
         title="auditstream",
@@ -156,7 +183,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # served from packaged assets by api.docs, not from a CDN
         redoc_url=None,
     )
-    app.state.services = svc
     problems.install(app)
     app.include_router(native_integrity.router)
     app.include_router(native_export.router)  # before events: /v1/events/export is no {id}
@@ -171,13 +197,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse,
              **openapi.operation(ok={200: contract.METRICS}, errors=(), secured=False))
-    async def metrics() -> Response:
-        return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    async def metrics(request: Request) -> Response:
+        registry = request.app.state.services.metrics.registry
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     docs.install(app)
     # After every native route: a root-mounted profile only gets the paths left free.
-    compat.mount(app, settings.compat_root)
+    compat.mount(app, settings)
     openapi.install(app)
-    app.add_middleware(RequestMetrics, metrics=svc.metrics)
+    app.add_middleware(RequestMetrics)
 
     return app

@@ -121,6 +121,9 @@ def serve(
     sock = _listen(settings.host, settings.port)
     had_demo = has_tenant(settings.db, "demo")
     try:
+        if os.path.exists(settings.db):  # the app opens it only once it starts: probe now
+            with closing(sqlite3.connect(f"file:{settings.db}?mode=ro", uri=True)) as probe:
+                probe.execute("PRAGMA schema_version").fetchone()
         application = create_app(settings)
     except sqlite3.Error as exc:
         sock.close()

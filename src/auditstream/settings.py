@@ -33,7 +33,14 @@ class Settings:
         "context.user_id,context.session_id,context.vm_id,actor.id,llm.provider,llm.model",
         "Comma list of dotted paths that get an index (others still filter, only slower).",
     )
-    read_pool: int = _setting(4, "Reader connections to the SQLite database.")
+    read_pool: int = _setting(4, "Reader connections to the SQLite database (per process).")
+    workers: int = _setting(
+        1, "HTTP worker processes. 1: one process that also runs the writer thread; N > 1: "
+        "a writer process (the only one that writes the database and holds the signing "
+        "key) and N workers.")
+    writer_queue_events: int = _setting(
+        50_000, "Most events waiting for the writer; beyond it ingest answers 503 with "
+        "Retry-After (nothing acknowledged is ever dropped).")
     jwt_secret: str = _setting("", "HS256 secret for JWT bearer tokens (empty: HS256 disabled).")
     jwt_jwks: str = _setting("", "Path to a JWKS file for RS256/ES256/EdDSA bearer tokens.")
     jwt_tenant_claim: str = _setting("org_id", "JWT claim that names the tenant.")
@@ -96,8 +103,19 @@ class Settings:
             if choices and getattr(self, f.name) not in choices:
                 raise ValueError(f"AUDITSTREAM_{f.name.upper()} must be one of "
                                  f"{', '.join(choices)}, got {getattr(self, f.name)!r}")
-        if self.max_exports < 1:
-            raise ValueError(f"AUDITSTREAM_MAX_EXPORTS must be at least 1, got {self.max_exports}")
+        for name in ("max_exports", "workers", "writer_queue_events"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"AUDITSTREAM_{name.upper()} must be at least 1, got "
+                                 f"{getattr(self, name)}")
+
+    def to_env(self) -> dict[str, str]:
+        """Every setting as ``AUDITSTREAM_*`` variables (for processes the server starts)."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out["AUDITSTREAM_" + f.name.upper()] = (
+                ("true" if value else "false") if isinstance(value, bool) else str(value))
+        return out
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)

@@ -89,55 +89,59 @@ def test_exports_beyond_the_limit_get_503_with_retry_after(db_path: Path) -> Non
     """Driven as ASGI with a client that stops reading, so the first export holds its slot
     for as long as the test wants (over TCP, socket buffers would decide)."""
     app = create_app(Settings(db=str(db_path), demo=False, max_exports=2))
+
+    async def run() -> None:
+        async with app.router.lifespan_context(app):
+            await exports(app)
+
+    asyncio.run(run())
+
+
+async def exports(app: Any) -> None:
     svc = app.state.services
     svc.catalog.create_tenant("acme")
     svc.catalog.create_tenant("globex")
     keys = {t: svc.catalog.create_key(t, ["events:read", "events:write"]).secret
             for t in ("acme", "globex")}
+    await fill(svc.store, "acme", [{"type": "a"}] * 50)
+    await fill(svc.store, "globex", [{"type": "a"}] * 50)
+    stalled = asyncio.Event()
+    release = asyncio.Event()
 
-    async def run() -> None:
-        await fill(svc.store, "acme", [{"type": "a"}] * 50)
-        await fill(svc.store, "globex", [{"type": "a"}] * 50)
-        stalled = asyncio.Event()
-        release = asyncio.Event()
+    async def stalling_export(tenant: str) -> None:
+        async def receive() -> dict[str, Any]:
+            await release.wait()
+            return {"type": "http.disconnect"}
 
-        async def stalling_export(tenant: str) -> None:
-            async def receive() -> dict[str, Any]:
-                await release.wait()
-                return {"type": "http.disconnect"}
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                stalled.set()
+                await release.wait()  # a client that stopped reading
 
-            async def send(message: dict[str, Any]) -> None:
-                if message["type"] == "http.response.body":
-                    stalled.set()
-                    await release.wait()  # a client that stopped reading
+        await app(scope(keys[tenant]), receive, send)
 
-            await app(scope(keys[tenant]), receive, send)
+    async def export(tenant: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as ac:
+            return await ac.get("/v1/events/export", headers={"X-API-Key": keys[tenant]})
 
-        async def export(tenant: str) -> httpx.Response:
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as ac:
-                return await ac.get("/v1/events/export", headers={"X-API-Key": keys[tenant]})
-
-        first = asyncio.create_task(stalling_export("acme"))
-        await stalled.wait()
-        # One tenant may hold at most half of the slots: acme's second export waits.
-        r = await export("acme")
-        assert r.status_code == 503 and r.headers["retry-after"].isdigit(), r.text
-        assert r.headers["content-type"] == "application/problem+json"
-        # Another tenant still gets the remaining slot.
-        stalled.clear()
-        second = asyncio.create_task(stalling_export("globex"))
-        await stalled.wait()
-        r = await export("globex")
-        assert r.status_code == 503 and int(r.headers["retry-after"]) > 0
-        release.set()
-        await asyncio.gather(first, second)
-        # Finished (or abandoned) exports give their slots back.
-        assert (await export("acme")).status_code == 200
-        assert (await export("globex")).status_code == 200
-        await svc.store.close()
-
-    asyncio.run(run())
+    first = asyncio.create_task(stalling_export("acme"))
+    await stalled.wait()
+    # One tenant may hold at most half of the slots: acme's second export waits.
+    r = await export("acme")
+    assert r.status_code == 503 and r.headers["retry-after"].isdigit(), r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    # Another tenant still gets the remaining slot.
+    stalled.clear()
+    second = asyncio.create_task(stalling_export("globex"))
+    await stalled.wait()
+    r = await export("globex")
+    assert r.status_code == 503 and int(r.headers["retry-after"]) > 0
+    release.set()
+    await asyncio.gather(first, second)
+    # Finished (or abandoned) exports give their slots back.
+    assert (await export("acme")).status_code == 200
+    assert (await export("globex")).status_code == 200
 
 
 def scope(key: str | None) -> dict[str, Any]:

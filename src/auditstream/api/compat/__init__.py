@@ -29,6 +29,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import compile_path
 from starlette.types import Scope
 
+from ...settings import Settings
 from . import scope
 
 PROFILES = ("turen", "turqoa", "platform_audit", "vaultterm", "authpi")
@@ -56,8 +57,8 @@ def label(mod: ModuleType) -> str:
     return str(mod.PREFIX).rsplit("/", 1)[-1]
 
 
-def mount(app: FastAPI, root_profile: str = "") -> None:
-    """Mount every profile at its prefix, and ``root_profile`` (if set) at ``/`` too.
+def mount(app: FastAPI, settings: Settings) -> None:
+    """Mount every profile at its prefix, and ``settings.compat_root`` (if set) at ``/`` too.
 
     Call after the native routes. At the root a profile gets only the paths that no native
     route serves, so the native API and ``/openapi.json`` keep saying the same thing (with
@@ -66,7 +67,8 @@ def mount(app: FastAPI, root_profile: str = "") -> None:
     left with no path at all is refused with ``ValueError``. The profiles' scopes are
     checked here too (``scope.install``).
     """
-    scope.install(app, app.state.services.settings)
+    scope.install(app, settings)
+    root_profile = settings.compat_root
     renderers = app.state.error_renderers
     app.state.route_labels = {}
     app.state.compat_prefixes = {}
@@ -81,7 +83,7 @@ def mount(app: FastAPI, root_profile: str = "") -> None:
         if mod is None:
             continue
         if hasattr(mod, "configure"):
-            mod.configure(app, app.state.services.settings)
+            mod.configure(app, settings)
         if name == root:
             _mount_root(app, mod, native)
         router = mod.router()

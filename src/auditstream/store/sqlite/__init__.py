@@ -1,5 +1,5 @@
 """The embedded SQLite backend (WAL, one group-committing writer, a pool of readers)."""
 
-from .store import SQLiteEventStore
+from .store import SQLiteEventStore, open_log
 
-__all__ = ["SQLiteEventStore"]
+__all__ = ["SQLiteEventStore", "open_log"]

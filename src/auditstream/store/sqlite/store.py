@@ -6,6 +6,7 @@ import logging
 import queue
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -104,30 +105,15 @@ class SQLiteEventStore(EventStore):
         on_commit: Callable[[int, int], None] | None, signer: Signer | None,
         deployment: str, max_queue_events: int,
     ) -> Channel:
-        wconn = connect(self.path, synchronous=synchronous)
-        try:
-            self.path_columns = migrate(wconn, indexed_paths)
-            wconn.executescript(LOG_SCHEMA)
-            rollup.migrate(wconn)
-            if signer is None and _has_signed_log(self.path):
-                # Appending without the key would give the log leafless, unsigned entries.
-                wconn.close()
-                return ClosedChannel("it keeps a signed log, and this store was opened "
-                                     "without the signing key")
-            storage = SQLiteLogStorage(wconn, self.path_columns)
-        except sqlite3.OperationalError as exc:
-            # A full disk (or a read-only file) must not take reads down with writes.
-            wconn.close()
-            if not _has_events_table(self.path):
-                raise
-            log.warning("%s cannot be written (%s): serving it read-only", self.path, exc)
-            self.path_columns = _stored_path_columns(self.path)
-            return ClosedChannel(str(exc))
-        sequencer = Sequencer(storage, signer=signer, deployment=deployment,
-                              idempotency_us=idempotency_hours * US_HOUR)
-        writer = WriterThread(sequencer, max_queue_events=max_queue_events,
+        opened = open_log(self.path, indexed_paths=indexed_paths, synchronous=synchronous,
+                          idempotency_hours=idempotency_hours, signer=signer,
+                          deployment=deployment)
+        self.path_columns = opened.path_columns
+        if opened.sequencer is None:
+            return ClosedChannel(opened.refused)
+        writer = WriterThread(opened.sequencer, max_queue_events=max_queue_events,
                               on_notices=self.feed.publish, on_commit=on_commit)
-        return LocalChannel(writer, on_close=wconn.close)
+        return LocalChannel(writer, on_close=opened.close)
 
     # -- plumbing ----------------------------------------------------------------
 
@@ -553,6 +539,44 @@ class _Reader:
 
     def close(self) -> None:
         self.conn.close()
+
+
+@dataclass
+class OpenedLog:
+    """The file's log opened for writing (``sequencer``), or why it cannot be (``refused``)."""
+
+    path_columns: dict[str, str]
+    sequencer: Sequencer | None
+    refused: str
+    close: Callable[[], None]
+
+
+def open_log(
+    path: str, *, indexed_paths: list[str], synchronous: str, idempotency_hours: int,
+    signer: Signer | None, deployment: str,
+) -> OpenedLog:
+    """Migrate the file and open its log for the one writer (thread or process)."""
+    wconn = connect(path, synchronous=synchronous)
+    try:
+        path_columns = migrate(wconn, indexed_paths)
+        wconn.executescript(LOG_SCHEMA)
+        rollup.migrate(wconn)
+        if signer is None and _has_signed_log(path):
+            # Appending without the key would give the log leafless, unsigned entries.
+            wconn.close()
+            return OpenedLog(path_columns, None, "it keeps a signed log, and it was opened "
+                             "without the signing key", lambda: None)
+        storage = SQLiteLogStorage(wconn, path_columns)
+    except sqlite3.OperationalError as exc:
+        # A full disk (or a read-only file) must not take reads down with writes.
+        wconn.close()
+        if not _has_events_table(path):
+            raise
+        log.warning("%s cannot be written (%s): serving it read-only", path, exc)
+        return OpenedLog(_stored_path_columns(path), None, str(exc), lambda: None)
+    sequencer = Sequencer(storage, signer=signer, deployment=deployment,
+                          idempotency_us=idempotency_hours * US_HOUR)
+    return OpenedLog(path_columns, sequencer, "", wconn.close)
 
 
 def check_tenant(tenant: str) -> None:
