@@ -53,7 +53,7 @@ def build_store(
 
 
 def build_services(settings: Settings) -> Services:
-    metrics = Metrics()
+    metrics = Metrics.for_workers(settings.metrics_dir) if settings.metrics_dir else Metrics()
     store = build_store(settings, on_commit=metrics.on_commit)
     signer = store.signer
     return Services(
