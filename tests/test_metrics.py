@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from auditstream.auth.catalog import Catalog
-from auditstream.metrics import worker_exited
+from auditstream.metrics import prepare_directory, worker_exited
 from conftest import free_port
 
 SERVE = """
@@ -147,3 +147,14 @@ def test_the_directory_is_created_and_named_when_unusable(tmp_path: Path) -> Non
     r = subprocess.run([sys.executable, "-c", script, str(blocker)],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and str(blocker) in r.stderr
+
+
+def test_prepare_directory_creates_it_and_drops_a_previous_runs_values(tmp_path: Path) -> None:
+    directory = tmp_path / "m"
+    prepare_directory(str(directory))
+    assert directory.is_dir()
+    (directory / "counter_123.db").write_bytes(b"old")
+    (directory / "histogram_123.db").write_bytes(b"old")
+    (directory / "README").write_text("not ours")
+    prepare_directory(str(directory))
+    assert sorted(p.name for p in directory.iterdir()) == ["README"]
