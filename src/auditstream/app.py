@@ -72,8 +72,10 @@ def build_store(
 
 def build_services(settings: Settings, remote: RemoteWriter | None = None) -> Services:
     """Every service of one process, from its settings (the one composition root)."""
-    metrics = Metrics()
-    store = build_store(settings, on_commit=metrics.on_commit, remote=remote)
+    metrics = Metrics.for_workers(settings.metrics_dir) if settings.metrics_dir else Metrics()
+    # Commits are counted where they happen: here, or in the writer process.
+    store = build_store(settings, on_commit=metrics.on_commit if remote is None else None,
+                        remote=remote)
     public_key = remote.public_key if remote is not None else (
         store.signer.verifier_key() if store.signer is not None else None)
     return Services(

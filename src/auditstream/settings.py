@@ -82,6 +82,11 @@ class Settings:
     max_exports: int = _setting(
         4, "Most exports streaming at once (one tenant: half of them); more get 503 with "
         "Retry-After.")
+    metrics_dir: str = _setting(
+        "", "Directory where every process of a multi-process server keeps its Prometheus "
+        "values, so /metrics on any worker reports the sum over all processes (emptied at "
+        "start; prometheus_client's multiprocess mode). Empty: a fresh temporary directory "
+        "per `serve` run that starts several processes; one process counts in memory.")
 
     @classmethod
     def from_env(

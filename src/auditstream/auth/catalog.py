@@ -3,6 +3,13 @@
 API keys are ``sk_live_`` + 40 random base62 characters (~238 bits); only their SHA-256
 is stored, so a key is shown once, at creation. User passwords are hashed with pwdlib
 (Argon2).
+
+A catalog remembers each API key it accepted for ``PRINCIPAL_TTL_S`` (2 s) rather than
+reading the table on every request. Every process of a server has its own catalog, so a
+key revoked elsewhere (another worker, ``auditstream keys revoke``) stops working in this
+process within those 2 s; revoked through this catalog, at once. Only accepted keys are
+remembered, by their SHA-256 (never the secret), at most ``PRINCIPAL_CACHE_SIZE`` of them:
+an unknown key is read (and refused) each time, and made-up keys cannot evict real ones.
 """
 
 from __future__ import annotations
@@ -12,10 +19,12 @@ import secrets
 import string
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cachetools import TTLCache
 from pwdlib import PasswordHash
 
 from ..dbapi import sqlite3
@@ -24,6 +33,11 @@ from ..model.ids import is_valid_tenant, new_id
 from .principal import DEFAULT_SCOPES, SCOPES, Principal
 
 KEY_PREFIX = "sk_live_"
+#: How long a catalog trusts what it read about an API key: the bound on how long a key
+#: revoked by another process keeps working here (documented as "within 5 s").
+PRINCIPAL_TTL_S = 2.0
+#: Most API keys a catalog remembers at once (least recently used dropped first).
+PRINCIPAL_CACHE_SIZE = 4096
 _ALPHABET = string.ascii_letters + string.digits
 
 SCHEMA = """
@@ -90,7 +104,10 @@ def check_scopes(scopes: list[str] | tuple[str, ...]) -> tuple[str, ...]:
 class Catalog:
     """Tenants, keys and users. Thread-safe; cheap enough to call per request."""
 
-    def __init__(self, path: str | Path):
+    def __init__(
+        self, path: str | Path, *, clock: Callable[[], float] = time.monotonic,
+        max_cached: int = PRINCIPAL_CACHE_SIZE,
+    ):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
                                      timeout=30.0)
@@ -99,6 +116,10 @@ class Catalog:
         self._conn.executescript(SCHEMA)
         self._lock = threading.Lock()
         self._hasher = PasswordHash.recommended()
+        # Key hash -> principal; read, filled and purged under _lock, with the query, so
+        # a revocation through this catalog cannot race a lookup into a stale entry.
+        self._principals: TTLCache[bytes, Principal] = TTLCache(
+            maxsize=max_cached, ttl=PRINCIPAL_TTL_S, timer=clock)
 
     def close(self) -> None:
         self._conn.close()
@@ -165,18 +186,29 @@ class Catalog:
                 "UPDATE api_keys SET revoked = ? WHERE id = ? AND revoked IS NULL",
                 (int(time.time()), key_id),
             )
+            for digest in [d for d, p in self._principals.items() if p.subject == key_id]:
+                del self._principals[digest]
         if cur.rowcount == 0:
             raise NotFound(f"no active key {key_id!r}")
 
     def authenticate_key(self, secret: str) -> Principal | None:
-        rows = self._q(
-            "SELECT id, tenant, scopes FROM api_keys WHERE hash = ? AND revoked IS NULL",
-            (hash_key(secret),),
-        )
-        if not rows:
-            return None
-        kid, tenant, scopes = rows[0]
-        return Principal(tenant, frozenset(scopes.split()), "api_key", kid)
+        """The key's principal, or None if it is unknown or revoked (see the module's
+        docstring for how long a revocation by another process takes to reach here)."""
+        digest = hash_key(secret)
+        with self._lock:
+            principal = self._principals.get(digest)
+            if principal is not None:
+                return principal
+            rows = self._conn.execute(
+                "SELECT id, tenant, scopes FROM api_keys WHERE hash = ? AND revoked IS NULL",
+                (digest,),
+            ).fetchall()
+            if not rows:
+                return None
+            kid, tenant, scopes = rows[0]
+            principal = Principal(tenant, frozenset(scopes.split()), "api_key", kid)
+            self._principals[digest] = principal
+            return principal
 
     # -- users (password login for the platform-audit profile) --------------------
 

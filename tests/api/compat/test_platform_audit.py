@@ -3,9 +3,11 @@ the OAuth2 password flow, and a cursor walk racing concurrent ingest."""
 
 from __future__ import annotations
 
+import stat
 import threading
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -206,7 +208,7 @@ def test_authentication(server: Any) -> None:
     assert r.status_code == 404 and r.json() == {"detail": "Not Found"}
 
 
-def test_password_flow_without_jwt_secret(make_server: Any) -> None:
+def test_password_flow_without_jwt_secret(make_server: Any, db_path: Path) -> None:
     server = make_server()
     assert server.settings.jwt_secret == ""
     ingest(server.client(server.key("acme")), [{"type": "vm.started"}])
@@ -245,10 +247,13 @@ def test_password_flow_without_jwt_secret(make_server: Any) -> None:
     assert r.status_code == 422
     assert r.json()["detail"][0]["loc"] == ["body", "grant_type"]
 
-    # The per-process secret dies with the process: another instance refuses the token.
-    other = make_server()
-    r = other.client().get(EVENTS, headers=auth)
-    assert r.status_code == 401
+    # The secret is kept beside the database: another server (worker) on the same file
+    # accepts the token, one on another file does not.
+    assert len(ids(make_server().client().get(EVENTS, headers=auth))) == 1
+    elsewhere = make_server(db=str(db_path.with_name("other.db")))
+    assert elsewhere.client().get(EVENTS, headers=auth).status_code == 401
+    secret_file = db_path.with_name(db_path.name + ".jwt-secret")
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
 
 
 def test_password_flow_with_jwt_secret(make_server: Any) -> None:

@@ -10,9 +10,11 @@ Served exactly as the seed documents it, which is a FastAPI application's own Op
   credentials"}``; both with ``WWW-Authenticate: Bearer``.
 * **Token signing.** HS256 with ``settings.jwt_secret``, so the same token also works on
   the native API. When ``jwt_secret`` is empty (HS256 disabled engine-wide), the profile
-  signs with a random secret generated once per app instance and verifies those tokens
-  itself: login still works, but the tokens die with the process (a restart means a new
-  login) and the native API does not accept them.
+  signs with a random secret of its own, created on first use beside the database
+  (``<db>.jwt-secret``, mode 0600) and shared by every worker process and every server on
+  that file, and verifies those tokens itself: login still works, a token outlives a
+  restart, and the native API does not accept it. Deleting the file (and restarting)
+  invalidates every such token.
 * **Errors.** FastAPI's shapes: ``{"detail": "<message>"}`` with the HTTP status, and 422
   ``{"detail": [{"loc", "msg", "type", ...}]}`` for invalid parameters (FastAPI's own
   validation, so messages and types are FastAPI's). A cursor the store rejects is reported
@@ -49,6 +51,7 @@ from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from starlette.responses import Response
 
 from ...auth.principal import Principal
+from ...auth.secret_file import beside, load_or_create
 from ...auth.tokens import TokenVerifier
 from ...errors import AuthenticationRequired, ProblemError
 from ...query.filter import Eq, Exists, Node, Not, Or, Scalar, and_
@@ -65,6 +68,8 @@ PREFIX = "/compat/platform-audit"
 TOKEN_PATH = "/v1/auth/token"
 #: Lifetime of a password-flow token, in seconds.
 TOKEN_TTL_S = 3600
+#: Beside the database: the profile's own HS256 secret when ``jwt_secret`` is empty.
+JWT_SECRET_SUFFIX = ".jwt-secret"
 #: Fallback for required string fields a canonical event does not carry.
 UNKNOWN = "unknown"
 _INT64 = 2**63
@@ -111,16 +116,19 @@ def render_validation(request: Request, exc: RequestValidationError) -> Response
 def token_verifier(request: Request) -> TokenVerifier:
     """The verifier that signs and checks password-flow tokens for this app.
 
-    With ``jwt_secret`` set this is the engine's verifier. Without it, a verifier with a
-    random secret is created on first use and kept on ``app.state`` (one per app, so per
-    process in production): its tokens stop working when the process ends.
+    With ``jwt_secret`` set this is the engine's verifier. Without it, a verifier with the
+    profile's own secret, read (or created) on first use from ``<db>.jwt-secret`` and kept
+    on ``app.state``: the same secret in every process on the database, so a token issued
+    by one worker is accepted by the others.
     """
     svc = request.app.state.services
     if svc.settings.jwt_secret:
         return svc.tokens  # type: ignore[no-any-return]
     verifier = getattr(request.app.state, "platform_audit_tokens", None)
     if verifier is None:
-        verifier = TokenVerifier(secret=secrets.token_urlsafe(32),
+        secret = load_or_create(beside(svc.settings.db, JWT_SECRET_SUFFIX),
+                                lambda: secrets.token_urlsafe(32))
+        verifier = TokenVerifier(secret=secret,
                                  tenant_claim=svc.settings.jwt_tenant_claim,
                                  audience=svc.settings.jwt_audience)
         request.app.state.platform_audit_tokens = verifier
