@@ -51,10 +51,10 @@ from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from starlette.responses import Response
 
 from ...auth.principal import Principal
-from ...auth.secret_file import beside, load_or_create
 from ...auth.tokens import TokenVerifier
 from ...errors import AuthenticationRequired, ProblemError
 from ...query.filter import Eq, Exists, Node, Not, Or, Scalar, and_
+from ...secret_file import beside, load_or_create
 from ...store.base import EventQuery
 from ..openapi import ErrorShape, Param, content, operation, ref
 from .fields import as_str as _str

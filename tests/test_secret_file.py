@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from auditstream.auth.secret_file import beside, load_or_create
+from auditstream.secret_file import beside, load_or_create
 
 
 def test_created_once_owner_only(tmp_path: Path) -> None:
