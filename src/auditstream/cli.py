@@ -112,19 +112,22 @@ def serve(
         help="Port, 0 for any free one (env AUDITSTREAM_PORT)")] = None,
     demo: Annotated[bool | None, typer.Option(
         "--demo/--no-demo", help="Load demo data into an empty database")] = None,
+    workers: Annotated[int | None, typer.Option(
+        help="HTTP worker processes; more than 1 adds a writer process "
+        "(env AUDITSTREAM_WORKERS)")] = None,
 ) -> None:
     import uvicorn
 
     from .app import create_app
 
-    settings = _settings(db=db, host=host, port=port, demo=demo)
+    settings = _settings(db=db, host=host, port=port, demo=demo, workers=workers)
     sock = _listen(settings.host, settings.port)
     had_demo = has_tenant(settings.db, "demo")
     try:
         if os.path.exists(settings.db):  # the app opens it only once it starts: probe now
             with closing(sqlite3.connect(f"file:{settings.db}?mode=ro", uri=True)) as probe:
                 probe.execute("PRAGMA schema_version").fetchone()
-        application = create_app(settings)
+        application = create_app(settings) if settings.workers == 1 else None
     except sqlite3.Error as exc:
         sock.close()
         fail(f"cannot open {os.path.abspath(settings.db)}: {exc}; point --db or "
@@ -144,6 +147,17 @@ def serve(
                   f"new demo key: auditstream keys create --tenant demo --db {db_arg}")
         print(f"auditstream: listening on {url} (API docs: {url}/docs; database "
               f"{os.path.abspath(settings.db)}); Ctrl-C stops it", flush=True)
+
+    if application is None:
+        from . import server
+
+        try:
+            server.serve(settings, sock, ready=ready)
+        except sqlite3.Error as exc:
+            sock.close()
+            fail(f"cannot open {os.path.abspath(settings.db)}: {exc}; point --db or "
+                 "AUDITSTREAM_DB at an auditstream database, or at a new file", USAGE)
+        return
 
     class AnnouncingServer(uvicorn.Server):
         """Says so once the app has started and the socket accepts requests."""

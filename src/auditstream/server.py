@@ -1,0 +1,186 @@
+"""The processes of ``auditstream serve --workers N`` (N > 1).
+
+One supervisor (this process) prepares the database (migrations, under a lock; the demo on
+an empty file), then runs:
+
+* **the writer process**, the only process that writes the database and the only one that
+  holds the signing key: it assigns seqs, hashes, inserts and group-commits, and sends each
+  commit's notices to every worker (``log.process``);
+* **N HTTP workers** (uvicorn's process manager, sharing the listening socket): auth,
+  parsing, validation, canonical serialisation and every read. A worker answers an append
+  only after the writer's reply, which comes after the commit.
+
+The supervisor restarts a worker or the writer that dies (a killed writer loses nothing
+acknowledged: every reply followed a commit). ``--workers 1`` is one process that also
+runs the writer thread (``app.create_app``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import multiprocessing
+import os
+import secrets
+import shutil
+import socket
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from uvicorn.supervisors.multiprocess import Multiprocess
+
+from .integrity.keys import load_or_create_signer
+from .log.feed import CommitFeed
+from .log.process import RemoteChannel, run_writer
+from .log.writer import WriterThread
+from .metrics import Metrics, prepare_directory, worker_exited
+from .settings import Settings
+
+log = logging.getLogger("auditstream")
+
+#: How the supervisor tells the processes it starts where the writer is (not settings: a
+#: user never sets them).
+ENV_SOCKET = "AUDITSTREAM_INTERNAL_WRITER_SOCKET"
+ENV_KEY = "AUDITSTREAM_INTERNAL_WRITER_KEY"
+ENV_PUBLIC_KEY = "AUDITSTREAM_INTERNAL_PUBLIC_KEY"
+
+
+@contextlib.contextmanager
+def database_lock(db: str) -> Iterator[None]:
+    """Serialise migrations and first-start work of servers starting on one file at once."""
+    path = Path(db)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def prepare_database(settings: Settings) -> None:
+    """Migrate the file, and load the demo into an empty one (under ``database_lock``)."""
+    from .app import build_services, load_demo
+
+    async def run() -> None:
+        svc = build_services(settings.with_(metrics_dir=""))
+        try:
+            if settings.demo:
+                await load_demo(svc)
+        finally:
+            await svc.store.close()
+            svc.catalog.close()
+
+    with database_lock(settings.db):
+        asyncio.run(run())
+
+
+def writer_main(env: dict[str, str]) -> None:
+    """The writer process (a ``spawn`` target: it starts from a fresh interpreter)."""
+    os.environ.update(env)
+    settings = Settings.from_env()
+    from .store.sqlite import open_log
+
+    signer = load_or_create_signer(settings.db, settings.deployment) \
+        if settings.integrity else None
+    opened = open_log(settings.db, indexed_paths=settings.indexed_path_list,
+                      synchronous=settings.synchronous,
+                      idempotency_hours=settings.idempotency_hours, signer=signer,
+                      deployment=settings.deployment)
+    if opened.sequencer is None:
+        raise SystemExit(f"auditstream writer: {opened.refused}")
+    sequencer = opened.sequencer
+    metrics = Metrics.for_workers(settings.metrics_dir) if settings.metrics_dir else None
+    try:
+        run_writer(env[ENV_SOCKET], bytes.fromhex(env[ENV_KEY]), lambda on_notices: WriterThread(
+            sequencer, max_queue_events=settings.writer_queue_events, on_notices=on_notices,
+            on_commit=metrics.on_commit if metrics is not None else None))
+    finally:
+        opened.close()
+
+
+def worker_app() -> FastAPI:
+    """The app of one HTTP worker (uvicorn's factory, in each worker process)."""
+    from .app import RemoteWriter, create_app
+
+    settings = Settings.from_env()
+    feed = CommitFeed()
+    channel = RemoteChannel(os.environ[ENV_SOCKET], bytes.fromhex(os.environ[ENV_KEY]), feed)
+    return create_app(settings, remote=RemoteWriter(channel, feed,
+                                                    os.environ.get(ENV_PUBLIC_KEY, "")))
+
+
+class Supervisor(Multiprocess):
+    """uvicorn's process manager, also keeping the writer process alive."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket],
+                 writer_env: dict[str, str], metrics_dir: str):
+        super().__init__(config, sockets)
+        self.writer_env = writer_env
+        self.metrics_dir = metrics_dir
+        self.writer: Any = None
+        self.start_writer()
+
+    def start_writer(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.writer = ctx.Process(target=writer_main, args=(self.writer_env,),
+                                  name="auditstream-writer")
+        self.writer.start()
+
+    def keep_subprocess_alive(self) -> None:
+        if not self.should_exit.is_set() and not self.writer.is_alive():
+            log.warning("the writer process exited (%s); starting another",
+                        self.writer.exitcode)
+            if self.metrics_dir:
+                worker_exited(self.writer.pid, self.metrics_dir)
+            self.start_writer()
+        for process in self.processes:
+            if not process.process.is_alive() and self.metrics_dir and process.pid:
+                worker_exited(process.pid, self.metrics_dir)
+        super().keep_subprocess_alive()
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            self.writer.terminate()  # SIGTERM: it commits what it accepted, then exits
+            self.writer.join(timeout=30)
+            if self.writer.is_alive():
+                self.writer.kill()
+
+
+def serve(settings: Settings, sock: socket.socket, *, ready: Callable[[], None] = lambda: None,
+          log_level: str = "warning") -> None:
+    """Run the multi-process server on the listening ``sock`` until SIGINT or SIGTERM;
+    ``ready()`` once the database is prepared (the socket already queues connections)."""
+    prepare_database(settings)
+    runtime = tempfile.mkdtemp(prefix="auditstream-")  # 0700: the socket's directory
+    metrics_dir = settings.metrics_dir or os.path.join(runtime, "metrics")
+    prepare_directory(metrics_dir)
+    signer = load_or_create_signer(settings.db, settings.deployment) \
+        if settings.integrity else None
+    env = {**settings.with_(metrics_dir=metrics_dir, demo=False).to_env(),
+           ENV_SOCKET: os.path.join(runtime, "writer.sock"),
+           ENV_KEY: secrets.token_hex(32),
+           ENV_PUBLIC_KEY: signer.verifier_key() if signer is not None else ""}
+    del signer  # the workers get the public key only
+    # uvicorn's workers start from fresh interpreters and read their settings from here.
+    os.environ.update(env)
+    ready()
+    config = uvicorn.Config("auditstream.server:worker_app", factory=True,
+                            workers=settings.workers, log_level=log_level, loop="uvloop",
+                            http="httptools", access_log=False, lifespan="on")
+    try:
+        Supervisor(config, [sock], env, metrics_dir).run()
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+__all__ = ["ENV_KEY", "ENV_PUBLIC_KEY", "ENV_SOCKET", "prepare_database", "serve",
+           "worker_app", "writer_main"]
