@@ -29,7 +29,7 @@ from .auth.tokens import TokenVerifier
 from .ingest.pipeline import Ingestor
 from .integrity.keys import load_or_create_signer
 from .integrity.service import LogService
-from .log.channel import Channel
+from .log.channel import Channel, ClosedChannel
 from .log.feed import CommitFeed
 from .metrics import Metrics
 from .services import Services
@@ -50,11 +50,15 @@ class RemoteWriter:
 
 def build_store(
     settings: Settings, on_commit: Callable[[int, int], None] | None = None,
-    remote: RemoteWriter | None = None,
+    remote: RemoteWriter | None = None, *, readonly: bool = False,
 ) -> SQLiteEventStore:
     """The store as the settings describe it: the server, the CLI and the bench open it
     here, so that whatever writes also signs (a write without the signing key would leave
-    the log with an unsigned, leafless entry)."""
+    the log with an unsigned, leafless entry). ``readonly``: for commands that only read,
+    which must not migrate, analyse or create anything."""
+    if readonly:
+        return SQLiteEventStore(settings.db, readers=1, canonical=settings.integrity,
+                                channel=ClosedChannel("opened read-only"))
     if remote is not None:
         return SQLiteEventStore(
             settings.db, readers=settings.read_pool, channel=remote.channel,

@@ -172,6 +172,27 @@ def serve(
     AnnouncingServer(config).run(sockets=[sock])
 
 
+@app.command()
+def migrate(db: DbOpt = None) -> None:
+    """Create or upgrade the database's schema, then exit (creates the file if missing).
+
+    Safe while servers start on the same file: migrations take a lock beside it.
+    ``serve`` migrates too; this is for deployments that migrate first.
+    """
+    from .store.sqlite import open_log
+
+    settings = _settings(db=db)
+    try:
+        opened = open_log(settings.db, indexed_paths=settings.indexed_path_list,
+                          synchronous=settings.synchronous,
+                          idempotency_hours=settings.idempotency_hours, signer=None,
+                          deployment=settings.deployment)
+    except sqlite3.Error as exc:
+        fail(f"cannot migrate {os.path.abspath(settings.db)}: {exc}", FAILED)
+    opened.close()
+    print(f"{os.path.abspath(settings.db)}: schema is current")
+
+
 @tenants_app.command("create")
 def tenants_create(name: str, db: DbOpt = None) -> None:
     """Create a tenant (and the database, if there is none yet)."""
@@ -360,7 +381,7 @@ def query(
         _fail(exc)
 
     async def run() -> list[dict[str, Any]]:
-        store = build_store(settings)
+        store = build_store(settings, readonly=True)
         try:
             page = await store.query(tenant, EventQuery(filter=where, limit=limit))
             return page.events

@@ -126,7 +126,7 @@ async def export_to(
     from .settings import Settings
 
     settings = Settings.from_env(db=db)
-    store = build_store(settings)
+    store = build_store(settings, readonly=True)
     try:
         from .query.filter import Cmp, and_
 
@@ -609,7 +609,7 @@ def _bundle_to(sink: IO[bytes], db: str | None, tenant: str, bar: Progress | Non
             bar.advance(task, n)
 
     async def run() -> tuple[int, str]:
-        store = build_store(settings)
+        store = build_store(settings, readonly=True)
         try:
             return await write_bundle(store, tenant, sink, verifier, previous=previous,
                                       progress=progress)

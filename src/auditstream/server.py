@@ -18,8 +18,6 @@ runs the writer thread (``app.create_app``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import logging
 import multiprocessing
 import os
@@ -27,7 +25,7 @@ import secrets
 import shutil
 import socket
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,23 +47,13 @@ log = logging.getLogger("auditstream")
 ENV_SOCKET = "AUDITSTREAM_INTERNAL_WRITER_SOCKET"
 ENV_KEY = "AUDITSTREAM_INTERNAL_WRITER_KEY"
 ENV_PUBLIC_KEY = "AUDITSTREAM_INTERNAL_PUBLIC_KEY"
-
-
-@contextlib.contextmanager
-def database_lock(db: str) -> Iterator[None]:
-    """Serialise migrations and first-start work of servers starting on one file at once."""
-    path = Path(db)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a+b") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+#: Where the socket (and the writer's pid file) go; a fresh private directory if unset.
+#: Tests and tools that want to reach the writer set it, and ENV_KEY, themselves.
+ENV_RUNTIME = "AUDITSTREAM_INTERNAL_RUNTIME_DIR"
 
 
 def prepare_database(settings: Settings) -> None:
-    """Migrate the file, and load the demo into an empty one (under ``database_lock``)."""
+    """Migrate the file, and load the demo into an empty one."""
     from .app import build_services, load_demo
 
     async def run() -> None:
@@ -77,8 +65,7 @@ def prepare_database(settings: Settings) -> None:
             await svc.store.close()
             svc.catalog.close()
 
-    with database_lock(settings.db):
-        asyncio.run(run())
+    asyncio.run(run())
 
 
 def writer_main(env: dict[str, str]) -> None:
@@ -95,6 +82,7 @@ def writer_main(env: dict[str, str]) -> None:
                       deployment=settings.deployment)
     if opened.sequencer is None:
         raise SystemExit(f"auditstream writer: {opened.refused}")
+    Path(env[ENV_SOCKET] + ".pid").write_text(f"{os.getpid()}\n")
     sequencer = opened.sequencer
     metrics = Metrics.for_workers(settings.metrics_dir) if settings.metrics_dir else None
     try:
@@ -160,14 +148,15 @@ def serve(settings: Settings, sock: socket.socket, *, ready: Callable[[], None] 
     """Run the multi-process server on the listening ``sock`` until SIGINT or SIGTERM;
     ``ready()`` once the database is prepared (the socket already queues connections)."""
     prepare_database(settings)
-    runtime = tempfile.mkdtemp(prefix="auditstream-")  # 0700: the socket's directory
+    given = os.environ.get(ENV_RUNTIME)
+    runtime = given or tempfile.mkdtemp(prefix="auditstream-")  # 0700: the socket's home
     metrics_dir = settings.metrics_dir or os.path.join(runtime, "metrics")
     prepare_directory(metrics_dir)
     signer = load_or_create_signer(settings.db, settings.deployment) \
         if settings.integrity else None
     env = {**settings.with_(metrics_dir=metrics_dir, demo=False).to_env(),
            ENV_SOCKET: os.path.join(runtime, "writer.sock"),
-           ENV_KEY: secrets.token_hex(32),
+           ENV_KEY: os.environ.get(ENV_KEY) or secrets.token_hex(32),
            ENV_PUBLIC_KEY: signer.verifier_key() if signer is not None else ""}
     del signer  # the workers get the public key only
     # uvicorn's workers start from fresh interpreters and read their settings from here.
@@ -179,8 +168,9 @@ def serve(settings: Settings, sock: socket.socket, *, ready: Callable[[], None] 
     try:
         Supervisor(config, [sock], env, metrics_dir).run()
     finally:
-        shutil.rmtree(runtime, ignore_errors=True)
+        if not given:
+            shutil.rmtree(runtime, ignore_errors=True)
 
 
-__all__ = ["ENV_KEY", "ENV_PUBLIC_KEY", "ENV_SOCKET", "prepare_database", "serve",
+__all__ = ["ENV_KEY", "ENV_PUBLIC_KEY", "ENV_RUNTIME", "ENV_SOCKET", "prepare_database", "serve",
            "worker_app", "writer_main"]

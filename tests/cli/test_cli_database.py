@@ -131,3 +131,53 @@ def test_keys_list_shows_full_ids_names_and_iso_times(db: Path) -> None:
     run("keys", "revoke", created["id"], "--db", str(db))
     out = run("keys", "list", "--tenant", "acme", "--db", str(db)).stdout
     assert len(re.findall(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", out)) == 2  # created, revoked
+
+
+def test_commands_that_read_write_nothing(tmp_path: Path) -> None:
+    """query, export and verify open the file read-only: no migration, no statistics, no
+    key file, the database bytes untouched."""
+    import asyncio
+    import hashlib
+
+    from auditstream.app import build_store
+    from auditstream.settings import Settings
+
+    db = tmp_path / "r.db"
+    settings = Settings(db=str(db), integrity=False)
+    with_catalog = Catalog(db)
+    with_catalog.create_tenant("acme")
+    with_catalog.close()
+
+    async def fill() -> None:
+        store = build_store(settings)
+        from auditstream.ingest.pipeline import Ingestor
+
+        await Ingestor(store, max_events=100, max_bytes=10**6).ingest(
+            "acme", b'[{"type":"login"},{"type":"logout"}]', "application/json")
+        await store.close()
+
+    asyncio.run(fill())
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    env = {"AUDITSTREAM_INTEGRITY": "false"}
+    assert run("query", "type:login", "--tenant", "acme", "--db", str(db), env=env
+               ).exit_code == 0
+    assert run("export", "--tenant", "acme", "--out", str(tmp_path / "o.ndjson"), "--db",
+               str(db), env=env).exit_code == 0
+    (tmp_path / "o.ndjson").unlink()
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == files
+
+
+def test_migrate_creates_and_upgrades_the_schema(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    for _ in range(2):  # creates, then finds it current
+        r = run("migrate", "--db", str(db))
+        assert r.exit_code == 0 and "schema is current" in r.stdout
+    from auditstream.dbapi import sqlite3
+    from auditstream.store.sqlite.audit import check_schema
+
+    conn = sqlite3.connect(db)
+    paths = conn.execute("SELECT path, col FROM indexed_paths ORDER BY rowid").fetchall()
+    assert paths and check_schema(conn, paths) == []
+    conn.close()

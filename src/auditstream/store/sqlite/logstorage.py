@@ -16,6 +16,7 @@ import logging
 import time
 
 from ...dbapi import sqlite3
+from ...errors import StoreError
 from ...integrity import merkle
 from ...log.prepared import segments
 from ...log.storage import Entry, LogStorage
@@ -207,7 +208,12 @@ class SQLiteLogStorage(LogStorage):
         rid = self.next_rid
         rows = []
         text = []
+        width = len(self.path_items)
         for ev, seq, body, leaf in entries:
+            if len(ev.paths) != width:
+                raise StoreError("an event was prepared for other declared paths than the "
+                                 "writer's (AUDITSTREAM_INDEXED_PATHS differs between "
+                                 "processes): restart the server")
             rows.append((rid, tenant, seq, *ev.columns, body.decode(), leaf, *ev.paths))
             title, description = ev.text
             if title or description:

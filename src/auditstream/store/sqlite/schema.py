@@ -16,7 +16,11 @@ Everything a query reads besides the body is derived from the body by
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import re
+from collections.abc import Iterator
+from pathlib import Path
 
 from ...dbapi import sqlite3
 
@@ -90,8 +94,24 @@ def connect(path: str, *, synchronous: str = "full", readonly: bool = False) -> 
     return conn
 
 
+@contextlib.contextmanager
+def migration_lock(db: str) -> Iterator[None]:
+    """Serialise migrations of processes that open one file at the same instant (ten
+    servers started together on a fresh file each try to create the same tables and
+    declared columns; SQLite's own locking turns the losers' ALTERs into errors)."""
+    path = Path(db)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
 def migrate(conn: sqlite3.Connection, indexed_paths: list[str]) -> dict[str, str]:
-    """Create the schema and the declared path columns; returns path → column."""
+    """Create the schema and the declared path columns; returns path → column. Hold
+    ``migration_lock`` around it when other processes may open the file meanwhile."""
     _upgrade_v1(conn)
     conn.executescript(SCHEMA)
     _add_idempotency_signature(conn)

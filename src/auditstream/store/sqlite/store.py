@@ -43,7 +43,7 @@ from . import rollup
 from .compile import COLUMNS, Compiler, fts_query
 from .logstorage import SCHEMA as LOG_SCHEMA
 from .logstorage import NodeReader, SQLiteLogStorage
-from .schema import connect, migrate
+from .schema import connect, migrate, migration_lock
 
 T = TypeVar("T")
 log = logging.getLogger("auditstream")
@@ -558,9 +558,10 @@ def open_log(
     """Migrate the file and open its log for the one writer (thread or process)."""
     wconn = connect(path, synchronous=synchronous)
     try:
-        path_columns = migrate(wconn, indexed_paths)
-        wconn.executescript(LOG_SCHEMA)
-        rollup.migrate(wconn)
+        with migration_lock(path):
+            path_columns = migrate(wconn, indexed_paths)
+            wconn.executescript(LOG_SCHEMA)
+            rollup.migrate(wconn)
         if signer is None and _has_signed_log(path):
             # Appending without the key would give the log leafless, unsigned entries.
             wconn.close()
