@@ -62,6 +62,11 @@ def idempotency_message(tenant: str, key: str, request_hash: str, answer: str,
 
 
 class Sequencer:
+    #: Housekeeping (expired Idempotency-Key answers, thinning checkpoints) runs after
+    #: this many commits, or this long after the last run, whichever comes first.
+    HOUSEKEEPING_COMMITS = 256
+    HOUSEKEEPING_US = 60_000_000
+
     def __init__(
         self, storage: LogStorage, *, signer: Signer | None, deployment: str,
         idempotency_us: int, clock: Callable[[], int] = lambda: time.time_ns() // 1000,
@@ -73,6 +78,8 @@ class Sequencer:
         self.clock = clock
         self._next: dict[str, int] = {}
         self._trees: dict[str, merkle.CompactRange] = {}
+        self._commits_since_housekeeping = 0
+        self._housekept_at = clock()
 
     # -- the group ----------------------------------------------------------------------
 
@@ -94,11 +101,30 @@ class Sequencer:
             if not isinstance(exc, ProblemError | StoreError):
                 log.exception("append failed", exc_info=exc)
             return [Reply(error=ErrorInfo.of(exc))], []
+        notices = [CommitNotice(t, self._next[t] - 1) for t in touched]
         try:
             self.storage.after_commit(written)
+            self._commits_since_housekeeping += 1
+            if self._commits_since_housekeeping >= self.HOUSEKEEPING_COMMITS \
+                    or self.clock() - self._housekept_at >= self.HOUSEKEEPING_US:
+                self.housekeeping()
         except Exception:  # noqa: BLE001 (committed already: housekeeping can wait)
             log.warning("housekeeping after a commit failed", exc_info=True)
-        return replies, [CommitNotice(t, self._next[t] - 1) for t in touched]
+            self._abandon(dict(self._next))
+        return replies, notices
+
+    def housekeeping(self) -> tuple[int, int]:
+        """Expire Idempotency-Key answers and thin checkpoints, in a transaction of its own;
+        returns how many of each went."""
+        now = self.clock()
+        self._commits_since_housekeeping, self._housekept_at = 0, now
+        if self.storage.begin():
+            self._next.clear()
+            self._trees.clear()
+        expired = self.storage.expire_idempotency(now - self.idempotency_us)
+        thinned = self.storage.thin_checkpoints()
+        self.storage.commit()
+        return expired, thinned
 
     def _abandon(self, saved_next: dict[str, int]) -> None:
         try:
@@ -313,7 +339,7 @@ class Sequencer:
         note = sign_note(
             format_checkpoint(origin_for(self.deployment, tenant), tree.size, root),
             self.signer)
-        self.storage.put_checkpoint(tenant, tree.size, root, note)
+        self.storage.put_checkpoint(tenant, tree.size, root, note, self.clock())
 
 
 __all__ = ["Sequencer", "idempotency_message"]

@@ -93,11 +93,22 @@ class LogStorage(abc.ABC):
         rest from the leaves in ``node``."""
 
     @abc.abstractmethod
-    def put_checkpoint(self, tenant: str, size: int, root: bytes, note: str) -> None: ...
+    def put_checkpoint(self, tenant: str, size: int, root: bytes, note: str,
+                       created_us: int) -> None: ...
 
     @abc.abstractmethod
     def put_idempotency(self, tenant: str, key: str, request_hash: str, answer: str,
                         created: int, sig: bytes | None) -> None: ...
+
+    @abc.abstractmethod
+    def expire_idempotency(self, before_us: int) -> int:
+        """Forget Idempotency-Key answers created before ``before_us``; returns how many."""
+
+    @abc.abstractmethod
+    def thin_checkpoints(self) -> int:
+        """Drop stored checkpoints but, per tenant, the latest, those whose size is a power
+        of two, and the newest of each hour; returns how many went. (Any other size can be
+        signed again on demand: the tree is all there.)"""
 
     @abc.abstractmethod
     def replace_content(self, tenant: str, seq: int, stub: bytes) -> None:

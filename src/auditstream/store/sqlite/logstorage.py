@@ -13,7 +13,6 @@ reading anything back; another process writing the file (the CLI) is noticed thr
 from __future__ import annotations
 
 import logging
-import time
 
 from ...dbapi import sqlite3
 from ...errors import StoreError
@@ -229,16 +228,30 @@ class SQLiteLogStorage(LogStorage):
         insert_rows(self.conn, "INSERT INTO merkle_nodes(tenant, level, idx, hash)",
                     [(tenant, lvl, idx, h) for lvl, idx, h in nodes if lvl >= STORED_MIN_LEVEL])
 
-    def put_checkpoint(self, tenant: str, size: int, root: bytes, note: str) -> None:
+    def put_checkpoint(self, tenant: str, size: int, root: bytes, note: str,
+                       created_us: int) -> None:
         self.conn.execute(
             "INSERT OR REPLACE INTO checkpoints(tenant, size, root, note, created) "
-            "VALUES (?, ?, ?, ?, ?)", (tenant, size, root, note, int(time.time())))
+            "VALUES (?, ?, ?, ?, ?)", (tenant, size, root, note, created_us // 1_000_000))
 
     def put_idempotency(self, tenant: str, key: str, request_hash: str, answer: str,
                         created: int, sig: bytes | None) -> None:
         self.conn.execute(
             "INSERT OR REPLACE INTO idempotency(tenant, key, request_hash, response, created, "
             "sig) VALUES (?, ?, ?, ?, ?, ?)", (tenant, key, request_hash, answer, created, sig))
+
+    def expire_idempotency(self, before_us: int) -> int:
+        return self.conn.execute("DELETE FROM idempotency WHERE created < ?",
+                                 (before_us,)).rowcount
+
+    def thin_checkpoints(self) -> int:
+        return self.conn.execute("""
+            DELETE FROM checkpoints WHERE (tenant, size) IN (
+              SELECT tenant, size FROM checkpoints c
+              WHERE (size & (size - 1)) != 0
+                AND size < (SELECT MAX(size) FROM checkpoints m WHERE m.tenant = c.tenant)
+                AND size < (SELECT MAX(size) FROM checkpoints h WHERE h.tenant = c.tenant
+                            AND h.created / 3600 = c.created / 3600))""").rowcount
 
     def replace_content(self, tenant: str, seq: int, stub: bytes) -> None:
         (rid,) = self.conn.execute("SELECT rid FROM events WHERE tenant = ? AND seq = ?",
