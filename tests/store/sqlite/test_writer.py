@@ -94,3 +94,27 @@ def test_a_signed_log_is_not_written_without_its_key(tmp_path: Path) -> None:
 
     asyncio.run(run())
     assert verify_db(tmp_path / "w.db", signer.verifier()).ok
+
+
+def test_a_full_writer_queue_refuses_new_appends_and_loses_nothing(tmp_path: Path) -> None:
+    from auditstream.errors import Overloaded
+
+    db = tmp_path / "q.db"
+
+    async def run() -> None:
+        store = SQLiteEventStore(db, max_queue_events=10)
+        await store.append("acme", [event("acme")])  # the file exists, the writer is idle
+        blocker = sqlite3.connect(db, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # the writer's next transaction has to wait
+        first = asyncio.create_task(store.append("acme", [event("acme") for _ in range(5)]))
+        await asyncio.sleep(0.2)  # the writer took it and waits for the lock
+        queued = asyncio.create_task(store.append("acme", [event("acme") for _ in range(8)]))
+        await asyncio.sleep(0.05)
+        with pytest.raises(Overloaded):
+            await store.append("acme", [event("acme") for _ in range(5)])
+        blocker.execute("COMMIT")
+        assert [len(await first), len(await queued)] == [5, 8]
+        assert await store.last_seq("acme") == 14
+        await store.close()
+
+    asyncio.run(run())
