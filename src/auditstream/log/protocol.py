@@ -68,15 +68,16 @@ Request = AppendRequest | RedactRequest | CheckpointRequest
 class ErrorInfo:
     """An error of ``auditstream.errors``, as data."""
 
-    kind: str
+    kind: str  # the class name in auditstream.errors
     detail: str
-    errors: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)  # per-item field errors
     extra: dict[str, Any] = field(default_factory=dict)
+    status: int = 503  # what an HTTP answer says
 
     @classmethod
     def of(cls, exc: BaseException) -> ErrorInfo:
         if isinstance(exc, errors.ProblemError):
-            return cls(type(exc).__name__, exc.detail, exc.errors, exc.extra)
+            return cls(type(exc).__name__, exc.detail, exc.errors, exc.extra, exc.status)
         if isinstance(exc, errors.StoreError):
             return cls(type(exc).__name__, str(exc))
         return cls("StoreError", f"append failed: {exc}")
