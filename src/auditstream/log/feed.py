@@ -43,10 +43,12 @@ class CommitFeed:
 
     def publish(self, notices: list[CommitNotice]) -> None:
         wake = []
+        fresh = []
         with self._lock:
             for n in notices:
                 if n.last_seq <= self._marks.get(n.tenant, 0):
                     continue  # a repeat (a reconnect, say): never move backwards
+                fresh.append(n)
                 self._marks[n.tenant] = n.last_seq
                 waiting = self._waiters.get(n.tenant)
                 if waiting:
@@ -58,7 +60,7 @@ class CommitFeed:
         for loop, fut, seq in wake:
             loop.call_soon_threadsafe(_set, fut, seq)
         for listener in listeners:
-            for n in notices:
+            for n in fresh:
                 listener(n)
 
     async def wait(self, tenant: str, after_seq: int, timeout: float | None = None) -> int:
@@ -73,13 +75,18 @@ class CommitFeed:
         try:
             return await asyncio.wait_for(fut, timeout)
         finally:
-            if not fut.done():
-                with self._lock:
-                    waiting = self._waiters.get(tenant, [])
-                    self._waiters[tenant] = [w for w in waiting if w[2] is not fut]
+            # Gone on timeout or cancellation too (wait_for cancels ``fut``): a waiter that
+            # gave up must not stay in the list.
+            with self._lock:
+                waiting = self._waiters.get(tenant)
+                if waiting is not None:
+                    waiting[:] = [w for w in waiting if w[2] is not fut]
+                    if not waiting:
+                        del self._waiters[tenant]
 
     def listen(self, listener: Listener) -> Callable[[], None]:
-        """Call ``listener`` with every notice (on the publishing thread; keep it short).
+        """Call ``listener`` with every notice that moved a watermark (on the publishing
+        thread; keep it short).
         Returns the function that stops it."""
         with self._lock:
             self._listeners.append(listener)
