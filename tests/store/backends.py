@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from auditstream.integrity import merkle
 from auditstream.integrity.canonical import canonical_bytes
 from auditstream.integrity.checkpoint import Signer, Verifier, open_checkpoint
 from auditstream.integrity.logcheck import LogChecker, Report
@@ -117,10 +116,6 @@ async def audit(store: EventStore, tenant: str, verifier: Verifier) -> Report:
         if checker.entry(seq, canonical_bytes(e), leaves.get((0, seq - 1))) is None:
             break
     checker.finish()
-    if n:
-        served = {**leaves, **nodes}
-        root = merkle.root_hash(n, lambda level, index: served[level, index])
-        assert checkpoints.get(n) == root, "the latest checkpoint is not of the whole log"
     return report
 
 
