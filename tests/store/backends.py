@@ -37,6 +37,7 @@ class Opener(Protocol):
 
 @dataclass(frozen=True)
 class Backend:
+    name: str
     #: A store over the data kept in ``directory`` (created on first use).
     open: Opener
     #: The backend's own proof of everything a reader of ``directory`` can see (SQLite:
@@ -54,9 +55,9 @@ def _audit_sqlite(directory: Path, verifier: Verifier) -> list[str]:
     return [str(p) for p in verify_db(directory / "store.db", verifier, DEPLOYMENT).problems]
 
 
-BACKENDS: dict[str, Backend] = {
-    "sqlite": Backend(_open_sqlite, _audit_sqlite),
-}
+BACKENDS: dict[str, Backend] = {b.name: b for b in [
+    Backend("sqlite", _open_sqlite, _audit_sqlite),
+]}
 
 #: The paths the suite's stores index, so each filter is tried on an indexed path and on
 #: one that is not (``location.zone``, ``context.*``, ``llm.*`` are not).
