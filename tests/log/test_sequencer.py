@@ -242,6 +242,23 @@ def test_client_ids_replay_and_conflict(seq: Sequencer, storage: MemoryLogStorag
     assert committed_seqs(storage, "a") == [1]
 
 
+def test_a_client_id_sent_twice_in_one_group_is_stored_once(
+    seq: Sequencer, storage: MemoryLogStorage,
+) -> None:
+    """The second request of the group reads what the first wrote in the same transaction
+    (storage reads see the transaction's own writes)."""
+    e = event("a", "evt_twice")
+    replies, notices = seq.apply([append("a", dict(e), client=frozenset({0})),
+                                  append("a", dict(e), client=frozenset({0})),
+                                  append("a", key="k", request_hash="h"),
+                                  append("a", key="k", request_hash="h")])
+    assert [r.result()[0] for r in replies[:2]] == [Appended("evt_twice", 1, True),
+                                                    Appended("evt_twice", 1, False)]
+    assert seqs_of(replies[2]) == seqs_of(replies[3]) == [2]
+    assert notices == [CommitNotice("a", 2)]
+    assert committed_seqs(storage, "a") == [1, 2]
+
+
 def test_idempotency_key_answers_are_signed_and_expire(
     seq: Sequencer, storage: MemoryLogStorage, signer: Signer, clock: Clock,
 ) -> None:

@@ -139,6 +139,20 @@ async def test_cursor_of_other_sort_is_rejected(store: EventStore) -> None:
         await store.query("a", EventQuery(All(), sort="severity", cursor=page.next_cursor))
     with pytest.raises(InvalidRequest):
         await store.query("a", EventQuery(All(), cursor="not-a-cursor"))
+    with pytest.raises(InvalidRequest):  # another order
+        await store.query("a", EventQuery(All(), order="asc", cursor=page.next_cursor))
+    await put(store, "b", ev(), ev())
+    with pytest.raises(InvalidRequest):  # another tenant's
+        await store.query("b", EventQuery(All(), cursor=page.next_cursor))
+
+
+async def test_a_total_counts_every_page(store: EventStore) -> None:
+    await put(store, "a", *[ev(severity="high" if i % 3 else "low") for i in range(10)])
+    where = Cmp("severity", ">=", "high")
+    page = await store.query("a", EventQuery(where, limit=2, include_total=True))
+    assert page.total == await store.count("a", where) == 6
+    assert len(page.events) == 2 and page.has_more
+    assert (await store.query("a", EventQuery(where, limit=2))).total is None
 
 
 async def test_aggregate(store: EventStore) -> None:

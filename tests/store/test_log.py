@@ -237,12 +237,12 @@ async def test_purge_redacts_older_events_in_chunks_each_with_its_record(
 ) -> None:
     store.PURGE_CHUNK = 4  # type: ignore[attr-defined]
     old = [ev(ts=T0 - i * HOUR, title=f"old {i}") for i in range(10)]
-    new = [ev(ts=T0 + HOUR, title="new")]
+    before = T0 - HOUR // 2  # old[0] is at T0: newer than that
+    new = [ev(ts=T0 + HOUR, title="new"), ev(ts=before, title="new")]  # not older: kept
     await put(store, "a", *old, *new)
     await put(store, "b", ev(ts=T0 - HOUR, title="old b"))
     await store.redact("a", old[3]["id"], "earlier")  # already a stub: not counted again
     last = await store.last_seq("a")
-    before = T0 - HOUR // 2  # old[0] is at T0: newer than that
 
     assert await store.purge("a", before, "retention", actor={"type": "system"}) == 8
     events = await everything(store, "a")
@@ -257,7 +257,8 @@ async def test_purge_redacts_older_events_in_chunks_each_with_its_record(
         assert (named[0], named[-1], len(named)) == (
             detail["first_seq"], detail["last_seq"], detail["count"])
     assert (await store.get("a", old[0]["id"]))["title"] == "old 0"  # type: ignore[index]
-    assert (await store.get("a", new[0]["id"]))["title"] == "new"  # type: ignore[index]
+    for e in new:
+        assert (await store.get("a", e["id"]))["title"] == "new"  # type: ignore[index]
     assert (await store.get("b", (await everything(store, "b"))[0]["id"]))["title"] == "old b"  # type: ignore[index]
     await assert_verified(store, "a", signer)
 
@@ -265,7 +266,7 @@ async def test_purge_redacts_older_events_in_chunks_each_with_its_record(
     size = await store.last_seq("a")
     assert await store.purge("a", before, "retention") == 0
     assert await store.last_seq("a") == size
-    assert await store.purge("a", T0 + 100 * 365 * 24 * HOUR, "everything") == 2
+    assert await store.purge("a", T0 + 100 * 365 * 24 * HOUR, "everything") == 3
     assert all(redaction.is_record(e) for e in await everything(store, "a")
                if e["type"] == redaction.RECORD_TYPE)
     await assert_verified(store, "a", signer)
