@@ -1,20 +1,34 @@
-"""Idempotent appends (store/base.py): client-chosen ids and Idempotency-Keys, per backend."""
+"""Idempotent appends (store/base.py): client-chosen ids and Idempotency-Keys, per backend,
+with and without integrity (an unsigned store keeps non-canonical bodies, which must not
+change what counts as the same event)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from auditstream.errors import Conflict
+from auditstream.integrity.checkpoint import Signer
 from auditstream.model.times import format_us
 from auditstream.query.filter import All
 from auditstream.store.base import EventStore
 
-from .backends import HOUR, T0, ev, put
+from .backends import HOUR, INDEXED, T0, Backend, ev, put
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["signed", "unsigned"])
+async def store(request: pytest.FixtureRequest, backend: Backend, signer: Signer,
+                tmp_path: Path) -> AsyncIterator[EventStore]:
+    s = backend.open(tmp_path, signer=signer if request.param == "signed" else None,
+                     indexed_paths=INDEXED)
+    yield s
+    await s.close()
 
 
 def client_event(tenant: str, eid: str, **fields: Any) -> dict[str, Any]:
