@@ -44,8 +44,9 @@ through this interface alone, for every backend (``tests/store/backends.py``):
   commit that made the tenant's entries up to ``last_seq`` visible to readers (appends,
   redaction records, purge chunks; nothing for a commit that wrote nothing for the
   tenant), in commit order per tenant, and before ``append`` (``redact``, ``purge``)
-  returns: by then ``feed.watermark(tenant)`` is at least the seqs it answered, and a
-  waiter on them has been woken. Whoever wakes on ``(tenant, N)`` and reads sees 1..N.
+  returns: by then this process's ``feed.watermark(tenant)`` is at least the seqs it
+  answered, and the waiters on them are being woken. Whoever wakes on ``(tenant, N)``
+  and reads sees 1..N.
 * **Closing.** ``close`` finishes the appends already accepted; every later call raises
   ``StoreClosed`` (closing twice is harmless).
 
