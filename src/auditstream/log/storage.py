@@ -1,14 +1,24 @@
 """``LogStorage``: what the sequencer needs from wherever a log is kept.
 
-Guarantees an implementation gives (the store conformance suite checks them):
+Guarantees an implementation gives (the store conformance suite in ``tests/store`` checks
+them through each backend's ``EventStore``; ``tests/log/memory.py`` is the smallest
+implementation, and asserts each as the sequencer uses it):
 
-* **One user.** Only the writer thread calls it, one transaction at a time.
+* **One user.** Only the writer thread calls it, one transaction at a time; every read and
+  write happens between ``begin`` and ``commit``/``rollback``.
 * **Atomic.** Nothing written after ``begin`` is visible to readers before ``commit``;
   ``rollback`` undoes everything since ``begin``, ``rollback_to`` everything since the
-  last ``savepoint``.
+  last ``savepoint``. Savepoints nest; each is ended by ``release`` or ``rollback_to``
+  before ``commit``.
+* **Reads see the transaction's own writes**: an entry appended earlier in the same
+  transaction (by an earlier request of the group) is found by ``bodies_by_id``,
+  ``entries``, ``node``, ``last_seq`` and ``idempotency``.
 * **Durable.** When ``commit`` returns, what it committed survives a ``kill -9`` of any
   process (and a power cut, as the backend's settings promise).
 * **In order.** A reader that sees a tenant's seq N also sees 1..N.
+* **Other writers are noticed.** Another writer may commit to the same log between two
+  transactions (the CLI beside a server); ``begin`` then returns True, and the caller
+  re-reads what it cached.
 
 A backend that also serves queries (SQLite) writes its index rows in ``append`` and
 ``replace_content``, in the same transaction.
@@ -78,13 +88,15 @@ class LogStorage(abc.ABC):
 
     @abc.abstractmethod
     def idempotency(self, tenant: str, key: str) -> tuple[str, str, int] | None:
-        """(request hash, answer, created µs) stored for the key, if any."""
+        """(request hash, answer, created µs) stored for the key, if any (expired ones too:
+        the sequencer decides what has expired)."""
 
     # -- writes -------------------------------------------------------------------------
 
     @abc.abstractmethod
     def append(self, tenant: str, entries: list[Entry]) -> None:
-        """Store the entries (consecutive seqs after ``last_seq``)."""
+        """Store the entries (consecutive seqs after ``last_seq``; each body is
+        ``event.body(seq)``, stored byte for byte: its leaf hashes exactly these bytes)."""
 
     @abc.abstractmethod
     def put_nodes(self, tenant: str, nodes: list[tuple[int, int, bytes]]) -> None:
@@ -94,11 +106,14 @@ class LogStorage(abc.ABC):
 
     @abc.abstractmethod
     def put_checkpoint(self, tenant: str, size: int, root: bytes, note: str,
-                       created_us: int) -> None: ...
+                       created_us: int) -> None:
+        """Keep the signed checkpoint of the tenant's whole log (``size`` is its
+        ``last_seq``), made at ``created_us``; the latest one must always be kept."""
 
     @abc.abstractmethod
     def put_idempotency(self, tenant: str, key: str, request_hash: str, answer: str,
-                        created: int, sig: bytes | None) -> None: ...
+                        created: int, sig: bytes | None) -> None:
+        """Keep an Idempotency-Key's answer, replacing an expired one of the same key."""
 
     @abc.abstractmethod
     def expire_idempotency(self, before_us: int) -> int:
