@@ -259,13 +259,7 @@ def test_full_text_semantics(loaded: Loaded, case: tuple[tuple[str, ...], set[st
     assert run(store.count("text", Text(terms))) == len(expected)
 
 
-@pytest.mark.parametrize("case", [
-    pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=(
-        "BUG: query.predicate does not fold diacritics (its docstring says so), while the "
-        "store's FTS5 unicode61 tokenizer does (remove_diacritics=1): a live subscription "
-        "or push rule for 'cafe' misses the events a query for 'cafe' returns")))
-    if any(t in DIACRITICS for t in c[0]) else c
-    for c in TEXT_CASES], ids=_text_case_id)
+@pytest.mark.parametrize("case", TEXT_CASES, ids=_text_case_id)
 def test_the_predicate_matches_text_like_the_store(
     case: tuple[tuple[str, ...], set[str]],
 ) -> None:

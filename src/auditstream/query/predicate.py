@@ -61,9 +61,11 @@ Values and types
     Every term must match the event's ``title`` or its ``description`` (a missing or
     non-string field is empty text), the way an FTS5 ``unicode61`` phrase query would:
 
-    * text and term are split into tokens, each a maximal run of Unicode letters and
-      digits (general categories ``L*`` and ``N*``); every other character, including
-      ``_``, separates. Tokens compare lower-cased. Diacritics are not folded.
+    * text and term are split into tokens, each a maximal run of Unicode letters, digits
+      and private-use characters (``L*``, ``N*``, ``Co``: unicode61's categories); every
+      other character, including ``_``, separates. Tokens compare lower-cased, with the
+      diacritics of Latin letters removed (``Café`` is ``cafe``) and combining marks
+      U+0300–U+036F dropped, as unicode61's ``remove_diacritics=1`` does.
     * a term matches a field when the term's token sequence occurs contiguously in that
       field's token sequence (a one-token term is a whole-word match; a phrase must
       occur as a phrase within one field, not spread over title and description).
@@ -89,6 +91,7 @@ from __future__ import annotations
 import math
 import operator
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
@@ -119,11 +122,29 @@ Getter = Callable[[Event], Any]
 #: Paths whose filter values are integer microseconds and whose event values are RFC 3339.
 TIME_PATHS = frozenset({"timestamp", "received_at"})
 
-# A token character is a Unicode letter or digit: ``\w`` minus ``_`` (``\w`` in a str
-# pattern is exactly ``str.isalnum()`` plus the underscore).
-_TOKEN = re.compile(r"[^\W_]+")
-_TOKEN_CHAR = r"[^\W_]"
-_SEPARATORS = r"[\W_]+"
+# A token character is a Unicode letter or digit (``\w`` minus ``_``: ``\w`` in a str
+# pattern is exactly ``str.isalnum()`` plus the underscore) or a private-use character.
+_PRIVATE = "\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd"
+_TOKEN_CHAR = rf"(?:[^\W_]|[{_PRIVATE}])"
+_TOKEN = re.compile(rf"{_TOKEN_CHAR}+")
+_SEPARATORS = rf"(?:(?![{_PRIVATE}])[\W_])+"
+_COMBINING = re.compile("[\u0300-\u036f]")
+
+
+@lru_cache(maxsize=8192)
+def _fold_char(c: str) -> str:
+    decomposed = unicodedata.normalize("NFD", c)
+    if len(decomposed) > 1 and unicodedata.name(c, "").startswith("LATIN"):
+        return decomposed[0]
+    return c
+
+
+def fold(text: str) -> str:
+    """Text as unicode61 compares it, but for case: Latin letters without diacritics,
+    combining marks dropped."""
+    if text.isascii():
+        return text
+    return _COMBINING.sub("", "".join(_fold_char(c) for c in text))
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     ">": operator.gt,
@@ -142,8 +163,8 @@ def _false(event: Event) -> bool:
 
 
 def tokenize(text: str) -> list[str]:
-    """The lower-cased ``unicode61``-style tokens of ``text`` (letters/digits runs)."""
-    return [tok.lower() for tok in _TOKEN.findall(text)]
+    """The lower-cased, folded ``unicode61``-style tokens of ``text``."""
+    return [tok.lower() for tok in _TOKEN.findall(fold(text))]
 
 
 def text_term_tokens(term: str) -> tuple[tuple[str, ...], bool]:
@@ -371,10 +392,8 @@ def _compile_text(node: Text) -> Predicate:
     def text_match(event: Event) -> bool:
         title = event.get("title")
         desc = event.get("description")
-        if type(title) is not str:
-            title = ""
-        if type(desc) is not str:
-            desc = ""
+        title = fold(title) if type(title) is str else ""
+        desc = fold(desc) if type(desc) is str else ""
         # Explicit loops here and below: all()/any() over a generator cost a frame per call.
         for search in searches:  # noqa: SIM110
             if search(title) is None and search(desc) is None:
