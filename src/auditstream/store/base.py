@@ -74,6 +74,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..log.feed import CommitFeed
 from ..log.protocol import Appended
 from ..query.filter import Node
 
@@ -132,26 +133,9 @@ class StoredCheckpoint:
     note: str  # C2SP signed note
 
 
-class EventStore(abc.ABC):
-    """Append-only, tenant-scoped storage of canonical events (see the module docstring)."""
-
-    @abc.abstractmethod
-    async def append(
-        self,
-        tenant: str,
-        events: list[dict[str, Any]],
-        *,
-        client_ids: frozenset[int] = frozenset(),
-        idempotency_key: str | None = None,
-        request_hash: str | None = None,
-    ) -> list[Appended]:
-        """Append canonical events (ids, timestamps and ``received_at`` already set).
-
-        ``client_ids`` holds the positions whose ``id`` the client chose (only those can
-        collide). With ``idempotency_key`` a repeat of the same request (same
-        ``request_hash``) answers the first result; a different request under the same key
-        raises ``Conflict``. Returns one ``Appended`` per event, in order.
-        """
+class EventIndex(abc.ABC):
+    """What readers query: events by id, filter, page, aggregate and scan (see the module
+    docstring for the guarantees and the filter semantics)."""
 
     @abc.abstractmethod
     async def get(self, tenant: str, event_id: str) -> dict[str, Any] | None:
@@ -207,11 +191,37 @@ class EventStore(abc.ABC):
         while the scan runs may or may not be included; each one at most once.
         """
 
+
+class EventLog(abc.ABC):
+    """The tamper-evident, gap-free log of each tenant and its commit feed (see the module
+    docstring). ``append``, ``redact`` and ``purge`` return once durable."""
+
+    #: Commit notices of this process (``log.feed.CommitFeed``).
+    feed: CommitFeed
+    #: Events blanked per transaction by ``purge`` (each chunk is one redaction record).
+    PURGE_CHUNK: int = 5_000
+
+    @abc.abstractmethod
+    async def append(
+        self,
+        tenant: str,
+        events: list[dict[str, Any]],
+        *,
+        client_ids: frozenset[int] = frozenset(),
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+    ) -> list[Appended]:
+        """Append canonical events (ids, timestamps and ``received_at`` already set).
+
+        ``client_ids`` holds the positions whose ``id`` the client chose (only those can
+        collide). With ``idempotency_key`` a repeat of the same request (same
+        ``request_hash``) answers the first result; a different request under the same key
+        raises ``Conflict``. Returns one ``Appended`` per event, in order.
+        """
+
     @abc.abstractmethod
     async def last_seq(self, tenant: str) -> int:
         """The highest committed seq of the tenant (0 when it has none)."""
-
-    # -- the tamper-evident log (RFC 9162 tree over each tenant's events in seq order) --
 
     @abc.abstractmethod
     async def merkle_nodes(
@@ -268,6 +278,10 @@ class EventStore(abc.ABC):
         Returns how many events were newly redacted (stubs are not redacted again; a purge
         with nothing to do writes nothing).
         """
+
+
+class EventStore(EventLog, EventIndex):
+    """The facade call sites use: one tenant-scoped log and its index."""
 
     @abc.abstractmethod
     async def close(self) -> None:

@@ -467,9 +467,6 @@ class SQLiteEventStore(EventStore):
         return await self._submit_redaction(
             tenant, reason, actor, event_id=event_id)
 
-    #: Events blanked per transaction by ``purge``: each chunk is one redaction record and
-    #: holds the write lock for a bounded time.
-    PURGE_CHUNK = 5_000
 
     async def purge(self, tenant: str, before_us: int, reason: str, *,
                     actor: dict[str, Any] | None = None) -> int:
