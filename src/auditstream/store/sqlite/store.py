@@ -470,7 +470,11 @@ class SQLiteEventStore(EventStore):
 
     async def purge(self, tenant: str, before_us: int, reason: str, *,
                     actor: dict[str, Any] | None = None) -> int:
-        before = format_us(before_us)
+        try:
+            before = format_us(before_us)
+        except (OverflowError, ValueError):
+            raise InvalidRequest("purge cutoff out of range", errors=[
+                {"field": "before", "reason": "must lie in years 0001-9999"}]) from None
         done, after = 0, 0
         while True:
             def run(conn: sqlite3.Connection, after: int = after) -> list[int]:
