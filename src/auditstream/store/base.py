@@ -79,6 +79,10 @@ class Bucket:
     rows: list[AggregateRow]
 
 
+#: One row of a count-only aggregate: (bucket start or None, group key or None, count).
+CountRow = tuple[int | None, Any, int]
+
+
 @dataclass(frozen=True)
 class StoredCheckpoint:
     size: int
@@ -125,6 +129,17 @@ class EventStore(abc.ABC):
 
         Rows whose group key is null or empty are left out; empty buckets are not filled in.
         """
+
+    async def aggregate_counts(
+        self, tenant: str, where: Node, spec: AggregateSpec
+    ) -> list[CountRow]:
+        """``aggregate`` flattened to ``(bucket, key, count)`` rows in the same order (rows
+        by count, largest first, then by ``str(key)``), for answers that are only counts.
+
+        The same content as ``aggregate``; a backend may build it without a row object
+        per group (a 30-day hourly answer has tens of thousands)."""
+        return [(b.ts, r.key, r.count) for b in await self.aggregate(tenant, where, spec)
+                for r in b.rows]
 
     @abc.abstractmethod
     def scan(

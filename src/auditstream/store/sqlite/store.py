@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import queue
 import time
-from collections.abc import AsyncIterator, Callable
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +34,7 @@ from ..base import (
     AggregateSpec,
     Appended,
     Bucket,
+    CountRow,
     EventQuery,
     EventStore,
     MetricFn,
@@ -264,12 +266,16 @@ class SQLiteEventStore(EventStore):
         return await self._read(run)
 
     async def aggregate(self, tenant: str, where: Node, spec: AggregateSpec) -> list[Bucket]:
-        p = rollup.plan(where, spec)
+        if not spec.count_unique and not spec.metrics:
+            out: list[Bucket] = []
+            for ts, key, n in await self.aggregate_counts(tenant, where, spec):
+                if not out or out[-1].ts != ts:
+                    out.append(Bucket(ts, []))
+                out[-1].rows.append(AggregateRow(count=n, key=key))
+            return out
 
         def run(conn: sqlite3.Connection) -> list[Bucket]:
-            rows = self._from_rollup(conn, tenant, where, spec, p) if p else None
-            if rows is None:
-                rows = self._aggregate_rows(conn, tenant, where, spec)
+            rows = self._aggregate_rows(conn, tenant, where, spec)
             buckets: dict[Any, list[AggregateRow]] = {}
             for (ts, _key), row in rows.items():
                 buckets.setdefault(ts, []).append(row)
@@ -281,30 +287,56 @@ class SQLiteEventStore(EventStore):
 
         return await self._read(run)
 
-    def _from_rollup(
-        self, conn: sqlite3.Connection, tenant: str, where: Node, spec: AggregateSpec,
-        p: rollup.Plan,
-    ) -> dict[tuple[Any, Any], AggregateRow] | None:
-        """Whole hours from the rollup, the partial hours at the ends from the events."""
-        h1, h2 = rollup.whole_hours(p)
-        if h1 is not None and h2 is not None and h1 >= h2:
-            return None  # less than an hour: scanning is cheap and simpler
-        out: dict[tuple[Any, Any], AggregateRow] = {}
-        for (b, k), n in rollup.counts(conn, tenant, p, spec, h1, h2).items():
-            key = _severity_name(spec.group_by, k)
-            out[b, key] = AggregateRow(count=n, key=key)
-        edges = []
-        if p.lo is not None and h1 is not None and p.lo < h1:
-            edges.append(and_(where, Cmp("timestamp", "<", h1)))
-        if p.hi is not None and h2 is not None and h2 < p.hi:
-            edges.append(and_(where, Cmp("timestamp", ">=", h2)))
-        for edge in edges:
-            for bk, row in self._aggregate_rows(conn, tenant, edge, spec).items():
-                if bk in out:
-                    out[bk].count += row.count
-                else:
-                    out[bk] = row
-        return out
+    async def aggregate_counts(
+        self, tenant: str, where: Node, spec: AggregateSpec
+    ) -> list[CountRow]:
+        """One statement: whole hours from the rollup when it can answer, the partial
+        hours at the ends (or everything) from the events, already in answer order."""
+        if spec.count_unique or spec.metrics:
+            return await super().aggregate_counts(tenant, where, spec)
+        sql, params = self._counts_sql(tenant, where, spec)
+
+        def run(conn: sqlite3.Connection) -> list[CountRow]:
+            return _answer_order(conn.execute(sql, params), spec)
+
+        return await self._read(run)
+
+    def _counts_sql(self, tenant: str, where: Node, spec: AggregateSpec
+                    ) -> tuple[str, list[Any]]:
+        parts: list[tuple[str, list[Any]]] = []
+        p = rollup.plan(where, spec)
+        if p is not None:
+            h1, h2 = rollup.whole_hours(p)
+            # Less than an hour: scanning is cheap and simpler.
+            if h1 is None or h2 is None or h1 < h2:
+                parts.append(rollup.counts_sql(tenant, p, spec, h1, h2))
+                if p.lo is not None and h1 is not None and p.lo < h1:
+                    parts.append(self._scan_counts_sql(
+                        tenant, and_(where, Cmp("timestamp", "<", h1)), spec))
+                if p.hi is not None and h2 is not None and h2 < p.hi:
+                    parts.append(self._scan_counts_sql(
+                        tenant, and_(where, Cmp("timestamp", ">=", h2)), spec))
+        if not parts:
+            parts.append(self._scan_counts_sql(tenant, where, spec))
+        union = " UNION ALL ".join(sql for sql, _ in parts)
+        params = [v for _, ps in parts for v in ps]
+        key = "k" if spec.group_by != "severity" else rollup.severity_name_sql("k")
+        # Hourly buckets of the rollup and of the partial hours never coincide.
+        if len(parts) == 1 or spec.interval == "hour":
+            return f"SELECT b, {key} AS key, n FROM ({union}) ORDER BY b, n DESC, key", params
+        return (f"SELECT b, {key} AS key, SUM(n) AS n FROM ({union}) GROUP BY b, k "
+                "ORDER BY b, n DESC, key", params)
+
+    def _scan_counts_sql(self, tenant: str, where: Node, spec: AggregateSpec
+                         ) -> tuple[str, list[Any]]:
+        """``SELECT bucket, key, n`` counted from the events (no row for an empty group)."""
+        where_sql, params = self._where(tenant, where)
+        key, kp = ("NULL", []) if spec.group_by is None else self._dim(spec.group_by)
+        if spec.group_by is not None:
+            where_sql += f" AND {key} IS NOT NULL AND {key} != ''"
+            params += kp + kp
+        return (f"SELECT {rollup.bucket_sql(spec.interval, 'ts')} AS b, {key} AS k, "
+                f"COUNT(*) AS n FROM events WHERE {where_sql} GROUP BY 1, 2", [*kp, *params])
 
     def _aggregate_rows(
         self, conn: sqlite3.Connection, tenant: str, where: Node, spec: AggregateSpec
@@ -613,6 +645,29 @@ def _stored_path_columns(path: str) -> dict[str, str]:
 def _has_text(node: Node) -> bool:
     return isinstance(node, Text) or (
         isinstance(node, And) and any(isinstance(c, Text) for c in node.children))
+
+
+#: Group keys that SQL orders as answers do (by ``str(key)``): text, or severity names.
+_TEXT_KEYS = frozenset({None, "type", "category", "outcome", "severity", "id"})
+_START = object()
+
+
+def _answer_order(rows: Iterable[CountRow], spec: AggregateSpec) -> list[CountRow]:
+    """At most ``max_groups`` rows per bucket, ordered by count, then key as text."""
+    limit = spec.max_groups
+    if spec.group_by not in _TEXT_KEYS:  # numbers or mixed types: order as Python does
+        return [r for _, group in itertools.groupby(rows, key=lambda r: r[0])
+                for r in sorted(group, key=lambda r: (-r[2], str(r[1])))[:limit]]
+    out: list[CountRow] = []
+    last: Any = _START
+    taken = 0
+    for row in rows:
+        if row[0] != last:
+            last, taken = row[0], 0
+        if taken < limit:
+            out.append(row)
+            taken += 1
+    return out
 
 
 def _severity_name(group_by: str | None, key: Any) -> Any:
