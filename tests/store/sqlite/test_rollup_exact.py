@@ -22,8 +22,7 @@ from auditstream.model.severity import RANK
 from auditstream.model.times import format_us
 from auditstream.query.filter import Cmp, Eq, Node, and_
 from auditstream.store.base import AggregateSpec
-from auditstream.store.sqlite import SQLiteEventStore
-from auditstream.store.sqlite import rollup
+from auditstream.store.sqlite import SQLiteEventStore, rollup
 
 HOUR = 3_600_000_000
 DAY = 24 * HOUR
