@@ -28,6 +28,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
+
 from ..log.protocol import Appended
 from ..query.filter import Node
 
@@ -50,6 +52,17 @@ class EventQuery:
 @dataclass
 class Page:
     events: list[dict[str, Any]]
+    next_cursor: str | None
+    has_more: bool
+    total: int | None = None
+
+
+@dataclass
+class RawPage:
+    """A ``Page`` whose events are each one JSON document as bytes (as stored, when the
+    backend keeps them so): for answers that only pass them on."""
+
+    events: list[bytes]
     next_cursor: str | None
     has_more: bool
     total: int | None = None
@@ -118,6 +131,18 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     async def query(self, tenant: str, q: EventQuery) -> Page:
         """One page of matching events in the requested order."""
+
+    async def get_raw(self, tenant: str, event_id: str) -> bytes | None:
+        """``get`` as one JSON document (the same content), or None."""
+        ev = await self.get(tenant, event_id)
+        return None if ev is None else orjson.dumps(ev)
+
+    async def query_raw(self, tenant: str, q: EventQuery) -> RawPage:
+        """``query`` with each event as one JSON document (the same content): a backend
+        that stores each event's JSON hands it on without parsing it."""
+        page = await self.query(tenant, q)
+        return RawPage([orjson.dumps(e) for e in page.events], page.next_cursor,
+                       page.has_more, page.total)
 
     @abc.abstractmethod
     async def count(self, tenant: str, where: Node) -> int:

@@ -39,6 +39,7 @@ from ..base import (
     EventStore,
     MetricFn,
     Page,
+    RawPage,
     StoredCheckpoint,
 )
 from . import rollup
@@ -157,11 +158,15 @@ class SQLiteEventStore(EventStore):
     # -- reads -------------------------------------------------------------------
 
     async def get(self, tenant: str, event_id: str) -> dict[str, Any] | None:
-        def run(conn: sqlite3.Connection) -> dict[str, Any] | None:
+        raw = await self.get_raw(tenant, event_id)
+        return orjson.loads(raw) if raw is not None else None
+
+    async def get_raw(self, tenant: str, event_id: str) -> bytes | None:
+        def run(conn: sqlite3.Connection) -> bytes | None:
             row = conn.execute(
-                "SELECT body FROM events WHERE tenant = ? AND id = ?", (tenant, event_id)
-            ).fetchone()
-            return orjson.loads(row[0]) if row else None
+                "SELECT CAST(body AS BLOB) FROM events WHERE tenant = ? AND id = ?",
+                (tenant, event_id)).fetchone()
+            return bytes(row[0]) if row else None
 
         return await self._read(run)
 
@@ -202,6 +207,11 @@ class SQLiteEventStore(EventStore):
         return False
 
     async def query(self, tenant: str, q: EventQuery) -> Page:
+        raw = await self.query_raw(tenant, q)
+        return Page([orjson.loads(b) for b in raw.events], raw.next_cursor, raw.has_more,
+                    raw.total)
+
+    async def query_raw(self, tenant: str, q: EventQuery) -> RawPage:
         where, params = self._where(tenant, q.filter)
         drive_where, drive_params = where, params
         if _has_text(q.filter):
@@ -218,7 +228,7 @@ class SQLiteEventStore(EventStore):
             raise InvalidRequest("cursor is not valid", errors=[
                 {"field": "cursor", "reason": "not a cursor returned by this API"}])
 
-        def run(conn: sqlite3.Connection) -> Page:
+        def run(conn: sqlite3.Connection) -> RawPage:
             nonlocal where, params
             if drive_where is not where and self._text_is_rare(conn, q.filter):
                 where, params = drive_where, drive_params
@@ -231,7 +241,7 @@ class SQLiteEventStore(EventStore):
             finally:
                 conn.execute("COMMIT")
 
-        def page(conn: sqlite3.Connection) -> Page:
+        def page(conn: sqlite3.Connection) -> RawPage:
             page_where, page_params = where, list(params)
             if cur is not None:
                 # The cursor names the last event by seq (tenant-local); find its row.
@@ -246,7 +256,7 @@ class SQLiteEventStore(EventStore):
                 page_where = f"{where} AND {tuple_sql} {cmp} {marks}"
                 page_params += [*cur.key[:-1], row[0]]
             rows = conn.execute(
-                f"SELECT body, severity, ts, seq FROM events WHERE {page_where} "
+                f"SELECT CAST(body AS BLOB), severity, ts, seq FROM events WHERE {page_where} "
                 f"ORDER BY {order_by} LIMIT ?",
                 [*page_params, q.limit + 1],
             ).fetchall()
@@ -261,7 +271,7 @@ class SQLiteEventStore(EventStore):
             if q.include_total:
                 total = int(conn.execute(f"SELECT COUNT(*) FROM events WHERE {where}", params)
                             .fetchone()[0])
-            return Page([orjson.loads(r[0]) for r in rows], next_cursor, has_more, total)
+            return RawPage([bytes(r[0]) for r in rows], next_cursor, has_more, total)
 
         return await self._read(run)
 
