@@ -22,7 +22,7 @@ from typing import Any
 
 from ...dbapi import sqlite3
 from ...model.severity import RANK, SEVERITIES
-from ...query.filter import All, And, Cmp, Eq, Node, clamp_int
+from ...query.filter import INT_BOUND, All, And, Cmp, Eq, Node, clamp_int
 from ..base import AggregateSpec
 
 HOUR = 3_600_000_000
@@ -32,6 +32,9 @@ DIMENSIONS = ("type", "category", "severity", "outcome")
 #: The count columns: ``h00`` holds the events of the day's first hour (UTC).
 HOURS = tuple(f"h{i:02d}" for i in range(24))
 KEY = ("tenant", "day", "type", "category", "severity", "outcome")
+#: Hour-aligned bounds beyond every time a filter can name (``filter.clamp_int``).
+FIRST_HOUR = -(INT_BOUND // HOUR + 1) * HOUR
+LAST_HOUR = (INT_BOUND // HOUR + 2) * HOUR
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS rollup_day (

@@ -44,6 +44,7 @@ from ..base import (
 )
 from . import rollup
 from .compile import COLUMNS, Compiler, fts_query
+from .hourcache import HourCache
 from .logstorage import SCHEMA as LOG_SCHEMA
 from .logstorage import NodeReader, SQLiteLogStorage
 from .schema import connect, migrate
@@ -102,6 +103,7 @@ class SQLiteEventStore(EventStore):
             self._readers.put(_Reader(self.path))
         self._reader_count = max(1, readers)
         self._closed = False
+        self.hour_cache = HourCache()
 
     def _local_writer(
         self, indexed_paths: list[str], synchronous: str, idempotency_hours: int,
@@ -304,17 +306,62 @@ class SQLiteEventStore(EventStore):
         hours at the ends (or everything) from the events, already in answer order."""
         if spec.count_unique or spec.metrics:
             return await super().aggregate_counts(tenant, where, spec)
-        sql, params = self._counts_sql(tenant, where, spec)
+        p = rollup.plan(where, spec)
+        if p is not None and spec.interval == "hour":
+            h1, h2 = rollup.whole_hours(p)
+            if h1 is None or h2 is None or h1 < h2:
+                return await self._read(
+                    lambda conn: self._cached_hours(conn, tenant, where, spec, p, h1, h2))
+        sql, params = self._counts_sql(tenant, where, spec, p)
 
         def run(conn: sqlite3.Connection) -> list[CountRow]:
             return _answer_order(conn.execute(sql, params), spec)
 
         return await self._read(run)
 
-    def _counts_sql(self, tenant: str, where: Node, spec: AggregateSpec
-                    ) -> tuple[str, list[Any]]:
+    def _cached_hours(
+        self, conn: sqlite3.Connection, tenant: str, where: Node, spec: AggregateSpec,
+        p: rollup.Plan, h1: int | None, h2: int | None,
+    ) -> list[CountRow]:
+        """Hourly buckets: whole hours from ``hour_cache`` (brought up to the snapshot's last
+        seq), the partial hours at the ends counted from the events, in one snapshot."""
+        lo = rollup.FIRST_HOUR if h1 is None else h1
+        hi = rollup.LAST_HOUR if h2 is None else h2
+        key = (tenant, spec.group_by, tuple(sorted(p.equal)))
+        name = "k" if spec.group_by != "severity" else rollup.severity_name_sql("k")
+
+        def fill(a: int, b: int) -> list[tuple[int, Any, int]]:
+            sql, params = rollup.counts_sql(tenant, p, spec, a, b)
+            return conn.execute(f"SELECT b, {name} AS key, n FROM ({sql}) "
+                                "ORDER BY b, n DESC, key", params).fetchall()
+
+        def dirty(after: int) -> list[int]:
+            return [h for (h,) in conn.execute(
+                f"SELECT DISTINCT {rollup.bucket_sql('hour', 'ts')} FROM events "
+                "WHERE tenant = ? AND seq > ?", (tenant, after))]
+
+        def edge(cond: Node) -> list[CountRow]:
+            sql, params = self._scan_counts_sql(tenant, and_(where, cond), spec)
+            return conn.execute(f"SELECT b, {name} AS key, n FROM ({sql}) "
+                                "ORDER BY b, n DESC, key", params).fetchall()
+
+        conn.execute("BEGIN")  # the last seq, the hours and the edges: one snapshot
+        try:
+            seq = conn.execute("SELECT MAX(seq) FROM events WHERE tenant = ?",
+                               (tenant,)).fetchone()[0] or 0
+            rows: list[CountRow] = []
+            if p.lo is not None and h1 is not None and p.lo < h1:
+                rows += edge(Cmp("timestamp", "<", h1))
+            rows += self.hour_cache.rows(key, seq, lo, hi, fill, dirty)
+            if p.hi is not None and h2 is not None and h2 < p.hi:
+                rows += edge(Cmp("timestamp", ">=", h2))
+        finally:
+            conn.execute("COMMIT")
+        return _answer_order(rows, spec)
+
+    def _counts_sql(self, tenant: str, where: Node, spec: AggregateSpec,
+                    p: rollup.Plan | None) -> tuple[str, list[Any]]:
         parts: list[tuple[str, list[Any]]] = []
-        p = rollup.plan(where, spec)
         if p is not None:
             h1, h2 = rollup.whole_hours(p)
             # Less than an hour: scanning is cheap and simpler.
