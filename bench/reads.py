@@ -142,6 +142,47 @@ async def in_process(db: Path, tenant: str, now_ms: int, n: int) -> dict[str, An
             "aggregate_statements": len(statements)}
 
 
+async def under_ingest(db: Path, tenant: str, now_ms: int, n: int) -> dict[str, Any]:
+    """The aggregate right after each commit of one event (adds 3n events to the file): for
+    the current hour, for a random hour of the last 30 days (a late event), and with the
+    hour cache off (every request counts its whole range)."""
+    import random
+
+    from auditstream.app import build_store
+    from auditstream.model.ids import new_event_id
+    from auditstream.model.times import format_us
+    from auditstream.query.params import AGGREGATE_PARAMS, filter_from_params
+    from auditstream.settings import Settings
+    from auditstream.store.base import AggregateSpec
+    from auditstream.store.sqlite.hourcache import HourCache
+
+    store = build_store(Settings.from_env().with_(db=str(db)))
+    where = filter_from_params(aggregate_params(now_ms), allowed=AGGREGATE_PARAMS)
+    spec = AggregateSpec(group_by="type", interval="hour")
+    rnd = random.Random(1)
+    out: dict[str, Any] = {}
+    try:
+        for name, late, cache in (("current_hour", False, True), ("late_event", True, True),
+                                  ("cache_off", False, False)):
+            if not cache:
+                store.hour_cache = HourCache(max_rows=0)
+            await store.aggregate_counts(tenant, where, spec)
+            lat = []
+            for _ in range(n):
+                ts = (now_ms - rnd.randrange(30 * DAY_MS)) if late else time.time_ns() // 1000_000
+                await store.append(tenant, [{
+                    "id": new_event_id(), "tenant": tenant, "type": "bench.late",
+                    "severity": "info", "timestamp": format_us(ts * 1000),
+                    "received_at": format_us(time.time_ns() // 1000)}])
+                t0 = time.perf_counter()
+                await store.aggregate_counts(tenant, where, spec)
+                lat.append(time.perf_counter() - t0)
+            out[f"aggregate_after_each_commit_{name}_p50_ms"] = p50_ms(lat)
+    finally:
+        await store.close()
+    return out
+
+
 def aggregate_params(now_ms: int) -> list[tuple[str, str]]:
     return [("group_by", "type"), ("interval", "hour"), ("since", str(now_ms - 30 * DAY_MS))]
 
@@ -205,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--workers", type=int, default=1)
     m.add_argument("--repeat", type=int, default=21)
     m.add_argument("--no-http", action="store_true")
+    m.add_argument("--ingest", action="store_true",
+                   help="also time the aggregate after each commit (appends to the file)")
     args = ap.parse_args(argv)
     if args.cmd == "build":
         print(json.dumps(asyncio.run(build(args.db, args.events, args.tenants)), indent=1))
@@ -214,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     doc: dict[str, Any] = {"tenant": meta["tenant"], "storage": storage(args.db),
                            "in_process": asyncio.run(in_process(args.db, meta["tenant"],
                                                                 now_ms, args.repeat))}
+    if args.ingest:
+        doc["in_process"].update(asyncio.run(under_ingest(args.db, meta["tenant"], now_ms,
+                                                          args.repeat)))
     if not args.no_http:
         h = over_http(args.db, meta["key"], now_ms, args.workers, args.repeat)
         doc["http_1_client"] = h

@@ -83,12 +83,14 @@ class HourCache:
         hours = entry.hours
         fresh = True
         if seq != entry.seq:
-            touched = [h for h in dirty(entry.seq) if entry.lo <= h < entry.hi]
+            touched = sorted({h for h in dirty(entry.seq) if entry.lo <= h < entry.hi})
             if touched:
-                a, b = min(touched), max(touched) + HOUR
-                hours = {h: v for h, v in hours.items() if not a <= h < b}
-                hours.update(_by_hour(fill(a, b)))
-                self.refreshed_hours += (b - a) // HOUR
+                hours = dict(hours)
+                for a, b in _runs(touched):
+                    for h in [h for h in hours if a <= h < b]:
+                        del hours[h]
+                    hours.update(_by_hour(fill(a, b)))
+                    self.refreshed_hours += (b - a) // HOUR
                 fresh = False
         new_lo, new_hi = min(lo, entry.lo), max(hi, entry.hi)
         if new_lo < entry.lo or new_hi > entry.hi:
@@ -115,6 +117,18 @@ class HourCache:
             while total > self.max_rows and self._entries:
                 _, dropped = self._entries.popitem(last=False)
                 total -= dropped.size
+
+
+def _runs(hours: list[int], most: int = 8) -> list[tuple[int, int]]:
+    """Sorted hours as ranges of consecutive hours, or one range over them all when there
+    are more than ``most`` (each range is one statement)."""
+    runs: list[tuple[int, int]] = []
+    for h in hours:
+        if runs and runs[-1][1] == h:
+            runs[-1] = (runs[-1][0], h + HOUR)
+        else:
+            runs.append((h, h + HOUR))
+    return runs if len(runs) <= most else [(hours[0], hours[-1] + HOUR)]
 
 
 def _by_hour(rows: Iterable[HourRow]) -> dict[int, tuple[tuple[Any, int], ...]]:
