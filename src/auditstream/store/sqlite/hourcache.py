@@ -54,7 +54,7 @@ class HourCache:
     """See the module docstring. ``max_rows`` bounds the rows kept over all entries;
     ``max_catch_up``: an entry more than that many events behind is counted afresh."""
 
-    def __init__(self, *, max_rows: int = 200_000, max_catch_up: int = 50_000):
+    def __init__(self, *, max_rows: int = 100_000, max_catch_up: int = 50_000):
         self.max_rows = max_rows
         self.max_catch_up = max_catch_up
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
@@ -133,8 +133,9 @@ def _runs(hours: list[int], most: int = 8) -> list[tuple[int, int]]:
 
 def _by_hour(rows: Iterable[HourRow]) -> dict[int, tuple[tuple[Any, int], ...]]:
     out: dict[int, list[tuple[Any, int]]] = {}
+    keys: dict[Any, Any] = {}  # one object per distinct key, not one per row
     for h, k, n in rows:
-        out.setdefault(h, []).append((k, n))
+        out.setdefault(h, []).append((keys.setdefault(k, k), n))
     return {h: tuple(v) for h, v in out.items()}
 
 
