@@ -340,8 +340,8 @@ class SQLiteEventStore(EventStore):
                 f"SELECT DISTINCT {rollup.bucket_sql('hour', 'ts')} FROM events "
                 "WHERE tenant = ? AND seq > ?", (tenant, after))]
 
-        def edge(cond: Node) -> list[CountRow]:
-            sql, params = self._scan_counts_sql(tenant, and_(where, cond), spec)
+        def edge(a: int, b: int) -> list[CountRow]:
+            sql, params = self._scan_counts_sql(tenant, _between(where, a, b), spec)
             return conn.execute(f"SELECT b, {name} AS key, n FROM ({sql}) "
                                 "ORDER BY b, n DESC, key", params).fetchall()
 
@@ -351,10 +351,10 @@ class SQLiteEventStore(EventStore):
                                (tenant,)).fetchone()[0] or 0
             rows: list[CountRow] = []
             if p.lo is not None and h1 is not None and p.lo < h1:
-                rows += edge(Cmp("timestamp", "<", h1))
+                rows += edge(p.lo, h1)
             rows += self.hour_cache.rows(key, seq, lo, hi, fill, dirty)
             if p.hi is not None and h2 is not None and h2 < p.hi:
-                rows += edge(Cmp("timestamp", ">=", h2))
+                rows += edge(h2, p.hi)
         finally:
             conn.execute("COMMIT")
         return _answer_order(rows, spec)
@@ -369,10 +369,10 @@ class SQLiteEventStore(EventStore):
                 parts.append(rollup.counts_sql(tenant, p, spec, h1, h2))
                 if p.lo is not None and h1 is not None and p.lo < h1:
                     parts.append(self._scan_counts_sql(
-                        tenant, and_(where, Cmp("timestamp", "<", h1)), spec))
+                        tenant, _between(where, p.lo, h1), spec))
                 if p.hi is not None and h2 is not None and h2 < p.hi:
                     parts.append(self._scan_counts_sql(
-                        tenant, and_(where, Cmp("timestamp", ">=", h2)), spec))
+                        tenant, _between(where, h2, p.hi), spec))
         if not parts:
             parts.append(self._scan_counts_sql(tenant, where, spec))
         union = " UNION ALL ".join(sql for sql, _ in parts)
@@ -702,6 +702,15 @@ def _stored_path_columns(path: str) -> dict[str, str]:
 def _has_text(node: Node) -> bool:
     return isinstance(node, Text) or (
         isinstance(node, And) and any(isinstance(c, Text) for c in node.children))
+
+
+def _between(where: Node, lo: int, hi: int) -> Node:
+    """A filter the rollup serves (``rollup.plan``), its time range replaced by [lo, hi):
+    with two upper (or lower) bounds SQLite may range-scan by the looser one, which made
+    the partial hour at the end of a 30-day range scan all 30 days."""
+    parts = where.children if isinstance(where, And) else (where,)
+    rest = [c for c in parts if not (isinstance(c, Cmp) and c.path == "timestamp")]
+    return and_(*rest, Cmp("timestamp", ">=", lo), Cmp("timestamp", "<", hi))
 
 
 #: Group keys that SQL orders as answers do (by ``str(key)``): text, or severity names.
