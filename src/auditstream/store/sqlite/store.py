@@ -302,8 +302,9 @@ class SQLiteEventStore(EventStore):
     async def aggregate_counts(
         self, tenant: str, where: Node, spec: AggregateSpec
     ) -> list[CountRow]:
-        """One statement: whole hours from the rollup when it can answer, the partial
-        hours at the ends (or everything) from the events, already in answer order."""
+        """Whole hours from the rollup when it can answer (hourly buckets through
+        ``hour_cache``), the partial hours at the ends (or everything) counted from the
+        events; SQL puts the rows in answer order."""
         if spec.count_unique or spec.metrics:
             return await super().aggregate_counts(tenant, where, spec)
         p = rollup.plan(where, spec)
