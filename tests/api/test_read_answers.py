@@ -140,3 +140,22 @@ def test_query_raw_is_query(tmp_path: Path) -> None:
             await store.close()
 
     asyncio.run(run())
+
+
+def test_an_hourly_aggregate_counts_a_late_event_for_a_closed_hour(server: Server) -> None:
+    """Whole hours are kept between requests; an event stamped in an hour closed long ago
+    still shows in the next answer (the cache follows seq, not the clock)."""
+    c = server.client(server.key("acme"))
+    old = "2026-01-05T10:20:00Z"
+    assert c.post("/v1/events", content=orjson.dumps(
+        [{"type": "login", "timestamp": old}, {"type": "login"}])).status_code == 201
+    params = {"group_by": "type", "interval": "hour", "since": "2026-01-01"}
+    first = c.get("/v1/events/aggregate", params=params).json()["buckets"]
+    assert first[0] == {"ts": "2026-01-05T10:00:00Z", "rows": [{"key": "login", "count": 1}]}
+    assert c.get("/v1/events/aggregate", params=params).json()["buckets"] == first
+    assert c.post("/v1/events", content=orjson.dumps(
+        {"type": "logout", "timestamp": old})).status_code == 201
+    again = c.get("/v1/events/aggregate", params=params).json()["buckets"]
+    assert again[0] == {"ts": "2026-01-05T10:00:00Z", "rows": [
+        {"key": "login", "count": 1}, {"key": "logout", "count": 1}]}
+    assert again[1:] == first[1:]
