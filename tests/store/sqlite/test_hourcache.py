@@ -96,3 +96,22 @@ def test_a_small_cache_evicts_and_stays_exact(tmp_path: Path) -> None:
             await store.close()
 
     asyncio.run(run())
+
+
+def test_callers_varying_their_filter_cannot_grow_the_cache(tmp_path: Path) -> None:
+    """Empty answers are entries too: without a bound on entries, a caller asking for one
+    made-up type after another would grow the cache without end."""
+
+    async def run() -> int:
+        store = SQLiteEventStore(tmp_path / "g.db")
+        store.hour_cache = HourCache(max_entries=8)
+        try:
+            await store.append("a", [_event(random.Random(1), "a")])
+            spec = AggregateSpec(group_by="type", interval="hour")
+            for i in range(40):
+                assert await store.aggregate_counts("a", Eq("type", (f"nope{i}",)), spec) == []
+            return len(store.hour_cache._entries)
+        finally:
+            await store.close()
+
+    assert asyncio.run(run()) == 8

@@ -51,11 +51,14 @@ class _Entry:
 
 
 class HourCache:
-    """See the module docstring. ``max_rows`` bounds the rows kept over all entries;
+    """See the module docstring. ``max_rows`` and ``max_entries`` bound what is kept (an
+    empty answer is an entry too: a caller varying its filter must not grow the cache);
     ``max_catch_up``: an entry more than that many events behind is counted afresh."""
 
-    def __init__(self, *, max_rows: int = 100_000, max_catch_up: int = 50_000):
+    def __init__(self, *, max_rows: int = 100_000, max_entries: int = 256,
+                 max_catch_up: int = 50_000):
         self.max_rows = max_rows
+        self.max_entries = max_entries
         self.max_catch_up = max_catch_up
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._lock = threading.Lock()
@@ -114,7 +117,8 @@ class HourCache:
             self._entries[key] = entry
             self._entries.move_to_end(key)
             total = sum(e.size for e in self._entries.values())
-            while total > self.max_rows and self._entries:
+            while self._entries and (total > self.max_rows
+                                     or len(self._entries) > self.max_entries):
                 _, dropped = self._entries.popitem(last=False)
                 total -= dropped.size
 

@@ -188,6 +188,9 @@ class SQLiteEventStore(EventStore):
 
         return await self._read(run)
 
+    #: Hourly aggregates whose equality filters name more values are not cached.
+    HOUR_CACHE_MAX_VALUES = 16
+
     #: Below this many matching documents a text search looks up its matches directly;
     #: above it, walking the tenant's newest events and probing the match list is faster.
     FTS_DRIVE_MAX_DOCS = 5_000
@@ -308,7 +311,9 @@ class SQLiteEventStore(EventStore):
         if spec.count_unique or spec.metrics:
             return await super().aggregate_counts(tenant, where, spec)
         p = rollup.plan(where, spec)
-        if p is not None and spec.interval == "hour":
+        # Filters naming many values are rare, and would make big cache keys.
+        if p is not None and spec.interval == "hour" and sum(
+                len(v) for _, v in p.equal) <= self.HOUR_CACHE_MAX_VALUES:
             h1, h2 = rollup.whole_hours(p)
             if h1 is None or h2 is None or h1 < h2:
                 return await self._read(
