@@ -212,7 +212,7 @@ def test_fts_index_entries_removed_under_intact_content(db: Path, signer: Signer
 
 @pytest.mark.parametrize("sql", [
     "UPDATE events SET ts = CAST(ts AS REAL), severity = CAST(severity AS REAL)",
-    "UPDATE rollup_hour SET n = CAST(n AS REAL), hour = CAST(hour AS REAL)",
+    "UPDATE rollup_day SET h00 = CAST(h00 AS REAL), day = CAST(day AS REAL)",
 ], ids=["events-real", "rollup-real"])
 def test_storage_class_tricks_are_undone_by_affinity(db: Path, signer: Signer, sql: str) -> None:
     """HELD: INTEGER affinity stores an integral REAL back as an INTEGER."""
@@ -226,7 +226,9 @@ def test_storage_class_tricks_are_undone_by_affinity(db: Path, signer: Signer, s
 
 def test_rollup_count_moved_between_hours_is_caught(db: Path, signer: Signer) -> None:
     conn = sqlite3.connect(db)
-    conn.execute("UPDATE rollup_hour SET hour = hour - 3600000000 WHERE tenant='acme'")
+    # Every count one hour later within its day: the day's and the type's totals stay right.
+    rotate = ", ".join(f"h{i:02d} = h{(i - 1) % 24:02d}" for i in range(24))
+    conn.execute(f"UPDATE rollup_day SET {rotate} WHERE tenant='acme'")
     conn.commit()
     conn.close()
     assert any("rollup" in p for p in verify(db, signer))
@@ -320,7 +322,7 @@ def test_whole_tenant_removed_needs_a_kept_checkpoint(db: Path, signer: Signer) 
 
     conn = sqlite3.connect(db)
     kept = conn.execute("SELECT note FROM checkpoints WHERE tenant='globex'").fetchone()[0]
-    for table in ("events", "merkle_nodes", "checkpoints", "rollup_hour", "idempotency"):
+    for table in ("events", "merkle_nodes", "checkpoints", "rollup_day", "idempotency"):
         conn.execute(f"DELETE FROM {table} WHERE tenant='globex'")
     conn.execute("DELETE FROM events_fts WHERE rowid NOT IN (SELECT rid FROM events)")
     conn.commit()

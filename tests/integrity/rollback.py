@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from auditstream.dbapi import sqlite3
-
-HOUR = 3_600_000_000
+from auditstream.store.sqlite.rollup import recount_sql
 
 
 def roll_back(conn: sqlite3.Connection, keep: int, tenant: str = "acme") -> None:
@@ -17,8 +16,5 @@ def roll_back(conn: sqlite3.Connection, keep: int, tenant: str = "acme") -> None
                  (tenant, keep))
     conn.execute("DELETE FROM checkpoints WHERE tenant=? AND size > ?", (tenant, keep))
     conn.execute("DELETE FROM idempotency WHERE tenant=?", (tenant,))
-    conn.execute("DELETE FROM rollup_hour")
-    h = HOUR
-    conn.execute(f"INSERT INTO rollup_hour SELECT tenant, ts - ((ts % {h}) + {h}) % {h}, type, "
-                 "IFNULL(category, ''), severity, IFNULL(outcome, ''), COUNT(*) FROM events "
-                 "GROUP BY 1, 2, 3, 4, 5, 6")
+    conn.execute("DELETE FROM rollup_day")
+    conn.execute(f"INSERT INTO rollup_day {recount_sql()}")

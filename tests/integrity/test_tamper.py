@@ -220,7 +220,7 @@ def add_orphan_text_row(conn: sqlite3.Connection) -> None:
 
 
 def inflate_rollup(conn: sqlite3.Connection) -> None:
-    conn.execute("UPDATE rollup_hour SET n = n + 500000 WHERE tenant='acme'")
+    conn.execute("UPDATE rollup_day SET h12 = h12 + 500000 WHERE tenant='acme'")
 
 
 def edit_merkle_node(conn: sqlite3.Connection) -> None:

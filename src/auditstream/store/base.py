@@ -74,6 +74,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
+
 from ..log.feed import CommitFeed
 from ..log.protocol import Appended
 from ..query.filter import Node
@@ -102,6 +104,17 @@ class Page:
     total: int | None = None
 
 
+@dataclass
+class RawPage:
+    """A ``Page`` whose events are each one JSON document as bytes (as stored, when the
+    backend keeps them so): for answers that only pass them on."""
+
+    events: list[bytes]
+    next_cursor: str | None
+    has_more: bool
+    total: int | None = None
+
+
 @dataclass(frozen=True)
 class AggregateSpec:
     group_by: str | None = None
@@ -124,6 +137,10 @@ class AggregateRow:
 class Bucket:
     ts: int | None  # bucket start in microseconds; None without an interval
     rows: list[AggregateRow]
+
+
+#: One row of a count-only aggregate: (bucket start or None, group key or None, count).
+CountRow = tuple[int | None, Any, int]
 
 
 @dataclass(frozen=True)
@@ -190,6 +207,29 @@ class EventIndex(abc.ABC):
         Memory stays bounded by ``batch`` whatever the size of the result. Events committed
         while the scan runs may or may not be included; each one at most once.
         """
+
+    async def get_raw(self, tenant: str, event_id: str) -> bytes | None:
+        """``get`` as one JSON document (the same content), or None."""
+        ev = await self.get(tenant, event_id)
+        return None if ev is None else orjson.dumps(ev)
+
+    async def query_raw(self, tenant: str, q: EventQuery) -> RawPage:
+        """``query`` with each event as one JSON document (the same content): a backend
+        that stores each event's JSON hands it on without parsing it."""
+        page = await self.query(tenant, q)
+        return RawPage([orjson.dumps(e) for e in page.events], page.next_cursor,
+                       page.has_more, page.total)
+
+    async def aggregate_counts(
+        self, tenant: str, where: Node, spec: AggregateSpec
+    ) -> list[CountRow]:
+        """``aggregate`` flattened to ``(bucket, key, count)`` rows in the same order (rows
+        by count, largest first, then by ``str(key)``), for answers that are only counts.
+
+        The same content as ``aggregate``; a backend may build it without a row object
+        per group (a 30-day hourly answer has tens of thousands)."""
+        return [(b.ts, r.key, r.count) for b in await self.aggregate(tenant, where, spec)
+                for r in b.rows]
 
 
 class EventLog(abc.ABC):

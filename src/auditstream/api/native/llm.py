@@ -33,7 +33,6 @@ ingest renames them, so everything here sees only the canonical names.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
@@ -52,7 +51,7 @@ from ...store.base import AggregateRow, AggregateSpec, EventQuery
 from ..deps import reader
 from ..openapi import operation
 from . import contract as doc
-from .events import json_response
+from .events import json_response, page_response
 
 router = APIRouter(prefix="/v1", tags=["llm"])
 
@@ -82,16 +81,8 @@ async def llm_events(request: Request, principal: Principal = Depends(reader)) -
         limit=int_param("limit", qp.get("limit"), 50, 1, 1000),
         cursor=qp.get("cursor") or None,
     )
-    page = await request.app.state.services.store.query(principal.tenant, q)
-    headers = {}
-    if page.next_cursor:
-        params = [(k, v) for k, v in qp.multi_items() if k != "cursor"]
-        params.append(("cursor", page.next_cursor))
-        headers["Link"] = f'<{request.url.path}?{urlencode(params)}>; rel="next"'
-    return json_response(
-        {"data": page.events, "next_cursor": page.next_cursor, "has_more": page.has_more},
-        headers=headers,
-    )
+    page = await request.app.state.services.store.query_raw(principal.tenant, q)
+    return page_response(request, page)
 
 
 def _usage_row(row: AggregateRow) -> dict[str, Any]:

@@ -213,22 +213,18 @@ def _derived_mismatch(
 
 def check_rollups(conn: sqlite3.Connection) -> list[Problem]:
     """The hourly rollups are exactly the counts of the (verified) rows."""
-    # Floor to the hour as the writer does in Python (SQLite's "/" truncates toward zero).
-    h = rollup.HOUR
-    counted = (
-        f"SELECT tenant, ts - ((ts % {h}) + {h}) % {h} AS hour, type, "
-        "IFNULL(category, '') AS category, severity, IFNULL(outcome, '') AS outcome, "
-        "COUNT(*) AS n FROM events GROUP BY 1, 2, 3, 4, 5, 6")
-    stored = "SELECT tenant, hour, type, category, severity, outcome, n FROM rollup_hour"
+    counted = rollup.recount_sql()
+    stored = f"SELECT {', '.join(rollup.KEY + rollup.HOURS)} FROM rollup_day"
     for a, b, what in ((stored, counted, "counts"), (counted, stored, "misses")):
         row = conn.execute(f"{a} EXCEPT {b} ORDER BY 1, 2 LIMIT 1").fetchone()
         if row is not None:
-            tenant, hour, typ, _c, _s, _o, n = row
-            return [Problem(tenant, None, f"hourly rollup {what} {n} events of type {typ!r} "
-                            f"in the hour starting at {hour} µs that the rows do not have"
-                            if what == "counts" else
-                            f"hourly rollup lacks the {n} events of type {typ!r} in the "
-                            f"hour starting at {hour} µs")]
+            tenant, day, typ = row[0], row[1], row[2]
+            hours = ", ".join(f"{h}={n}" for h, n in zip(rollup.HOURS, row[6:], strict=True)
+                              if n != 0)
+            return [Problem(tenant, None, f"hourly rollup of the day starting at {day} µs "
+                            f"for type {typ!r} {'counts' if what == 'counts' else 'lacks'} "
+                            f"events that the rows {'do not have' if what == 'counts' else 'have'}"
+                            f" ({'stored' if what == 'counts' else 'counted'}: {hours or 'none'})")]
     return []
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,14 +34,17 @@ from ..base import (
     AggregateSpec,
     Appended,
     Bucket,
+    CountRow,
     EventQuery,
     EventStore,
     MetricFn,
     Page,
+    RawPage,
     StoredCheckpoint,
 )
 from . import rollup
 from .compile import COLUMNS, Compiler, fts_query
+from .hourcache import HourCache
 from .logstorage import SCHEMA as LOG_SCHEMA
 from .logstorage import NodeReader, SQLiteLogStorage
 from .schema import connect, migrate, migration_lock
@@ -99,6 +103,7 @@ class SQLiteEventStore(EventStore):
             self._readers.put(_Reader(self.path))
         self._reader_count = max(1, readers)
         self._closed = False
+        self.hour_cache = HourCache()
 
     def _local_writer(
         self, indexed_paths: list[str], synchronous: str, idempotency_hours: int,
@@ -155,11 +160,15 @@ class SQLiteEventStore(EventStore):
     # -- reads -------------------------------------------------------------------
 
     async def get(self, tenant: str, event_id: str) -> dict[str, Any] | None:
-        def run(conn: sqlite3.Connection) -> dict[str, Any] | None:
+        raw = await self.get_raw(tenant, event_id)
+        return orjson.loads(raw) if raw is not None else None
+
+    async def get_raw(self, tenant: str, event_id: str) -> bytes | None:
+        def run(conn: sqlite3.Connection) -> bytes | None:
             row = conn.execute(
-                "SELECT body FROM events WHERE tenant = ? AND id = ?", (tenant, event_id)
-            ).fetchone()
-            return orjson.loads(row[0]) if row else None
+                "SELECT CAST(body AS BLOB) FROM events WHERE tenant = ? AND id = ?",
+                (tenant, event_id)).fetchone()
+            return bytes(row[0]) if row else None
 
         return await self._read(run)
 
@@ -178,6 +187,9 @@ class SQLiteEventStore(EventStore):
                        .fetchone()[0])
 
         return await self._read(run)
+
+    #: Hourly aggregates whose equality filters name more values are not cached.
+    HOUR_CACHE_MAX_VALUES = 16
 
     #: Below this many matching documents a text search looks up its matches directly;
     #: above it, walking the tenant's newest events and probing the match list is faster.
@@ -200,6 +212,11 @@ class SQLiteEventStore(EventStore):
         return False
 
     async def query(self, tenant: str, q: EventQuery) -> Page:
+        raw = await self.query_raw(tenant, q)
+        return Page([orjson.loads(b) for b in raw.events], raw.next_cursor, raw.has_more,
+                    raw.total)
+
+    async def query_raw(self, tenant: str, q: EventQuery) -> RawPage:
         where, params = self._where(tenant, q.filter)
         drive_where, drive_params = where, params
         if _has_text(q.filter):
@@ -216,7 +233,7 @@ class SQLiteEventStore(EventStore):
             raise InvalidRequest("cursor is not valid", errors=[
                 {"field": "cursor", "reason": "not a cursor returned by this API"}])
 
-        def run(conn: sqlite3.Connection) -> Page:
+        def run(conn: sqlite3.Connection) -> RawPage:
             nonlocal where, params
             if drive_where is not where and self._text_is_rare(conn, q.filter):
                 where, params = drive_where, drive_params
@@ -229,7 +246,7 @@ class SQLiteEventStore(EventStore):
             finally:
                 conn.execute("COMMIT")
 
-        def page(conn: sqlite3.Connection) -> Page:
+        def page(conn: sqlite3.Connection) -> RawPage:
             page_where, page_params = where, list(params)
             if cur is not None:
                 # The cursor names the last event by seq (tenant-local); find its row.
@@ -244,7 +261,7 @@ class SQLiteEventStore(EventStore):
                 page_where = f"{where} AND {tuple_sql} {cmp} {marks}"
                 page_params += [*cur.key[:-1], row[0]]
             rows = conn.execute(
-                f"SELECT body, severity, ts, seq FROM events WHERE {page_where} "
+                f"SELECT CAST(body AS BLOB), severity, ts, seq FROM events WHERE {page_where} "
                 f"ORDER BY {order_by} LIMIT ?",
                 [*page_params, q.limit + 1],
             ).fetchall()
@@ -259,17 +276,21 @@ class SQLiteEventStore(EventStore):
             if q.include_total:
                 total = int(conn.execute(f"SELECT COUNT(*) FROM events WHERE {where}", params)
                             .fetchone()[0])
-            return Page([orjson.loads(r[0]) for r in rows], next_cursor, has_more, total)
+            return RawPage([bytes(r[0]) for r in rows], next_cursor, has_more, total)
 
         return await self._read(run)
 
     async def aggregate(self, tenant: str, where: Node, spec: AggregateSpec) -> list[Bucket]:
-        p = rollup.plan(where, spec)
+        if not spec.count_unique and not spec.metrics:
+            out: list[Bucket] = []
+            for ts, key, n in await self.aggregate_counts(tenant, where, spec):
+                if not out or out[-1].ts != ts:
+                    out.append(Bucket(ts, []))
+                out[-1].rows.append(AggregateRow(count=n, key=key))
+            return out
 
         def run(conn: sqlite3.Connection) -> list[Bucket]:
-            rows = self._from_rollup(conn, tenant, where, spec, p) if p else None
-            if rows is None:
-                rows = self._aggregate_rows(conn, tenant, where, spec)
+            rows = self._aggregate_rows(conn, tenant, where, spec)
             buckets: dict[Any, list[AggregateRow]] = {}
             for (ts, _key), row in rows.items():
                 buckets.setdefault(ts, []).append(row)
@@ -281,30 +302,104 @@ class SQLiteEventStore(EventStore):
 
         return await self._read(run)
 
-    def _from_rollup(
+    async def aggregate_counts(
+        self, tenant: str, where: Node, spec: AggregateSpec
+    ) -> list[CountRow]:
+        """Whole hours from the rollup when it can answer (hourly buckets through
+        ``hour_cache``), the partial hours at the ends (or everything) counted from the
+        events; SQL puts the rows in answer order."""
+        if spec.count_unique or spec.metrics:
+            return await super().aggregate_counts(tenant, where, spec)
+        p = rollup.plan(where, spec)
+        # Filters naming many values are rare, and would make big cache keys.
+        if p is not None and spec.interval == "hour" and sum(
+                len(v) for _, v in p.equal) <= self.HOUR_CACHE_MAX_VALUES:
+            h1, h2 = rollup.whole_hours(p)
+            if h1 is None or h2 is None or h1 < h2:
+                return await self._read(
+                    lambda conn: self._cached_hours(conn, tenant, where, spec, p, h1, h2))
+        sql, params = self._counts_sql(tenant, where, spec, p)
+
+        def run(conn: sqlite3.Connection) -> list[CountRow]:
+            return _answer_order(conn.execute(sql, params), spec)
+
+        return await self._read(run)
+
+    def _cached_hours(
         self, conn: sqlite3.Connection, tenant: str, where: Node, spec: AggregateSpec,
-        p: rollup.Plan,
-    ) -> dict[tuple[Any, Any], AggregateRow] | None:
-        """Whole hours from the rollup, the partial hours at the ends from the events."""
-        h1, h2 = rollup.whole_hours(p)
-        if h1 is not None and h2 is not None and h1 >= h2:
-            return None  # less than an hour: scanning is cheap and simpler
-        out: dict[tuple[Any, Any], AggregateRow] = {}
-        for (b, k), n in rollup.counts(conn, tenant, p, spec, h1, h2).items():
-            key = _severity_name(spec.group_by, k)
-            out[b, key] = AggregateRow(count=n, key=key)
-        edges = []
-        if p.lo is not None and h1 is not None and p.lo < h1:
-            edges.append(and_(where, Cmp("timestamp", "<", h1)))
-        if p.hi is not None and h2 is not None and h2 < p.hi:
-            edges.append(and_(where, Cmp("timestamp", ">=", h2)))
-        for edge in edges:
-            for bk, row in self._aggregate_rows(conn, tenant, edge, spec).items():
-                if bk in out:
-                    out[bk].count += row.count
-                else:
-                    out[bk] = row
-        return out
+        p: rollup.Plan, h1: int | None, h2: int | None,
+    ) -> list[CountRow]:
+        """Hourly buckets: whole hours from ``hour_cache`` (brought up to the snapshot's last
+        seq), the partial hours at the ends counted from the events, in one snapshot."""
+        lo = rollup.FIRST_HOUR if h1 is None else h1
+        hi = rollup.LAST_HOUR if h2 is None else h2
+        key = (tenant, spec.group_by, tuple(sorted(p.equal)))
+        name = "k" if spec.group_by != "severity" else rollup.severity_name_sql("k")
+
+        def fill(a: int, b: int) -> list[tuple[int, Any, int]]:
+            sql, params = rollup.counts_sql(tenant, p, spec, a, b)
+            return conn.execute(f"SELECT b, {name} AS key, n FROM ({sql}) "
+                                "ORDER BY b, n DESC, key", params).fetchall()
+
+        def dirty(after: int) -> list[int]:
+            return [h for (h,) in conn.execute(
+                f"SELECT DISTINCT {rollup.bucket_sql('hour', 'ts')} FROM events "
+                "WHERE tenant = ? AND seq > ?", (tenant, after))]
+
+        def edge(a: int, b: int) -> list[CountRow]:
+            sql, params = self._scan_counts_sql(tenant, _between(where, a, b), spec)
+            return conn.execute(f"SELECT b, {name} AS key, n FROM ({sql}) "
+                                "ORDER BY b, n DESC, key", params).fetchall()
+
+        conn.execute("BEGIN")  # the last seq, the hours and the edges: one snapshot
+        try:
+            seq = conn.execute("SELECT MAX(seq) FROM events WHERE tenant = ?",
+                               (tenant,)).fetchone()[0] or 0
+            rows: list[CountRow] = []
+            if p.lo is not None and h1 is not None and p.lo < h1:
+                rows += edge(p.lo, h1)
+            rows += self.hour_cache.rows(key, seq, lo, hi, fill, dirty)
+            if p.hi is not None and h2 is not None and h2 < p.hi:
+                rows += edge(h2, p.hi)
+        finally:
+            conn.execute("COMMIT")
+        return _answer_order(rows, spec)
+
+    def _counts_sql(self, tenant: str, where: Node, spec: AggregateSpec,
+                    p: rollup.Plan | None) -> tuple[str, list[Any]]:
+        parts: list[tuple[str, list[Any]]] = []
+        if p is not None:
+            h1, h2 = rollup.whole_hours(p)
+            # Less than an hour: scanning is cheap and simpler.
+            if h1 is None or h2 is None or h1 < h2:
+                parts.append(rollup.counts_sql(tenant, p, spec, h1, h2))
+                if p.lo is not None and h1 is not None and p.lo < h1:
+                    parts.append(self._scan_counts_sql(
+                        tenant, _between(where, p.lo, h1), spec))
+                if p.hi is not None and h2 is not None and h2 < p.hi:
+                    parts.append(self._scan_counts_sql(
+                        tenant, _between(where, h2, p.hi), spec))
+        if not parts:
+            parts.append(self._scan_counts_sql(tenant, where, spec))
+        union = " UNION ALL ".join(sql for sql, _ in parts)
+        params = [v for _, ps in parts for v in ps]
+        key = "k" if spec.group_by != "severity" else rollup.severity_name_sql("k")
+        # Hourly buckets of the rollup and of the partial hours never coincide.
+        if len(parts) == 1 or spec.interval == "hour":
+            return f"SELECT b, {key} AS key, n FROM ({union}) ORDER BY b, n DESC, key", params
+        return (f"SELECT b, {key} AS key, SUM(n) AS n FROM ({union}) GROUP BY b, k "
+                "ORDER BY b, n DESC, key", params)
+
+    def _scan_counts_sql(self, tenant: str, where: Node, spec: AggregateSpec
+                         ) -> tuple[str, list[Any]]:
+        """``SELECT bucket, key, n`` counted from the events (no row for an empty group)."""
+        where_sql, params = self._where(tenant, where)
+        key, kp = ("NULL", []) if spec.group_by is None else self._dim(spec.group_by)
+        if spec.group_by is not None:
+            where_sql += f" AND {key} IS NOT NULL AND {key} != ''"
+            params += kp + kp
+        return (f"SELECT {rollup.bucket_sql(spec.interval, 'ts')} AS b, {key} AS k, "
+                f"COUNT(*) AS n FROM events WHERE {where_sql} GROUP BY 1, 2", [*kp, *params])
 
     def _aggregate_rows(
         self, conn: sqlite3.Connection, tenant: str, where: Node, spec: AggregateSpec
@@ -615,6 +710,38 @@ def _stored_path_columns(path: str) -> dict[str, str]:
 def _has_text(node: Node) -> bool:
     return isinstance(node, Text) or (
         isinstance(node, And) and any(isinstance(c, Text) for c in node.children))
+
+
+def _between(where: Node, lo: int, hi: int) -> Node:
+    """A filter the rollup serves (``rollup.plan``), its time range replaced by [lo, hi):
+    with two upper (or lower) bounds SQLite may range-scan by the looser one, which made
+    the partial hour at the end of a 30-day range scan all 30 days."""
+    parts = where.children if isinstance(where, And) else (where,)
+    rest = [c for c in parts if not (isinstance(c, Cmp) and c.path == "timestamp")]
+    return and_(*rest, Cmp("timestamp", ">=", lo), Cmp("timestamp", "<", hi))
+
+
+#: Group keys that SQL orders as answers do (by ``str(key)``): text, or severity names.
+_TEXT_KEYS = frozenset({None, "type", "category", "outcome", "severity", "id"})
+_START = object()
+
+
+def _answer_order(rows: Iterable[CountRow], spec: AggregateSpec) -> list[CountRow]:
+    """At most ``max_groups`` rows per bucket, ordered by count, then key as text."""
+    limit = spec.max_groups
+    if spec.group_by not in _TEXT_KEYS:  # numbers or mixed types: order as Python does
+        return [r for _, group in itertools.groupby(rows, key=lambda r: r[0])
+                for r in sorted(group, key=lambda r: (-r[2], str(r[1])))[:limit]]
+    out: list[CountRow] = []
+    last: Any = _START
+    taken = 0
+    for row in rows:
+        if row[0] != last:
+            last, taken = row[0], 0
+        if taken < limit:
+            out.append(row)
+            taken += 1
+    return out
 
 
 def _severity_name(group_by: str | None, key: Any) -> Any:
