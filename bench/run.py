@@ -1,29 +1,43 @@
 """End-to-end benchmark of a real auditstream server: ingest, group commit, queries, memory.
 
-    python -m bench.run --events N [--out FILE]      (make bench: N = 1,000,000)
+    python -m bench.run --events N [--workers 1,2,3] [--repeat R] [--out FILE]
+    (make bench: N = 1,000,000, workers 1 and the default of ``serve``)
 
-What it does, in order (progress on stderr, ONE JSON document on stdout and in --out):
+What it does, in order (progress on stderr, ONE JSON document on stdout and in --out, and
+the summary table beside it as ``.md``):
 
 1. generate N events with ``bench/gen.py`` and pre-serialise them (orjson) into
    1,000-event request bodies, one tenant per body, spooled to a file in the work dir;
    plus single-event bodies for the group-commit phase. Nothing of this is timed.
 2. create the tenants and one key per tenant with the ``auditstream`` CLI commands
    (``tenants create``, ``keys create --json``), run in-process in one subprocess so 400
-   commands do not pay 400 interpreter start-ups.
+   commands do not pay 400 interpreter start-ups. Every run starts from a copy of this
+   file.
+
+Then, ``--repeat`` times, for each worker count of ``--workers`` in turn (interleaved, so
+the machine's load falls on every count alike), one run:
+
 3. the raw-SQLite ceiling (``bench/raw_sqlite.py``): the same rows, the same schema
    (``schema.migrate`` on a fresh file), executemany in 10,000-row transactions.
-4. start ``python -m auditstream serve --db <tmp>/bench.db --port <free> --no-demo`` as a
-   subprocess (environment passed through: ``AUDITSTREAM_SYNCHRONOUS`` as the user has it,
-   default ``full``) and sample its VmRSS every 100 ms for the rest of the run.
+4. start ``python -m auditstream serve --db <copy> --port <free> --no-demo --workers W``
+   as a subprocess (environment passed through: ``AUDITSTREAM_SYNCHRONOUS`` as the user
+   has it, default ``full``), wait until its whole process tree is up and idle, and sample
+   the tree's total RSS every 100 ms (``bench/proctree.py``; CPU is summed over the tree
+   too).
 5. batch ingest over HTTP: several concurrent keep-alive clients POST the bodies.
 6. an HTTP floor: ``GET /healthz`` from 32 clients (no auth, no database).
 7. single-event POSTs from 32 concurrent clients for ``--single-seconds``.
-8. queries at N stored events, each kind alone, first 1 client then 32 clients: a filtered
-   page (tenant + 2 filters + time range, limit 50, following ``next_cursor`` 0-9 pages),
-   full-text search (``q=`` bare words), and the hourly ``group_by=type`` aggregate over
-   30 days of the largest tenant.
-9. stop the server; replay the same queries in-process on the store (no HTTP) for the
-   engine-only baseline.
+8. queries at N stored events, each kind alone: a filtered page (tenant + 2 filters + time
+   range, limit 50, following ``next_cursor`` 0-9 pages) at 1, 4 and 32 clients;
+   full-text search (``q=`` bare words) and the hourly ``group_by=type`` aggregate over 30
+   days of the largest tenant at 1 and 32 clients.
+9. the HTTP floor again (its mean with 6. is the baseline of the ratios to ``/healthz``).
+10. stop the server; replay the same queries in-process on the store (opened read-only,
+    no HTTP) for the engine-only baseline, and run the SQL the aggregate ran (recorded
+    with SQLite's trace hook) alone on the file.
+
+``bench/figures.py`` turns each run into the issue's figures and the runs into a summary
+per worker count (median, range, spread).
 
 The client is a minimal HTTP/1.1 keep-alive client on asyncio + uvloop (not httpx): it
 shares the machine's cores with the server, so it must cost as little as possible. Its own
