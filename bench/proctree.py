@@ -95,20 +95,42 @@ def pss_kb(pid: int) -> int:
     return 0
 
 
-def role(pid: int, root: int) -> str:
-    """A readable name for one process of the server."""
-    if pid == root:
-        return "server"
+def _cmdline(pid: int) -> str:
     try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
             errors="replace")
     except OSError:
-        return "gone"
-    if "resource_tracker" in cmd:
-        return "resource_tracker"
-    if "spawn_main" in cmd:
-        return "spawned"  # the writer or a uvicorn worker: the command line is the same
-    return cmd[:60]
+        return ""
+
+
+def _started(pid: int) -> int:
+    f = _stat_fields(pid)
+    return int(f[19]) if f else 0  # starttime (stat field 22), in clock ticks since boot
+
+
+def roles(root: int, pids: list[int]) -> dict[int, str]:
+    """A readable name for each process of the server: ``server`` (the root: the whole
+    server with ``--workers 1``, the supervisor otherwise), ``writer``, ``worker``,
+    ``resource_tracker``. The writer and the uvicorn workers have the same command line
+    (multiprocessing's spawn); the supervisor starts the writer before the workers, so the
+    earliest-started of them is taken for the writer (a restarted writer would be named a
+    worker)."""
+    out: dict[int, str] = {}
+    spawned = []
+    for pid in pids:
+        cmd = _cmdline(pid)
+        if pid == root:
+            out[pid] = "server"
+        elif "resource_tracker" in cmd:
+            out[pid] = "resource_tracker"
+        elif "spawn_main" in cmd:
+            spawned.append(pid)
+        else:
+            out[pid] = cmd[:60] or "gone"
+    spawned.sort(key=_started)
+    for i, pid in enumerate(spawned):
+        out[pid] = "writer" if i == 0 else "worker"
+    return out
 
 
 @dataclass
@@ -130,7 +152,10 @@ class ProcessTree:
         return descendants(self.root)
 
     def cpu_seconds(self) -> float:
-        return sum(cpu_seconds(p) for p in self.pids())
+        return sum(self.cpu_by_pid().values())
+
+    def cpu_by_pid(self) -> dict[int, float]:
+        return {p: cpu_seconds(p) for p in self.pids()}
 
     def sample(self) -> Sample:
         per = {p: rss_kb(p) for p in self.pids()}
@@ -145,8 +170,8 @@ class ProcessTree:
         return sum(status_kb(p, "VmHWM") or 0 for p in self.pids())
 
     def roles(self) -> dict[int, str]:
-        return {p: role(p, self.root) for p in self.pids()}
+        return roles(self.root, self.pids())
 
 
-__all__ = ["ProcessTree", "Sample", "cpu_seconds", "descendants", "pss_kb", "rss_kb",
+__all__ = ["ProcessTree", "Sample", "cpu_seconds", "descendants", "pss_kb", "roles", "rss_kb",
            "status_kb"]

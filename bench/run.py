@@ -412,13 +412,19 @@ class Phase:
         self.psi0 = cpu_pressure_us()
         self.t0 = time.monotonic()
         self.wall0 = time.perf_counter()
-        self.scpu0 = self.server.cpu_seconds()
+        self.scpu0_by_pid = self.server.tree.cpu_by_pid()
         self.ccpu0 = time.process_time()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self.wall0
-        self.server_cpu = self.server.cpu_seconds() - self.scpu0
+        by_pid = self.server.tree.cpu_by_pid()
+        self.server_cpu = sum(by_pid.values()) - sum(self.scpu0_by_pid.values())
+        # Per role (writer, workers …): which process is the bottleneck.
+        self.cpu_by_role: dict[str, float] = {}
+        for pid, role in self.server.tree.roles().items():
+            used = by_pid.get(pid, 0.0) - self.scpu0_by_pid.get(pid, 0.0)
+            self.cpu_by_role[role] = self.cpu_by_role.get(role, 0.0) + used
         self.client_cpu = time.process_time() - self.ccpu0
         self.rss_max_mb = self.rss.max_mb(self.t0, time.monotonic())
         psi1 = cpu_pressure_us()
@@ -431,6 +437,8 @@ class Phase:
         return {
             "wall_s": round(self.wall, 2),
             "server_cpu_cores": round(self.server_cpu / self.wall, 2),
+            "server_cpu_cores_by_role": {k: round(v / self.wall, 2)
+                                         for k, v in sorted(self.cpu_by_role.items())},
             "client_cpu_cores": round(self.client_cpu / self.wall, 2),
             # Share of the time some task on the machine waited for a CPU (PSI): the noise
             # from other work sharing the 2 cores (and from this client).
