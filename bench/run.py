@@ -1,29 +1,43 @@
 """End-to-end benchmark of a real auditstream server: ingest, group commit, queries, memory.
 
-    python -m bench.run --events N [--out FILE]      (make bench: N = 1,000,000)
+    python -m bench.run --events N [--workers 1,2,3] [--repeat R] [--out FILE]
+    (make bench: N = 1,000,000, workers 1 and the default of ``serve``)
 
-What it does, in order (progress on stderr, ONE JSON document on stdout and in --out):
+What it does, in order (progress on stderr, ONE JSON document on stdout and in --out, and
+the summary table beside it as ``.md``):
 
 1. generate N events with ``bench/gen.py`` and pre-serialise them (orjson) into
    1,000-event request bodies, one tenant per body, spooled to a file in the work dir;
    plus single-event bodies for the group-commit phase. Nothing of this is timed.
 2. create the tenants and one key per tenant with the ``auditstream`` CLI commands
    (``tenants create``, ``keys create --json``), run in-process in one subprocess so 400
-   commands do not pay 400 interpreter start-ups.
+   commands do not pay 400 interpreter start-ups. Every run starts from a copy of this
+   file.
+
+Then, ``--repeat`` times, for each worker count of ``--workers`` in turn (interleaved, so
+the machine's load falls on every count alike), one run:
+
 3. the raw-SQLite ceiling (``bench/raw_sqlite.py``): the same rows, the same schema
    (``schema.migrate`` on a fresh file), executemany in 10,000-row transactions.
-4. start ``python -m auditstream serve --db <tmp>/bench.db --port <free> --no-demo`` as a
-   subprocess (environment passed through: ``AUDITSTREAM_SYNCHRONOUS`` as the user has it,
-   default ``full``) and sample its VmRSS every 100 ms for the rest of the run.
+4. start ``python -m auditstream serve --db <copy> --port <free> --no-demo --workers W``
+   as a subprocess (environment passed through: ``AUDITSTREAM_SYNCHRONOUS`` as the user
+   has it, default ``full``), wait until its whole process tree is up and idle, and sample
+   the tree's total RSS every 100 ms (``bench/proctree.py``; CPU is summed over the tree
+   too).
 5. batch ingest over HTTP: several concurrent keep-alive clients POST the bodies.
 6. an HTTP floor: ``GET /healthz`` from 32 clients (no auth, no database).
 7. single-event POSTs from 32 concurrent clients for ``--single-seconds``.
-8. queries at N stored events, each kind alone, first 1 client then 32 clients: a filtered
-   page (tenant + 2 filters + time range, limit 50, following ``next_cursor`` 0-9 pages),
-   full-text search (``q=`` bare words), and the hourly ``group_by=type`` aggregate over
-   30 days of the largest tenant.
-9. stop the server; replay the same queries in-process on the store (no HTTP) for the
-   engine-only baseline.
+8. queries at N stored events, each kind alone: a filtered page (tenant + 2 filters + time
+   range, limit 50, following ``next_cursor`` 0-9 pages) at 1, 4 and 32 clients;
+   full-text search (``q=`` bare words) and the hourly ``group_by=type`` aggregate over 30
+   days of the largest tenant at 1 and 32 clients.
+9. the HTTP floor again (its mean with 6. is the baseline of the ratios to ``/healthz``).
+10. stop the server; replay the same queries in-process on the store (opened read-only,
+    no HTTP) for the engine-only baseline, and run the SQL the aggregate ran (recorded
+    with SQLite's trace hook) alone on the file.
+
+``bench/figures.py`` turns each run into the issue's figures and the runs into a summary
+per worker count (median, range, spread).
 
 The client is a minimal HTTP/1.1 keep-alive client on asyncio + uvloop (not httpx): it
 shares the machine's cores with the server, so it must cost as little as possible. Its own
@@ -59,25 +73,14 @@ import orjson
 from auditstream.dbapi import sqlite3
 
 from . import raw_sqlite
+from .figures import markdown, run_figures, summarise
 from .gen import bench_events
+from .proctree import ProcessTree
 
 ROOT = Path(__file__).resolve().parent.parent
 US = 1_000_000
 DAY_US = 86_400 * US
 BATCH = 1000
-
-#: name → (comparison, threshold, unit). Pass/fail is computed from these.
-TARGETS: dict[str, tuple[str, float, str]] = {
-    "ingest_batch_events_per_s": (">=", 20_000, "events/s"),
-    "ingest_batch_vs_raw_ceiling": (">=", 0.60, "ratio"),
-    "ingest_batch_request_p99_ms": ("<", 250, "ms"),
-    "single_event_posts_per_s": (">=", 3_000, "events/s"),
-    "page_p50_ms": ("<", 5, "ms"),
-    "page_p99_ms": ("<", 25, "ms"),
-    "fts_p99_ms": ("<", 300, "ms"),
-    "aggregate_30d_hour_type_ms": ("<", 500, "ms"),
-    "server_rss_max_mb": ("<", 400, "MB"),
-}
 
 #: Filtered-page templates: 2 equality filters each (the tenant and a time range are added).
 PAGE_TEMPLATES: tuple[tuple[tuple[str, str], ...], ...] = (
@@ -149,16 +152,21 @@ def python_bin() -> str:
 
 
 class Server:
-    def __init__(self, db: Path, port: int, logfile: Path, switch_interval: float | None = None):
+    """``auditstream serve --workers N`` as a subprocess; its figures cover the whole tree."""
+
+    def __init__(self, db: Path, port: int, logfile: Path, switch_interval: float | None = None,
+                 workers: int = 1):
         self.db, self.port, self.logfile = db, port, logfile
         self.switch_interval = switch_interval
+        self.workers = workers
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
         self._log = open(self.logfile, "wb")  # noqa: SIM115 - closed in stop()
-        cmd = ["serve", "--db", str(self.db), "--port", str(self.port), "--no-demo"]
+        cmd = ["serve", "--db", str(self.db), "--port", str(self.port), "--no-demo",
+               "--workers", str(self.workers)]
         if self.switch_interval is None:
             argv = [python_bin(), "-m", "auditstream", *cmd]
         else:  # experiment only: the same CLI entry point with another GIL switch interval
@@ -169,6 +177,7 @@ class Server:
         self.proc = subprocess.Popen(
             argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
         )
+        self.tree = ProcessTree(self.proc.pid)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -176,12 +185,27 @@ class Server:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
                     s.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-                    if b" 200 " in s.recv(1024):
+                    # N > 1: one worker answering is not all N listening; wait for the
+                    # tree to be complete (server, resource tracker, writer, N workers).
+                    if b" 200 " in s.recv(1024) and (
+                            self.workers == 1 or len(self.tree.pids()) >= self.workers + 3):
                         return
             except OSError:
                 pass
             time.sleep(0.1)
         raise RuntimeError("server did not become ready in 60 s:\n" + self.tail())
+
+    def wait_idle(self, timeout: float = 20.0, window: float = 0.5) -> None:
+        """Until the tree uses almost no CPU for ``window`` seconds: every worker has
+        finished importing and starting its app, so the figures do not include start-up."""
+        deadline = time.monotonic() + timeout
+        before = self.cpu_seconds()
+        while time.monotonic() < deadline:
+            time.sleep(window)
+            now = self.cpu_seconds()
+            if now - before < 0.05 * window:
+                return
+            before = now
 
     @property
     def pid(self) -> int:
@@ -195,54 +219,62 @@ class Server:
             return ""
 
     def cpu_seconds(self) -> float:
-        """utime + stime of the server process (all its threads)."""
-        with open(f"/proc/{self.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def status_kb(self, key: str) -> int | None:
-        try:
-            with open(f"/proc/{self.pid}/status") as f:
-                for line in f:
-                    if line.startswith(key + ":"):
-                        return int(line.split()[1])
-        except OSError:
-            return None
-        return None
+        """utime + stime of every process of the server (all their threads)."""
+        return self.tree.cpu_seconds()
 
     def stop(self) -> int | None:
         if self.proc is None:
             return None
         if self.proc.poll() is None:
+            pids = self.tree.pids()
             self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+            for pid in pids[1:]:  # a process the supervisor failed to stop, by its pid
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
         self._log.close()
         return self.proc.returncode
 
 
 class RssSampler(threading.Thread):
-    """VmRSS of the server every ``interval`` seconds; max per phase on demand."""
+    """Total RSS of the server's process tree every ``interval`` seconds (and its PSS every
+    ``pss_every`` samples: reading ``smaps_rollup`` costs more); max per phase on demand."""
 
-    def __init__(self, server: Server, interval: float = 0.1):
+    def __init__(self, server: Server, interval: float = 0.1, pss_every: int = 10):
         super().__init__(daemon=True, name="rss-sampler")
-        self.server, self.interval = server, interval
+        self.server, self.interval, self.pss_every = server, interval, pss_every
         self.samples: list[tuple[float, int]] = []
+        self.pss: list[tuple[float, int]] = []
+        self.per_pid_max_kb: dict[int, int] = {}
+        self.max_pids = 0
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        tree = self.server.tree
+        n = 0
         while not self.stopping.is_set():
-            kb = self.server.status_kb("VmRSS")
-            if kb is not None:
-                self.samples.append((time.monotonic(), kb))
+            s = tree.sample()
+            if s.pids:
+                now = time.monotonic()
+                self.samples.append((now, s.rss_kb))
+                self.max_pids = max(self.max_pids, s.pids)
+                for pid, kb in s.per_pid_rss_kb.items():
+                    self.per_pid_max_kb[pid] = max(kb, self.per_pid_max_kb.get(pid, 0))
+                if n % self.pss_every == 0:
+                    self.pss.append((now, tree.pss_kb()))
+            n += 1
             self.stopping.wait(self.interval)
 
     def max_mb(self, since: float = 0.0, until: float = float("inf")) -> float | None:
         vals = [kb for t, kb in self.samples if since <= t <= until]
         return round(max(vals) / 1024, 1) if vals else None
+
+    def max_pss_mb(self) -> float | None:
+        return round(max(kb for _, kb in self.pss) / 1024, 1) if self.pss else None
 
 
 def scrape_metrics(port: int) -> dict[str, float]:
@@ -352,7 +384,8 @@ class Profiler:
         spy = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
         self.proc = subprocess.Popen(
             [spy, "record", "--pid", str(self.pid), "--format", "raw", "--rate", "100",
-             "--threads", *(["--idle"] if os.environ.get("BENCH_PROFILE_IDLE") else []),
+             "--threads", "--subprocesses",
+             *(["--idle"] if os.environ.get("BENCH_PROFILE_IDLE") else []),
              *(["--native"] if os.environ.get("BENCH_PROFILE_NATIVE") else []),
              "--nonblocking", "--output", str(self.dir / f"{name}.txt")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -379,13 +412,19 @@ class Phase:
         self.psi0 = cpu_pressure_us()
         self.t0 = time.monotonic()
         self.wall0 = time.perf_counter()
-        self.scpu0 = self.server.cpu_seconds()
+        self.scpu0_by_pid = self.server.tree.cpu_by_pid()
         self.ccpu0 = time.process_time()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self.wall0
-        self.server_cpu = self.server.cpu_seconds() - self.scpu0
+        by_pid = self.server.tree.cpu_by_pid()
+        self.server_cpu = sum(by_pid.values()) - sum(self.scpu0_by_pid.values())
+        # Per role (writer, workers …): which process is the bottleneck.
+        self.cpu_by_role: dict[str, float] = {}
+        for pid, role in self.server.tree.roles().items():
+            used = by_pid.get(pid, 0.0) - self.scpu0_by_pid.get(pid, 0.0)
+            self.cpu_by_role[role] = self.cpu_by_role.get(role, 0.0) + used
         self.client_cpu = time.process_time() - self.ccpu0
         self.rss_max_mb = self.rss.max_mb(self.t0, time.monotonic())
         psi1 = cpu_pressure_us()
@@ -398,6 +437,8 @@ class Phase:
         return {
             "wall_s": round(self.wall, 2),
             "server_cpu_cores": round(self.server_cpu / self.wall, 2),
+            "server_cpu_cores_by_role": {k: round(v / self.wall, 2)
+                                         for k, v in sorted(self.cpu_by_role.items())},
             "client_cpu_cores": round(self.client_cpu / self.wall, 2),
             # Share of the time some task on the machine waited for a CPU (PSI): the noise
             # from other work sharing the 2 cores (and from this client).
@@ -675,38 +716,39 @@ async def http_phases(args: argparse.Namespace, server: Server, rss: RssSampler,
         if status != 200:
             raise RuntimeError(f"aggregate {status} {body[:300]!r}")
 
-    for name, step, s1, s32 in (
-        ("page", page_session, args.query_seconds / 3, args.query_seconds),
-        ("fts", fts, args.query_seconds / 3, args.query_seconds),
-        ("aggregate", aggregate, args.query_seconds / 3, args.query_seconds),
+    c = args.concurrency
+    for name, step, levels in (
+        ("page", page_session, sorted({1, 4, c})),
+        ("fts", fts, sorted({1, c})),
+        ("aggregate", aggregate, sorted({1, c})),
     ):
-        for k in depth_lat.values():
-            k.clear()
-        with Phase(server, rss, f"{name}_1") as ph1:
-            lat1, wall1 = await closed_loop(http, 1, s1, step, 21)
-        solo = {"requests_per_s": round(len(lat1) / wall1, 1), **lat_summary(lat1),
-                **ph1.doc()}
-        if name == "page":
-            solo["by_depth"] = {k: lat_summary(v) for k, v in depth_lat.items()}
-        for k in depth_lat.values():
-            k.clear()
-        empty[:] = [0, 0]
-        with Phase(server, rss, f"{name}_{args.concurrency}") as ph32:
-            lat32, wall32 = await closed_loop(http, args.concurrency, s32, step, 31)
-        loaded = {"requests_per_s": round(len(lat32) / wall32, 1), **lat_summary(lat32),
-                  **ph32.doc()}
-        if name == "page":
-            loaded["by_depth"] = {k: lat_summary(v) for k, v in depth_lat.items()}
-            loaded["empty_page_share"] = round(empty[1] / max(1, empty[0]), 3)
-        if name == "aggregate":
-            loaded["response_bytes"] = agg_size[0]
-            loaded["tenant"] = agg_tenant
-            loaded["tenant_events"] = spool.counts.get(queries.largest, 0)
-        out[f"{name}_1"] = solo
-        out[f"{name}_{args.concurrency}"] = loaded
-        log(f"{name}: 1 client p50 {solo['p50_ms']} p99 {solo['p99_ms']} ms; "
-            f"{args.concurrency} clients p50 {loaded['p50_ms']} p99 {loaded['p99_ms']} ms, "
-            f"{loaded['requests_per_s']} req/s")
+        for clients in levels:
+            for k in depth_lat.values():
+                k.clear()
+            empty[:] = [0, 0]
+            seconds = args.query_seconds if clients == c else args.query_seconds / 3
+            with Phase(server, rss, f"{name}_{clients}") as ph:
+                lat, wall = await closed_loop(http, clients, seconds, step, 21 + clients)
+            doc = {"clients": clients, "requests_per_s": round(len(lat) / wall, 1),
+                   **lat_summary(lat), **ph.doc()}
+            if name == "page":
+                doc["by_depth"] = {k: lat_summary(v) for k, v in depth_lat.items()}
+                doc["empty_page_share"] = round(empty[1] / max(1, empty[0]), 3)
+            if name == "aggregate":
+                doc["response_bytes"] = agg_size[0]
+                doc["tenant"] = agg_tenant
+                doc["tenant_events"] = spool.counts.get(queries.largest, 0)
+            out[f"{name}_{clients}"] = doc
+            log(f"{name}, {clients} clients: p50 {doc['p50_ms']} p99 {doc['p99_ms']} ms, "
+                f"{doc['requests_per_s']} req/s")
+
+    # -- the HTTP floor again: the machine is shared, so bracket the run with it ---------
+    with Phase(server, rss, "healthz_after") as ph:
+        hlat, wall = await closed_loop(http, args.concurrency, args.floor_seconds, healthz, 8)
+    out["healthz_32_after"] = {"requests_per_s": round(len(hlat) / wall), **lat_summary(hlat),
+                               **ph.doc()}
+    log(f"healthz x{args.concurrency} after the queries: "
+        f"{out['healthz_32_after']['requests_per_s']} req/s")
     return out
 
 
@@ -721,21 +763,21 @@ def _commit_stats(m0: dict[str, float], m1: dict[str, float]) -> dict[str, Any]:
 
 async def engine_baseline(db: Path, keys: dict[str, str], queries: Queries,
                           seconds: float) -> dict[str, Any]:
-    """The same query mix in-process on ``SQLiteEventStore`` (no HTTP, no auth, 1 thread)."""
+    """The same query mix in-process on the store (no HTTP, no auth, 1 thread), opened
+    read-only through the composition root, and the aggregate's SQL alone on the file."""
+    from auditstream.app import build_store
     from auditstream.query.params import PAGE_PARAMS, filter_from_params
     from auditstream.settings import Settings
     from auditstream.store.base import AggregateSpec, EventQuery
-    from auditstream.store.sqlite import SQLiteEventStore
 
-    settings = Settings.from_env()
-    store = SQLiteEventStore(str(db), indexed_paths=settings.indexed_path_list,
-                             synchronous=settings.synchronous, readers=1)
+    with SqlTrace() as trace:
+        store = build_store(Settings.from_env(db=str(db)), readonly=True)
     rng = random.Random(5)
     out: dict[str, Any] = {}
     psi0, wall0 = cpu_pressure_us(), time.perf_counter()
     try:
         # Warm the (fresh) connection's page cache as the server's were warm: 1 s of pages.
-        deadline = time.perf_counter() + 1.0
+        deadline = time.perf_counter() + min(1.0, seconds)
         while time.perf_counter() < deadline:
             tenant, params, _ = queries.page_params(rng)
             await store.query(tenant, EventQuery(
@@ -776,11 +818,14 @@ async def engine_baseline(db: Path, keys: dict[str, str], queries: Queries,
         tenant, params = queries.aggregate_params()
         where = filter_from_params(params, allowed=frozenset({"group_by", "interval"}))
         spec = AggregateSpec(group_by="type", interval="hour")
-        for _ in range(5):
+        with trace.recording():
+            await store.aggregate(tenant, where, spec)
+        for _ in range(7):
             t0 = time.perf_counter()
             await store.aggregate(tenant, where, spec)
             lat.append(time.perf_counter() - t0)
         out["aggregate"] = lat_summary(lat)
+        out["aggregate_sql_alone"] = sql_alone(db, trace.queries())
     finally:
         await store.close()
     psi1 = cpu_pressure_us()
@@ -789,21 +834,70 @@ async def engine_baseline(db: Path, keys: dict[str, str], queries: Queries,
     return out
 
 
+class SqlTrace:
+    """Records the SQL (with its parameters bound) that connections opened inside the
+    ``with`` block run while ``recording()``: whatever path the store takes to an answer
+    (rollups, caches of closed hours, a plain GROUP BY), its SQL can then be run alone."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self._on = False
+
+    def __enter__(self) -> SqlTrace:
+        self._connect = sqlite3.connect
+
+        def connect(*args: Any, **kwargs: Any) -> Any:
+            conn = self._connect(*args, **kwargs)
+            conn.set_trace_callback(self._trace)
+            return conn
+
+        sqlite3.connect = connect
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sqlite3.connect = self._connect
+
+    def _trace(self, sql: str) -> None:
+        if self._on:
+            self.statements.append(sql)
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[None]:
+        self.statements.clear()
+        self._on = True
+        try:
+            yield
+        finally:
+            self._on = False
+
+    def queries(self) -> list[str]:
+        """The reads recorded (not the readers' planner-statistics checks)."""
+        return [q for q in self.statements
+                if q.lstrip().upper().startswith(("SELECT", "WITH"))
+                and "sqlite_stat1" not in q]
+
+
+def sql_alone(db: Path, statements: list[str], runs: int = 7) -> dict[str, Any]:
+    """Each statement executed and fetched on a fresh read-only connection to the file
+    (the server's connection settings), once to warm it, then ``runs`` times."""
+    from auditstream.store.sqlite.schema import connect
+
+    conn = connect(str(db), readonly=True)
+    lat: list[float] = []
+    rows = 0
+    try:
+        for i in range(runs + 1):
+            t0 = time.perf_counter()
+            rows = sum(len(conn.execute(q).fetchall()) for q in statements)
+            if i:
+                lat.append(time.perf_counter() - t0)
+    finally:
+        conn.close()
+    return {"statements": len(statements), "rows": rows, **lat_summary(lat),
+            "sql": [q[:2000] for q in statements]}
+
+
 # ---- the report ----------------------------------------------------------------------------
-
-
-def figure(name: str, value: float | None, baseline_name: str | None,
-           baseline: float | None, **extra: Any) -> dict[str, Any]:
-    op, threshold, unit = TARGETS[name]
-    ok = value is not None and (value >= threshold if op == ">=" else value < threshold)
-    doc: dict[str, Any] = {"value": value, "unit": unit, "target": f"{op} {threshold:g}",
-                           "pass": ok}
-    if baseline_name is not None:
-        doc["baseline"] = {"name": baseline_name, "value": baseline}
-        doc["ratio"] = (round(value / baseline, 3)
-                        if value is not None and baseline else None)
-    doc.update(extra)
-    return doc
 
 
 def machine() -> dict[str, Any]:
@@ -847,6 +941,7 @@ def server_settings(args: argparse.Namespace) -> dict[str, Any]:
 
     st = Settings.from_env()
     doc: dict[str, Any] = {"synchronous": st.synchronous, "read_pool": st.read_pool,
+                           "workers_default": st.workers,
                            "indexed_paths": len(st.indexed_path_list),
                            "integrity": getattr(st, "integrity", None)}
     if args.server_switch_interval is not None:
@@ -854,19 +949,147 @@ def server_settings(args: argparse.Namespace) -> dict[str, Any]:
     return doc
 
 
+def parse_workers(text: str) -> list[int]:
+    """``1,2,3``; ``default`` is the worker count ``serve`` would use (the setting
+    ``AUDITSTREAM_WORKERS`` or its default). Repeats are dropped, the order is kept."""
+    from auditstream.settings import Settings
+
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        n = Settings.from_env().workers if part == "default" else int(part)
+        if n < 1:
+            raise argparse.ArgumentTypeError(f"worker counts are at least 1, got {n}")
+        if n not in out:
+            out.append(n)
+    if not out:
+        raise argparse.ArgumentTypeError("no worker count")
+    return out
+
+
+def copy_db(template: Path, dest: Path) -> None:
+    """The database with the tenants and keys (and whatever the CLI keeps beside it: the
+    signing key, the JWT secret), under a new name."""
+    for f in template.parent.glob(template.name + "*"):
+        if f.is_file() and not f.name.endswith(".lock"):
+            shutil.copy2(f, dest.parent / (dest.name + f.name[len(template.name):]))
+
+
+def remove_db(db: Path) -> None:
+    for f in db.parent.glob(db.name + "*"):
+        with contextlib.suppress(OSError):
+            f.unlink()
+
+
+def run_config(args: argparse.Namespace, workers: int, repeat: int, work: Path,
+               template: Path, spool: Spool, singles: list[bytes], keys: dict[str, str],
+               queries: Queries) -> dict[str, Any]:
+    """One server with ``workers`` on a fresh copy of the database, and the baselines of
+    the same run: the raw-SQLite ceiling just before it, the engine in-process after."""
+    run: dict[str, Any] = {"workers": workers, "repeat": repeat,
+                           "loadavg_at_start": os.getloadavg()}
+    t_start = time.perf_counter()
+    db = work / f"bench-w{workers}-r{repeat}.db"
+    copy_db(template, db)
+
+    # the raw-SQLite ceiling
+    raw_n = args.raw_events or args.events
+    log(f"[workers {workers}, run {repeat + 1}] raw-SQLite ceiling on {raw_n} events")
+
+    def raw_batches() -> Iterator[tuple[str, bytes]]:
+        n = 0
+        for tenant, off, length, count in spool.index:
+            if n >= raw_n:
+                return
+            n += count
+            yield tenant, spool.mm[off:off + length]
+
+    raw_db = work / "raw.db"
+    raw = raw_sqlite.run(str(raw_db), raw_batches())
+    remove_db(raw_db)
+    log(f"  {raw['insert_events_per_s']} events/s (inserts only), "
+        f"{raw['insert_plus_build_events_per_s']} with row building")
+    run["raw_sqlite"] = raw
+
+    # the server
+    server = Server(db, free_port(), work / f"server-w{workers}-r{repeat}.log",
+                    args.server_switch_interval, workers=workers)
+    rss: RssSampler | None = None
+    try:
+        server.start()
+        server.wait_idle()
+        log(f"server pid {server.pid} on port {server.port}, "
+            f"{len(server.tree.pids())} processes")
+        rss = RssSampler(server)
+        rss.start()
+        time.sleep(1.0)
+        idle_rss_mb = rss.max_mb()
+        Phase.profiler = (Profiler(str(Path(args.profile) / f"w{workers}-r{repeat}"),
+                                   server.pid) if args.profile else None)
+        import uvloop
+
+        run["http"] = uvloop.run(http_phases(args, server, rss, spool, singles, keys, queries))
+        roles = server.tree.roles()
+        run["server_rss"] = {
+            "idle_after_start_mb": idle_rss_mb,
+            "max_sampled_mb": rss.max_mb(),
+            "pss_max_mb": rss.max_pss_mb(),
+            "sum_of_vm_hwm_mb": round(server.tree.hwm_kb() / 1024, 1),
+            "processes": rss.max_pids,
+            "per_process_max_mb": sorted(
+                ({"pid": pid, "role": roles.get(pid, "exited"), "max_mb": round(kb / 1024, 1)}
+                 for pid, kb in rss.per_pid_max_kb.items()), key=lambda x: -x["max_mb"]),
+        }
+        rss.stopping.set()
+        run["server_exit_code"] = server.stop()
+    except BaseException:
+        log("server log tail:\n" + server.tail())
+        raise
+    finally:
+        if rss is not None:
+            rss.stopping.set()
+        server.stop()
+    run["db_bytes"] = sum(os.path.getsize(str(db) + s) for s in ("", "-wal")
+                          if os.path.exists(str(db) + s))
+
+    # the engine-only baseline for the queries, and the aggregate's SQL alone
+    log("engine baseline (in-process store, no HTTP)")
+    run["engine_inprocess"] = asyncio.run(
+        engine_baseline(db, keys, queries, args.query_seconds / 3))
+    if not args.keep:
+        remove_db(db)
+    run["figures"] = run_figures(run, args.concurrency)
+    run["failed"] = sorted(k for k, v in run["figures"].items() if not v["pass"])
+    run["seconds"] = round(time.perf_counter() - t_start, 1)
+    run["loadavg_at_end"] = os.getloadavg()
+    log(f"[workers {workers}, run {repeat + 1}] {run['seconds']} s; failed: "
+        f"{', '.join(run['failed']) or 'none'}")
+    return run
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.run",
                                  description="End-to-end auditstream benchmark.")
     ap.add_argument("--events", type=int, default=1_000_000, help="events to load (N)")
-    ap.add_argument("--out", help="also write the JSON here (default bench/out/bench-N.json)")
+    ap.add_argument("--workers", type=parse_workers, default="1,default",
+                    help="comma list of `serve --workers` counts to measure, side by side; "
+                    "'default' is the count serve uses (AUDITSTREAM_WORKERS) "
+                    "(default: 1,default)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs of each worker count, interleaved (1,2,3,1,2,3,...)")
+    ap.add_argument("--out", help="also write the JSON here (default bench/out/bench-N.json); "
+                    "the summary table goes beside it (.md)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--tenants", type=int, default=200)
     ap.add_argument("--ingest-clients", type=int, default=4)
     ap.add_argument("--concurrency", type=int, default=32, help="clients for the 32-client "
-                    "phases (single POSTs, queries)")
+                    "phases (/healthz, single POSTs, queries)")
     ap.add_argument("--single-seconds", type=float, default=10)
+    ap.add_argument("--single-pool", type=int, default=20_000,
+                    help="distinct single-event bodies (sent round robin)")
     ap.add_argument("--query-seconds", type=float, default=15,
-                    help="per query kind at full concurrency (a third of it at 1 client)")
+                    help="per query kind at full concurrency (a third of it at 1 and 4 "
+                    "clients)")
     ap.add_argument("--floor-seconds", type=float, default=5)
     ap.add_argument("--raw-events", type=int, help="events for the raw-SQLite ceiling "
                     "(default: all N)")
@@ -877,168 +1100,69 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", metavar="DIR", help="py-spy record the server per phase "
                     "into DIR (collapsed stacks; slows the server: not for the figures)")
     args = ap.parse_args(argv)
+    if isinstance(args.workers, str):  # the default, not parsed by argparse
+        args.workers = parse_workers(args.workers)
 
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="auditstream-bench-", dir=args.workdir))
     out_path = Path(args.out) if args.out else ROOT / "bench" / "out" / f"bench-{args.events}.json"
     report: dict[str, Any] = {"command": "python -m bench.run " + " ".join(
-        sys.argv[1:] if argv is None else argv), "machine": machine(),
+        sys.argv[1:] if argv is None else argv), "workers": args.workers,
+        "repeat": args.repeat, "machine": machine(),
         "server_settings": server_settings(args), "engine_source": source_digest()}
-    server: Server | None = None
-    rss: RssSampler | None = None
+    runs: list[dict[str, Any]] = []
     try:
-        # 1. workload
+        # the workload, once for every run
         now = time.time_ns() // 1000
         log(f"generating {args.events} events into {work}")
         t0 = time.perf_counter()
         spool = Spool(work / "bodies.bin")
         spool.write(args.events, args.seed, now, args.tenants)
-        singles_src = list(bench_events(max(20_000, args.concurrency * 2000),
-                                        seed=args.seed + 1, now_us=now,
+        singles_src = list(bench_events(args.single_pool, seed=args.seed + 1, now_us=now,
                                         tenants=args.tenants))
-        gen_s = time.perf_counter() - t0
-        log(f"  {gen_s:.1f} s, {len(spool.index)} bodies, "
+        log(f"  {time.perf_counter() - t0:.1f} s, {len(spool.index)} bodies, "
             f"{spool.path.stat().st_size / max(1, args.events):.0f} bytes/event")
 
-        # 2. tenants and keys through the CLI
-        db = work / "bench.db"
+        # tenants and keys through the CLI, once: each run starts from a copy of this file
+        template = work / "template.db"
         tenants = sorted(set(spool.counts) | {t for t, _ in singles_src})
         t0 = time.perf_counter()
-        keys = create_tenants(db, tenants)
+        keys = create_tenants(template, tenants)
         log(f"created {len(keys)} tenants and keys with the CLI in "
             f"{time.perf_counter() - t0:.1f} s")
-        http_singles = Http(0)
+        head = Http(0)
         singles = []
         for tenant, ev in singles_src:
             body = orjson.dumps(ev)
-            singles.append(http_singles.post_head(keys[tenant]) + b"%d\r\n\r\n" % len(body)
-                           + body)
+            singles.append(head.post_head(keys[tenant]) + b"%d\r\n\r\n" % len(body) + body)
+        queries = Queries(spool.counts, now)
 
         with spool:
-            # 3. the raw-SQLite ceiling
-            raw_n = args.raw_events or args.events
-            log(f"raw-SQLite ceiling on {raw_n} events")
-
-            def raw_batches() -> Iterator[tuple[str, bytes]]:
-                n = 0
-                for tenant, off, length, count in spool.index:
-                    if n >= raw_n:
-                        return
-                    n += count
-                    yield tenant, spool.mm[off:off + length]
-
-            raw_db = work / "raw.db"
-            raw = raw_sqlite.run(str(raw_db), raw_batches())
-            for suffix in ("", "-wal", "-shm"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(str(raw_db) + suffix)
-            log(f"  {raw['insert_events_per_s']} events/s (inserts only), "
-                f"{raw['insert_plus_build_events_per_s']} with row building")
-            report["raw_sqlite"] = raw
-
-            # 4. the server
-            server = Server(db, free_port(), work / "server.log", args.server_switch_interval)
-            server.start()
-            log(f"server pid {server.pid} on port {server.port}")
-            rss = RssSampler(server)
-            rss.start()
-            time.sleep(1.0)
-            idle_rss_mb = rss.max_mb()
-            if args.profile:
-                Phase.profiler = Profiler(args.profile, server.pid)
-            queries = Queries(spool.counts, now)
-            import uvloop
-
-            http_out = uvloop.run(http_phases(args, server, rss, spool, singles, keys,
-                                              queries))
-            report["http"] = http_out
-            report["server_rss"] = {
-                "idle_after_start_mb": idle_rss_mb,
-                "max_sampled_mb": rss.max_mb(),
-                "vm_hwm_mb": round((server.status_kb("VmHWM") or 0) / 1024, 1),
-            }
-            rss.stopping.set()
-            rc = server.stop()
-            report["server_exit_code"] = rc
-            db_bytes = sum(os.path.getsize(str(db) + s) for s in ("", "-wal")
-                           if os.path.exists(str(db) + s))
-            report["db_bytes"] = db_bytes
-
-            # 9. engine-only baseline for the queries
-            log("engine baseline (in-process store, no HTTP)")
-            report["engine_inprocess"] = asyncio.run(
-                engine_baseline(db, keys, queries, max(2.0, args.query_seconds / 3)))
-
-        h = report["http"]
-        c = args.concurrency
-        eng = report["engine_inprocess"]
-        hwm = report["server_rss"]["vm_hwm_mb"]
-        rss_max = max(v for v in (report["server_rss"]["max_sampled_mb"], hwm) if v)
-        ib = h["ingest_batch"]
-        report["figures"] = {
-            "ingest_batch_events_per_s": figure(
-                "ingest_batch_events_per_s", ib["events_per_s"],
-                "raw_sqlite_insert_events_per_s", raw["insert_events_per_s"]),
-            "ingest_batch_vs_raw_ceiling": figure(
-                "ingest_batch_vs_raw_ceiling",
-                round(ib["events_per_s"] / raw["insert_events_per_s"], 3),
-                None, None),
-            "ingest_batch_request_p99_ms": figure(
-                "ingest_batch_request_p99_ms", ib["request_latency"]["p99_ms"],
-                "raw_sqlite_10k_txn_p50_ms/10", round(raw["txn_ms_p50"] / 10, 2)),
-            "single_event_posts_per_s": figure(
-                "single_event_posts_per_s", h["single_event_posts"]["events_per_s"],
-                f"healthz_req_per_s_{c}_clients", h["healthz_32"]["requests_per_s"],
-                requests_per_commit=h["single_event_posts"]["requests_per_commit"]),
-            "page_p50_ms": figure(
-                "page_p50_ms", h[f"page_{c}"]["p50_ms"], "engine_inprocess_p50_ms",
-                eng["page"]["p50_ms"], one_client_ms=h["page_1"]["p50_ms"],
-                healthz_p50_ms=h["healthz_32"]["p50_ms"]),
-            "page_p99_ms": figure(
-                "page_p99_ms", h[f"page_{c}"]["p99_ms"], "engine_inprocess_p99_ms",
-                eng["page"]["p99_ms"], one_client_ms=h["page_1"]["p99_ms"],
-                healthz_p99_ms=h["healthz_32"]["p99_ms"]),
-            "fts_p99_ms": figure(
-                "fts_p99_ms", h[f"fts_{c}"]["p99_ms"], "engine_inprocess_p99_ms",
-                eng["fts"]["p99_ms"], one_client_ms=h["fts_1"]["p99_ms"]),
-            "aggregate_30d_hour_type_ms": figure(
-                "aggregate_30d_hour_type_ms", h[f"aggregate_{c}"]["p99_ms"],
-                "engine_inprocess_p50_ms", eng["aggregate"]["p50_ms"],
-                measured_as=f"p99 with {c} clients",
-                one_client_p50_ms=h["aggregate_1"]["p50_ms"],
-                one_client_max_ms=h["aggregate_1"]["max_ms"]),
-            "server_rss_max_mb": figure(
-                "server_rss_max_mb", rss_max, "idle_after_start_mb",
-                report["server_rss"]["idle_after_start_mb"], vm_hwm_mb=hwm,
-                max_mb_by_phase={k: v.get("server_rss_max_mb") for k, v in h.items()}),
-        }
-        report["passed"] = sorted(k for k, v in report["figures"].items() if v["pass"])
-        report["failed"] = sorted(k for k, v in report["figures"].items() if not v["pass"])
-        report["total_seconds"] = round(time.perf_counter() - started, 1)
-        report["machine"]["loadavg_at_end"] = os.getloadavg()
-    except BaseException:
-        if server is not None:
-            log("server log tail:\n" + server.tail())
-        raise
+            for repeat in range(args.repeat):
+                for workers in args.workers:
+                    runs.append(run_config(args, workers, repeat, work, template, spool,
+                                           singles, keys, queries))
     finally:
-        if rss is not None:
-            rss.stopping.set()
-        if server is not None:
-            server.stop()
         if args.keep:
             log(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    # Figures first: the verdicts, then everything they were computed from.
-    head = ("command", "figures", "passed", "failed", "total_seconds", "machine",
-            "server_settings", "engine_source")
-    report = {**{k: report[k] for k in head if k in report},
-              **{k: v for k, v in report.items() if k not in head}}
+    report["summary"] = summarise(runs)
+    report["failed"] = {w: sorted(k for k, v in per.items() if not v["met"])
+                        for w, per in report["summary"].items()}
+    report["total_seconds"] = round(time.perf_counter() - started, 1)
+    report["machine"]["loadavg_at_end"] = os.getloadavg()
+    report["runs"] = runs
+    table = markdown(report["summary"])
     text = orjson.dumps(report, option=orjson.OPT_INDENT_2).decode()
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(text + "\n")
+    out_path.with_suffix(".md").write_text(table)
     sys.stdout.write(text + "\n")
-    log(f"wrote {out_path}; failed: {', '.join(report['failed']) or 'none'}")
+    sys.stderr.write("\n" + table)
+    log(f"wrote {out_path} and {out_path.with_suffix('.md').name}; missed (median): "
+        + "; ".join(f"workers {w}: {', '.join(f) or 'none'}"
+                    for w, f in report["failed"].items()))
     return 0
 
 
