@@ -126,14 +126,7 @@ async def test_max_groups_keeps_the_largest_groups_of_each_bucket(store: EventSt
     assert [(r.key, r.count) for r in bucket.rows] == [("a", 5), ("d", 4)]
 
 
-BOOLS_ARE_NUMBERS = pytest.mark.xfail(strict=True, reason=(
-    "BUG: on a path that is not declared, SQLite's json_extract reads JSON true/false as "
-    "1/0, so booleans are summed, averaged and ranked as numbers (and, declared, they are "
-    "not): the answer depends on AUDITSTREAM_INDEXED_PATHS"))
-
-
-@pytest.mark.parametrize("path", [
-    INDEXED_PATH, pytest.param(PLAIN_PATH, marks=BOOLS_ARE_NUMBERS)])
+@pytest.mark.parametrize("path", [INDEXED_PATH, PLAIN_PATH])
 async def test_booleans_are_not_numbers_in_metrics(store: EventStore, path: str) -> None:
     await put(store, "a", *[with_value(path, v) for v in [1, 2.5, True, False, "7", 10]])
     metrics = tuple((fn, path) for fn in ["sum", "min", "max", "avg", "p50"])
@@ -142,18 +135,8 @@ async def test_booleans_are_not_numbers_in_metrics(store: EventStore, path: str)
                                             "p50": 2.5}
 
 
-BOOL_KEYS_LOST = pytest.mark.xfail(strict=True, reason=(
-    "BUG: a declared path's column holds NULL for a boolean, so group_by leaves those "
-    "events out and count_unique does not count them"))
-BOOL_KEYS_ARE_NUMBERS = pytest.mark.xfail(strict=True, reason=(
-    "BUG: json_extract reads JSON true/false as 1/0, so group_by answers the keys 1 and 0 "
-    "(merged with the numbers 1 and 0) and count_unique counts true and 1 once"))
-
-
 @pytest.mark.parametrize("path", [
-    pytest.param(INDEXED_PATH, marks=BOOL_KEYS_LOST),
-    pytest.param(PLAIN_PATH, marks=BOOL_KEYS_ARE_NUMBERS),
-    pytest.param("requires_action", marks=BOOL_KEYS_ARE_NUMBERS),  # a top-level boolean
+    INDEXED_PATH, PLAIN_PATH, "requires_action",  # the last a top-level boolean
 ])
 async def test_booleans_are_values_of_their_own_in_groups(store: EventStore,
                                                           path: str) -> None:

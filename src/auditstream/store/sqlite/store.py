@@ -47,7 +47,7 @@ from .compile import COLUMNS, Compiler, fts_query
 from .hourcache import HourCache
 from .logstorage import SCHEMA as LOG_SCHEMA
 from .logstorage import NodeReader, SQLiteLogStorage
-from .schema import connect, migrate, migration_lock
+from .schema import connect, json_path, migrate, migration_lock
 
 T = TypeVar("T")
 log = logging.getLogger("auditstream")
@@ -447,7 +447,7 @@ class SQLiteEventStore(EventStore):
             count = r[2]
             if count == 0:
                 continue
-            row = AggregateRow(count=count, key=_severity_name(spec.group_by, r[1]))
+            row = AggregateRow(count=count, key=_group_key(spec.group_by, r[1]))
             i = 3
             for dim in spec.count_unique:
                 row.uniques[dim] = r[i]
@@ -485,7 +485,7 @@ class SQLiteEventStore(EventStore):
                 f"WHERE {where_sql} AND {expr} IS NOT NULL ORDER BY v",
                 [*kp, *dp, *params, *dp],
             ):
-                values.setdefault((b, _severity_name(spec.group_by, k)), []).append(v)
+                values.setdefault((b, _group_key(spec.group_by, k)), []).append(v)
             for fn, p in pct:
                 if p != path:
                     continue
@@ -496,15 +496,31 @@ class SQLiteEventStore(EventStore):
                     )
 
     def _dim(self, path: str) -> tuple[str, list[Any]]:
-        expr, p = self.compiler.expr(path)
-        return expr, p
-
-    def _num(self, path: str) -> tuple[str, list[Any]]:
+        """A group key or a distinct value: the scalar at ``path``, with JSON booleans as the
+        blobs ``x'01'``/``x'00'`` (``_group_key`` turns them back). SQL has no booleans:
+        ``json_extract`` reads ``true`` as 1, and a declared path's column holds NULL for
+        one, so without this ``true`` merged with 1, or went uncounted, depending on
+        ``AUDITSTREAM_INDEXED_PATHS``. No JSON value reads back as a blob."""
         expr, p = self.compiler.expr(path)
         if path in COLUMNS:
             return expr, p
-        return (f"(CASE WHEN typeof({expr}) IN ('integer', 'real') THEN {expr} END)",
-                p + p)
+        jp = json_path(path)
+        bools = "CASE json_type(body, ?) WHEN 'true' THEN x'01' WHEN 'false' THEN x'00' END"
+        if path in self.compiler.path_columns:
+            return f"(CASE WHEN {expr} IS NOT NULL THEN {expr} ELSE {bools} END)", [jp]
+        # Objects and lists are no group key, as with a declared path.
+        return (f"(CASE json_type(body, ?) WHEN 'true' THEN x'01' WHEN 'false' THEN x'00' "
+                f"WHEN 'object' THEN NULL WHEN 'array' THEN NULL ELSE {expr} END)", [jp, *p])
+
+    def _num(self, path: str) -> tuple[str, list[Any]]:
+        """The number at ``path``, NULL for anything else (booleans included)."""
+        expr, p = self.compiler.expr(path)
+        if path in COLUMNS:
+            return expr, p
+        if path in self.compiler.path_columns:  # holds scalars only, never a boolean
+            return f"(CASE WHEN typeof({expr}) IN ('integer', 'real') THEN {expr} END)", p
+        return (f"(CASE WHEN json_type(body, ?) IN ('integer', 'real') THEN {expr} END)",
+                [json_path(path), *p])
 
     async def scan(
         self, tenant: str, where: Node, *, after_seq: int = 0, batch: int = 1000
@@ -730,7 +746,8 @@ def _answer_order(rows: Iterable[CountRow], spec: AggregateSpec) -> list[CountRo
     """At most ``max_groups`` rows per bucket, ordered by count, then key as text."""
     limit = spec.max_groups
     if spec.group_by not in _TEXT_KEYS:  # numbers or mixed types: order as Python does
-        return [r for _, group in itertools.groupby(rows, key=lambda r: r[0])
+        keyed = ((b, _group_key(spec.group_by, k), n) for b, k, n in rows)
+        return [r for _, group in itertools.groupby(keyed, key=lambda r: r[0])
                 for r in sorted(group, key=lambda r: (-r[2], str(r[1])))[:limit]]
     out: list[CountRow] = []
     last: Any = _START
@@ -744,9 +761,13 @@ def _answer_order(rows: Iterable[CountRow], spec: AggregateSpec) -> list[CountRo
     return out
 
 
-def _severity_name(group_by: str | None, key: Any) -> Any:
+def _group_key(group_by: str | None, key: Any) -> Any:
+    """A key as SQL answered it, as the API answers it: severities by name, booleans back
+    from the blobs of ``_dim``."""
     if group_by == "severity" and isinstance(key, int):
         return SEVERITIES[key]
+    if isinstance(key, bytes):
+        return key == b"\x01"
     return key
 
 
