@@ -1,4 +1,7 @@
-"""Acknowledged means durable: SIGKILL the server during concurrent ingest, lose nothing."""
+"""Acknowledged means durable: SIGKILL the server during concurrent ingest, lose nothing.
+
+Both process layouts: ``--workers 1`` (one process) and the default (a supervisor, a writer
+process and HTTP workers, all killed at once as a power cut would)."""
 
 from __future__ import annotations
 
@@ -12,16 +15,17 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 
 from auditstream.auth.catalog import Catalog
 from conftest import free_port
 
 
-def start(db: Path, port: int) -> subprocess.Popen[bytes]:
+def start(db: Path, port: int, workers: list[str]) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "auditstream", "serve", "--db", str(db), "--port", str(port),
-         "--no-demo"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+         "--no-demo", *workers],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -30,18 +34,26 @@ def start(db: Path, port: int) -> subprocess.Popen[bytes]:
                 return proc
         except httpx.TransportError:
             time.sleep(0.05)
-    proc.kill()
+    kill_all(proc)
     raise RuntimeError("server did not start: " + proc.stderr.read().decode()[-2000:])
 
 
-def test_sigkill_loses_no_acknowledged_event_and_leaves_no_gap(tmp_path: Path) -> None:
+def kill_all(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)  # the server and every process it started
+    proc.wait()
+
+
+@pytest.mark.parametrize("workers", [["--workers", "1"], []], ids=["one-process", "default"])
+def test_sigkill_loses_no_acknowledged_event_and_leaves_no_gap(
+    tmp_path: Path, workers: list[str],
+) -> None:
     db = tmp_path / "crash.db"
     cat = Catalog(db)
     cat.create_tenant("acme")
     key = cat.create_key("acme").secret
     cat.close()
     port = free_port()
-    proc = start(db, port)
+    proc = start(db, port, workers)
     acked: list[tuple[str, int]] = []
     lock = threading.Lock()
     stop = threading.Event()
@@ -68,14 +80,13 @@ def test_sigkill_loses_no_acknowledged_event_and_leaves_no_gap(tmp_path: Path) -
     deadline = time.monotonic() + 20
     while len(acked) < 3000 and time.monotonic() < deadline:
         time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_all(proc)
     stop.set()
     for t in threads:
         t.join()
     assert len(acked) >= 3000
 
-    proc = start(db, port)
+    proc = start(db, port, workers)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}",
                           headers={"X-API-Key": key}, timeout=30) as c:
@@ -93,5 +104,4 @@ def test_sigkill_loses_no_acknowledged_event_and_leaves_no_gap(tmp_path: Path) -
             r = c.post("/v1/events", content=b'{"type":"after"}')
             assert r.json()["data"][0]["seq"] == len(stored) + 1
     finally:
-        proc.kill()
-        proc.wait()
+        kill_all(proc)

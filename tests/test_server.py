@@ -208,6 +208,40 @@ def test_killing_a_process_loses_nothing_acknowledged(
     assert p.returncode == 0, p.stderr
 
 
+def test_the_processes_of_a_killed_supervisor_stop_and_free_the_port(
+    multi: Any, tmp_path: Path,
+) -> None:
+    """``kill -9`` of the supervisor alone: its writer and workers stop by themselves (the
+    writer commits what it accepted), so the port is free again and a new server on the
+    same file and port starts and goes on with the log."""
+    db = tmp_path / "orphans.db"
+    key = api_key(db)
+    srv = multi(db)
+    children = [srv.writer_pid(), *srv.worker_pids()]
+    r = httpx.post(srv.url + "/v1/events", headers={"X-API-Key": key},
+                   content=b'[{"type":"before"}]')
+    assert r.status_code == 201
+    os.kill(srv.proc.pid, signal.SIGKILL)
+    srv.proc.wait()
+    deadline = time.monotonic() + 30
+    while any(alive(p) for p in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(p) for p in children)
+    port = int(srv.url.rsplit(":", 1)[1])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "auditstream", "serve", "--db", str(db), "--port", str(port),
+         "--no-demo"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_up(srv.url, proc)
+        r = httpx.post(srv.url + "/v1/events", headers={"X-API-Key": key},
+                       content=b'[{"type":"after"}]')
+        assert r.status_code == 201
+        assert r.json()["data"][0]["seq"] == 2
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+
+
 def test_ten_servers_start_at_once_on_a_fresh_file(tmp_path: Path) -> None:
     db = tmp_path / "fresh.db"
     ports = [free_port() for _ in range(10)]

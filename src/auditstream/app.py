@@ -61,7 +61,8 @@ def build_store(
                                 channel=ClosedChannel("opened read-only"))
     if remote is not None:
         return SQLiteEventStore(
-            settings.db, readers=settings.read_pool, channel=remote.channel,
+            settings.db, readers=-(-settings.read_pool // settings.workers),
+            channel=remote.channel,
             canonical=settings.integrity, feed=remote.feed)
     signer = (load_or_create_signer(settings.db, settings.deployment)
               if settings.integrity else None)

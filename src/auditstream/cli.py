@@ -127,7 +127,9 @@ def serve(
         if os.path.exists(settings.db):  # the app opens it only once it starts: probe now
             with closing(sqlite3.connect(f"file:{settings.db}?mode=ro", uri=True)) as probe:
                 probe.execute("PRAGMA schema_version").fetchone()
-        application = create_app(settings) if settings.workers == 1 else None
+        # Built with several workers too (and dropped): a setting the app refuses is one
+        # line here, not a worker dying at start over and over.
+        application: Any = create_app(settings)
     except sqlite3.Error as exc:
         sock.close()
         fail(f"cannot open {os.path.abspath(settings.db)}: {exc}; point --db or "
@@ -148,8 +150,10 @@ def serve(
         print(f"auditstream: listening on {url} (API docs: {url}/docs; database "
               f"{os.path.abspath(settings.db)}); Ctrl-C stops it", flush=True)
 
-    if application is None:
+    if settings.workers > 1:
         from . import server
+
+        del application
 
         try:
             server.serve(settings, sock, ready=ready)

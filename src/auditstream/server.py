@@ -23,8 +23,11 @@ import multiprocessing
 import os
 import secrets
 import shutil
+import signal
 import socket
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,30 +50,56 @@ log = logging.getLogger("auditstream")
 ENV_SOCKET = "AUDITSTREAM_INTERNAL_WRITER_SOCKET"
 ENV_KEY = "AUDITSTREAM_INTERNAL_WRITER_KEY"
 ENV_PUBLIC_KEY = "AUDITSTREAM_INTERNAL_PUBLIC_KEY"
+ENV_SUPERVISOR = "AUDITSTREAM_INTERNAL_SUPERVISOR_PID"
 #: Where the socket (and the writer's pid file) go; a fresh private directory if unset.
 #: Tests and tools that want to reach the writer set it, and ENV_KEY, themselves.
 ENV_RUNTIME = "AUDITSTREAM_INTERNAL_RUNTIME_DIR"
 
 
-def prepare_database(settings: Settings) -> None:
-    """Migrate the file, and load the demo into an empty one."""
+def prepare_database(settings: Settings) -> str:
+    """Migrate the file, and load the demo into an empty one. Answers why the file cannot
+    be written (a full disk, a read-only file), or "" when it can."""
     from .app import build_services, load_demo
+    from .log.channel import ClosedChannel
 
-    async def run() -> None:
+    async def run() -> str:
         svc = build_services(settings.with_(metrics_dir=""))
         try:
+            if isinstance(svc.store.channel, ClosedChannel):
+                return svc.store.channel.reason
             if settings.demo:
                 await load_demo(svc)
+            return ""
         finally:
             await svc.store.close()
             svc.catalog.close()
 
-    asyncio.run(run())
+    return asyncio.run(run())
+
+
+def exit_with_parent(interval: float = 1.0) -> None:
+    """SIGTERM this process (a clean stop: the writer commits what it accepted) once the
+    supervisor that started it is gone. Without it a ``kill -9`` of the supervisor left the
+    writer and the workers running: the port stayed taken, and the next ``serve`` on the
+    file failed to start or ran beside them. Polling ``getppid`` rather than
+    ``PR_SET_PDEATHSIG``: that fires when the parent *thread* exits, and is Linux only.
+    The supervisor's pid comes from the environment: a worker still importing when the
+    supervisor died would otherwise take its new parent (init) for the supervisor."""
+    parent = int(os.environ.get(ENV_SUPERVISOR, os.getppid()))
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        log.warning("auditstream: the supervisor (pid %d) is gone; stopping", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="auditstream-parent-watch", daemon=True).start()
 
 
 def writer_main(env: dict[str, str]) -> None:
     """The writer process (a ``spawn`` target: it starts from a fresh interpreter)."""
     os.environ.update(env)
+    exit_with_parent()
     settings = Settings.from_env()
     from .store.sqlite import open_log
 
@@ -97,6 +126,7 @@ def worker_app() -> FastAPI:
     """The app of one HTTP worker (uvicorn's factory, in each worker process)."""
     from .app import RemoteWriter, create_app
 
+    exit_with_parent()
     settings = Settings.from_env()
     feed = CommitFeed()
     channel = RemoteChannel(os.environ[ENV_SOCKET], bytes.fromhex(os.environ[ENV_KEY]), feed)
@@ -147,7 +177,18 @@ def serve(settings: Settings, sock: socket.socket, *, ready: Callable[[], None] 
           log_level: str = "warning") -> None:
     """Run the multi-process server on the listening ``sock`` until SIGINT or SIGTERM;
     ``ready()`` once the database is prepared (the socket already queues connections)."""
-    prepare_database(settings)
+    refused = prepare_database(settings)
+    if refused:
+        # No writer process can start; one process serves the reads and answers ingest 503.
+        log.warning("auditstream: the database cannot be written (%s): one process serves "
+                    "it read-only", refused)
+        from .app import create_app
+
+        ready()
+        uvicorn.Server(uvicorn.Config(create_app(settings.with_(workers=1)),
+                                      log_level=log_level, loop="uvloop", http="httptools",
+                                      access_log=False)).run(sockets=[sock])
+        return
     given = os.environ.get(ENV_RUNTIME)
     runtime = given or tempfile.mkdtemp(prefix="auditstream-")  # 0700: the socket's home
     metrics_dir = settings.metrics_dir or os.path.join(runtime, "metrics")
@@ -157,7 +198,8 @@ def serve(settings: Settings, sock: socket.socket, *, ready: Callable[[], None] 
     env = {**settings.with_(metrics_dir=metrics_dir, demo=False).to_env(),
            ENV_SOCKET: os.path.join(runtime, "writer.sock"),
            ENV_KEY: os.environ.get(ENV_KEY) or secrets.token_hex(32),
-           ENV_PUBLIC_KEY: signer.verifier_key() if signer is not None else ""}
+           ENV_PUBLIC_KEY: signer.verifier_key() if signer is not None else "",
+           ENV_SUPERVISOR: str(os.getpid())}
     del signer  # the workers get the public key only
     # uvicorn's workers start from fresh interpreters and read their settings from here.
     os.environ.update(env)

@@ -33,11 +33,13 @@ class Settings:
         "context.user_id,context.session_id,context.vm_id,actor.id,llm.provider,llm.model",
         "Comma list of dotted paths that get an index (others still filter, only slower).",
     )
-    read_pool: int = _setting(4, "Reader connections to the SQLite database (per process).")
+    read_pool: int = _setting(
+        4, "Reader connections to the SQLite database, shared out among the HTTP workers "
+        "(each has at least one).")
     workers: int = _setting(
-        1, "HTTP worker processes. 1: one process that also runs the writer thread; N > 1: "
+        2, "HTTP worker processes. 1: one process that also runs the writer thread; N > 1: "
         "a writer process (the only one that writes the database and holds the signing "
-        "key) and N workers.")
+        "key) and N workers. 2 measured best on 2 cores (bench/RESULTS.md).")
     writer_queue_events: int = _setting(
         50_000, "Most events waiting for the writer; beyond it ingest answers 503 with "
         "Retry-After (nothing acknowledged is ever dropped).")
