@@ -65,8 +65,9 @@ def prepare_database(settings: Settings) -> str:
     async def run() -> str:
         svc = build_services(settings.with_(metrics_dir=""))
         try:
-            if isinstance(svc.store.channel, ClosedChannel):
-                return svc.store.channel.reason
+            channel = getattr(svc.store, "channel", None)
+            if isinstance(channel, ClosedChannel):
+                return channel.reason
             if settings.demo:
                 await load_demo(svc)
             return ""
