@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -28,6 +29,7 @@ from ...errors import (
     TooManyRequests,
 )
 from ...model.times import format_us, now_us
+from ...query.filter import Node
 from ...query.params import filter_from_params
 from ...stream.filters import filter_from_message
 from ...stream.hub import Item, StreamHub, Subscription
@@ -79,10 +81,27 @@ def event_message(item: Item) -> bytes:
     return b'{"type":"event","seq":%d,"event":%s}' % (item.seq, item.raw)
 
 
+@dataclass(frozen=True)
+class Dialect:
+    """What a stream's protocol makes of messages: the native one here, a compat
+    profile's (turqoa) in its module. The session, the hub and the limits are shared."""
+
+    #: The filter of a ``subscribe``/``update_filters`` message; raises ``ProblemError``.
+    where: Callable[[WebSocket, dict[str, Any]], Node]
+    #: One event as a message.
+    event: Callable[[Item], bytes]
+    #: The native extras: ``subscribed`` answers, ``resume_from``, ``include_proof``.
+    native: bool = True
+
+
+NATIVE = Dialect(where=lambda ws, msg: filter_from_message(msg.get("filters"), msg.get("q")),
+                 event=event_message)
+
+
 class WebSocketSession:
     def __init__(self, ws: WebSocket, svc: Any, hub: StreamHub, principal: Principal,
-                 secret: str):
-        self.ws, self.svc, self.hub = ws, svc, hub
+                 secret: str, dialect: Dialect = NATIVE):
+        self.ws, self.svc, self.hub, self.dialect = ws, svc, hub, dialect
         self.principal, self.secret = principal, secret
         self.settings = svc.settings
         self.sub: Subscription | None = None
@@ -151,9 +170,9 @@ class WebSocketSession:
             try:
                 await self.handle(kind, msg)
             except ProblemError as exc:
-                code = {404: "not_found"}.get(exc.status, "invalid_filter")
-                if kind not in ("subscribe", "update_filters"):
-                    code = "invalid_message"
+                code = exc.extra.get("code") or {404: "not_found"}.get(exc.status) or (
+                    "invalid_filter" if kind in ("subscribe", "update_filters")
+                    else "invalid_message")
                 await self.error(code, problem_text(exc))
 
     async def handle(self, kind: Any, msg: Any) -> None:
@@ -161,24 +180,22 @@ class WebSocketSession:
             async with self.lock:
                 await self.send(b'{"type":"pong"}')
         elif kind == "subscribe":
-            where = filter_from_message(msg.get("filters"), msg.get("q"))
-            proof = msg.get("include_proof", False)
+            where = self.dialect.where(self.ws, msg)
+            proof = msg.get("include_proof", False) if self.dialect.native else False
             if not isinstance(proof, bool):
                 raise InvalidRequest("include_proof must be true or false")
             if proof and self.svc.log is None:
                 raise InvalidRequest("include_proof needs tamper evidence, which is off here")
-            after = await resume_seq(self.svc, self.principal.tenant, msg.get("resume_from"))
+            after = await resume_seq(self.svc, self.principal.tenant, msg.get("resume_from")
+                                     ) if self.dialect.native else None
             async with self.lock:
                 self.drop()
                 self.sub = await self.hub.subscribe(self.principal.tenant, where, after)
                 self.sent_seq = self.sub.cursor
                 self.include_proof, self.checkpoint_size = proof, -1
-                await self.send(orjson.dumps({"type": "subscribed",
-                                              "tenant": self.principal.tenant,
-                                              "after_seq": self.sub.cursor}))
-                self.changed.set()
+                await self.subscribed()
         elif kind == "update_filters":
-            where = filter_from_message(msg.get("filters"), msg.get("q"))
+            where = self.dialect.where(self.ws, msg)
             async with self.lock:
                 if self.sub is None:
                     raise InvalidRequest("update_filters before subscribe")
@@ -187,10 +204,7 @@ class WebSocketSession:
                 # under the new filter.
                 self.sub = await self.hub.subscribe(self.principal.tenant, where,
                                                     self.sent_seq)
-                await self.send(orjson.dumps({"type": "subscribed",
-                                              "tenant": self.principal.tenant,
-                                              "after_seq": self.sent_seq}))
-                self.changed.set()
+                await self.subscribed()
         elif kind == "unsubscribe":
             async with self.lock:
                 self.drop()
@@ -199,6 +213,13 @@ class WebSocketSession:
         else:
             raise InvalidRequest(f"unknown message type; valid types: "
                                  f"{', '.join(t for t in MESSAGE_TYPES if t != 'auth')}")
+
+    async def subscribed(self) -> None:
+        """Under the lock, once ``self.sub`` is the new subscription."""
+        if self.dialect.native:
+            await self.send(orjson.dumps({"type": "subscribed", "tenant": self.principal.tenant,
+                                          "after_seq": self.sent_seq}))
+        self.changed.set()
 
     def drop(self) -> None:
         if self.sub is not None:
@@ -221,7 +242,7 @@ class WebSocketSession:
                     if self.include_proof:
                         await self.send_with_proof(item)
                     else:
-                        await self.send(event_message(item))
+                        await self.send(self.dialect.event(item))
                     self.sent_seq = item.seq
                     self.events_sent += 1
 
@@ -300,8 +321,8 @@ async def websocket_principal(ws: WebSocket, svc: Any) -> tuple[Principal, str]:
     return principal, secret
 
 
-@router.websocket("/events/stream")
-async def stream_websocket(ws: WebSocket) -> None:
+async def serve_websocket(ws: WebSocket, dialect: Dialect = NATIVE) -> None:
+    """One stream connection from accept to close, in ``dialect``."""
     svc = ws.app.state.services
     await ws.accept()
     slot: int | None = None
@@ -311,7 +332,7 @@ async def stream_websocket(ws: WebSocket) -> None:
         if slot is None:
             raise Close(4429, f"more than {svc.settings.stream_max_connections_per_key} "
                         "streams open for this credential")
-        await WebSocketSession(ws, svc, svc.hub, principal, secret).run()
+        await WebSocketSession(ws, svc, svc.hub, principal, secret, dialect).run()
     except Close as exc:
         with contextlib.suppress(Exception):
             await ws.close(exc.code, exc.reason)
@@ -320,6 +341,11 @@ async def stream_websocket(ws: WebSocket) -> None:
     finally:
         if slot is not None:
             svc.stream_slots.release(slot)
+
+
+@router.websocket("/events/stream")
+async def stream_websocket(ws: WebSocket) -> None:
+    await serve_websocket(ws)
 
 
 # -- Server-Sent Events ------------------------------------------------------------------
@@ -388,4 +414,4 @@ async def first(work: Awaitable[list[Item]], stop: asyncio.Task[None]) -> list[I
     return None
 
 
-__all__ = ["router"]
+__all__ = ["NATIVE", "Dialect", "WebSocketSession", "router", "serve_websocket"]
