@@ -177,9 +177,10 @@ class StreamHub:
         self.catchup = asyncio.Semaphore(catchup_reads)
         self.tails: dict[str, TenantTail] = {}
         self.subscriptions = 0
-        #: Times a subscription ended, and times one fell behind (for tests and metrics).
+        #: Times a subscription ended, fell behind, or its client stopped reading (closed).
         self.ended = 0
         self.overflows = 0
+        self.stalled = 0
 
     async def subscribe(self, tenant: str, where: Node, after_seq: int | None) -> Subscription:
         """A subscription starting after ``after_seq`` (None: after the newest event)."""

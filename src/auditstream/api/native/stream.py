@@ -141,6 +141,7 @@ class WebSocketSession:
                 self.ws.send({"type": "websocket.send", "text": doc.decode()}),
                 self.settings.stream_stall_seconds)
         except TimeoutError:
+            self.hub.stalled += 1
             raise Close(4008, "slow consumer: the client stopped reading") from None
 
     async def error(self, code: str, message: str) -> None:
