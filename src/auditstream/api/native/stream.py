@@ -246,6 +246,7 @@ class WebSocketSession:
                         await self.send(self.dialect.event(item))
                     self.sent_seq = item.seq
                     self.events_sent += 1
+                self.svc.metrics.stream_events_sent.inc(len(items))
 
     async def send_with_proof(self, item: Item) -> None:
         log = self.svc.log
@@ -333,7 +334,8 @@ async def serve_websocket(ws: WebSocket, dialect: Dialect = NATIVE) -> None:
         if slot is None:
             raise Close(4429, f"more than {svc.settings.stream_max_connections_per_key} "
                         "streams open for this credential")
-        await WebSocketSession(ws, svc, svc.hub, principal, secret, dialect).run()
+        with svc.metrics.stream_connections.track_inprogress():
+            await WebSocketSession(ws, svc, svc.hub, principal, secret, dialect).run()
     except Close as exc:
         with contextlib.suppress(Exception):
             await ws.close(exc.code, exc.reason)
@@ -385,6 +387,7 @@ async def sse_events(svc: Any, sub: Subscription, secret: str,
                      release: Callable[[], None]) -> AsyncIterator[bytes]:
     hub: StreamHub = svc.hub
     revoked = asyncio.create_task(recheck_credential(svc, secret))
+    svc.metrics.stream_connections.inc()
     try:
         yield b": subscribed after seq %d\n\n" % sub.cursor
         while not revoked.done():
@@ -397,7 +400,9 @@ async def sse_events(svc: Any, sub: Subscription, secret: str,
                 continue
             yield b"".join(b"id: %d\nevent: event\ndata: %s\n\n" % (i.seq, i.raw)
                            for i in items)
+            svc.metrics.stream_events_sent.inc(len(items))
     finally:
+        svc.metrics.stream_connections.dec()
         revoked.cancel()
         hub.unsubscribe(sub)
         release()
