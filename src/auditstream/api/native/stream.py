@@ -133,13 +133,13 @@ class WebSocketSession:
             if exc is not None and not isinstance(exc, WebSocketDisconnect):
                 raise exc
 
-    async def send(self, doc: bytes) -> None:
+    async def send(self, doc: bytes | str) -> None:
         """One text frame; a client that has not taken it after the stall limit is
         closed (a reader that stopped must not hold the server's memory)."""
+        text = doc if isinstance(doc, str) else doc.decode()
         try:
-            await asyncio.wait_for(
-                self.ws.send({"type": "websocket.send", "text": doc.decode()}),
-                self.settings.stream_stall_seconds)
+            await asyncio.wait_for(self.ws.send({"type": "websocket.send", "text": text}),
+                                   self.settings.stream_stall_seconds)
         except TimeoutError:
             self.hub.stalled += 1
             raise Close(4008, "slow consumer: the client stopped reading") from None
@@ -243,7 +243,7 @@ class WebSocketSession:
                     if self.include_proof:
                         await self.send_with_proof(item)
                     else:
-                        await self.send(self.dialect.event(item))
+                        await self.send(item.message(self.dialect.event))
                     self.sent_seq = item.seq
                     self.events_sent += 1
                 self.svc.metrics.stream_events_sent.inc(len(items))
