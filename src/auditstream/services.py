@@ -32,7 +32,6 @@ class Services:
         await self.hub.close()
         await self.store.close()
         self.catalog.close()
-        self.stream_slots.close()
 
     async def ingest(self, principal: Principal, body: bytes, content_type: str,
                      idempotency_key: str | None = None) -> list[Appended]:

@@ -34,7 +34,11 @@ FILTER_ROUTES = {
     ("get", "/v1/llm/usage"): FILTER_PARAMS | {"provider", "model", "group_by", "interval"},
 }
 #: Documentation pages and their assets: not API operations.
-NOT_OPERATIONS = {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+#: Routes that are no API operation: the docs, and the live stream's SSE face (an endless
+#: text/event-stream that a client generated from the document, or the fuzzer, must not
+#: open blindly; docs/stream.md describes it with its WebSocket face).
+NOT_OPERATIONS = {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json",
+                  "/v1/events/stream"}
 
 
 class RecordingQueryParams(QueryParams):

@@ -1,10 +1,11 @@
 """``StreamSlots``: at most N open streams per credential, counted across processes.
 
-Each open stream holds an exclusive ``flock`` on one of N slot files of its credential in
-a directory every process of the server shares. The kernel drops a lock when its holder
-exits, however it exits, so a killed worker never leaks a slot; and no process needs to
-talk to another to count. Slot files are named by a hash of the credential's identity,
-never by the secret.
+In a server of several processes, each open stream holds an exclusive ``flock`` on one of
+N slot files of its credential in a directory every process of the server shares. The
+kernel drops a lock when its holder exits, however it exits, so a killed worker never
+leaks a slot; and no process needs to talk to another to count. Slot files are named by a
+hash of the credential's identity, never by the secret. A one-process server counts in
+memory.
 """
 
 from __future__ import annotations
@@ -13,27 +14,32 @@ import fcntl
 import hashlib
 import os
 import random
-import shutil
-import tempfile
 from pathlib import Path
 
 
 class StreamSlots:
     def __init__(self, directory: str | None, per_credential: int):
-        """``directory`` shared by the processes of one server; None: this process only
-        (a private temporary directory, removed by ``close``)."""
-        self.own = directory is None
-        self.dir = Path(directory or tempfile.mkdtemp(prefix="auditstream-streams-"))
-        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        """``directory`` shared by the processes of one server; None: this process is the
+        whole server, and counts in memory (no file is needed: a full disk must not stop
+        it from starting)."""
+        self.dir = Path(directory) if directory else None
+        if self.dir is not None:
+            self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.per_credential = per_credential
-
-    def close(self) -> None:
-        if self.own:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        self.held: dict[str, int] = {}  # in memory: open streams per identity
+        self.owner: dict[int, str] = {}  # in memory: slot token → identity
+        self._next = -1
 
     def acquire(self, identity: str) -> int | None:
-        """A held slot (a file descriptor to pass to ``release``), or None when all of this
+        """A held slot (a token to pass to ``release``), or None when all of this
         credential's slots are taken."""
+        if self.dir is None:
+            if self.held.get(identity, 0) >= self.per_credential:
+                return None
+            self.held[identity] = self.held.get(identity, 0) + 1
+            token, self._next = self._next, self._next - 1  # negative: never a descriptor
+            self.owner[token] = identity
+            return token
         name = hashlib.sha256(identity.encode()).hexdigest()[:32]
         # From a random slot on: probing from 0 made the k-th stream of a credential try
         # k locked files first (5,000 streams of one key took minutes to open).
@@ -49,9 +55,14 @@ class StreamSlots:
             return fd
         return None
 
-    @staticmethod
-    def release(fd: int) -> None:
-        os.close(fd)  # closing drops the lock
+    def release(self, token: int) -> None:
+        if token >= 0:
+            os.close(token)  # closing drops the lock
+            return
+        identity = self.owner.pop(token)
+        self.held[identity] -= 1
+        if not self.held[identity]:
+            del self.held[identity]
 
 
 __all__ = ["StreamSlots"]
