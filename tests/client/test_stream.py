@@ -164,7 +164,9 @@ def test_too_many_streams_backs_off_and_retries(server: Any) -> None:
                                on_reconnect=lambda d, why: reasons.append(why))
         assert next(stream)["seq"] == 1
         stream.close()
-    assert delays == [1.0] and "4429" in reasons[0]
+    # Closing a held stream frees its slot once the server has seen the close: an attempt
+    # may still find all ten taken, and back off once more.
+    assert delays[0] == 1.0 and all("4429" in why for why in reasons)
     for ws in held:
         ws.close()
 

@@ -31,7 +31,7 @@ from .sync import (
     handshake_refusal,
     ingest_body,
     ingested,
-    settings,
+    client_settings,
 )
 from .types import Aggregate, Event, Ingested
 
@@ -57,7 +57,7 @@ class AsyncClient:
                  public_key: str | None = None, state: str | Path | None = None,
                  headers: Mapping[str, str] | None = None,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.base_url, self._secret, hdrs = settings(base_url, api_key, token, headers)
+        self.base_url, self._secret, hdrs = client_settings(base_url, api_key, token, headers)
         self._http = httpx.AsyncClient(base_url=self.base_url, headers=hdrs, timeout=timeout,
                                        transport=transport)
         self._public_key, self._state = public_key, state
@@ -124,7 +124,7 @@ class AsyncClient:
         params = query_params(filters, fields, q=q, sort=sort, order=order,
                               limit=min(page_size, limit or page_size))
         events = self._pages(params, limit)
-        return self._verified(events) if verify else events
+        return self._verified(events, self.monitor) if verify else events
 
     async def _pages(self, params: list[tuple[str, str]], limit: int | None
                      ) -> AsyncIterator[Event]:
@@ -151,8 +151,8 @@ class AsyncClient:
         note = (await self._request("GET", "/v1/integrity/checkpoint")).text
         return await self.monitor.aobserve(note, self._consistency)
 
-    async def _verified(self, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
-        monitor = self.monitor
+    async def _verified(self, events: AsyncIterator[Event], monitor: LogMonitor
+                        ) -> AsyncIterator[Event]:
         cp: Checkpoint | None = None
         async for event in events:
             seq = event.get("seq")

@@ -224,9 +224,8 @@ class LogMonitor:
         except (ValueError, TypeError):
             raise ProofError(f"{where}: the leaf hash is not base64") from None
         if "redacted" not in event:
-            body = {k: v for k, v in event.items() if k != "proof"}
             try:
-                own = merkle.leaf_hash(canonical_bytes(body))
+                own = merkle.leaf_hash(canonical_bytes(dict(event)))
             except CanonicalizationError as exc:
                 raise ProofError(f"{where} has no canonical form: {exc}") from None
             if own != leaf:

@@ -20,6 +20,7 @@ from .backoff import Backoff
 from .batcher import MAX_BATCH_BYTES, Batcher, OnIngested
 from .errors import (
     APIConnectionError,
+    ClientError,
     ProofError,
     StreamAuthError,
     StreamError,
@@ -43,7 +44,7 @@ class DeadConnection(Exception):
     """No message (not even a heartbeat) for ``dead_after`` seconds."""
 
 
-def settings(base_url: str | None, api_key: str | None, token: str | None,
+def client_settings(base_url: str | None, api_key: str | None, token: str | None,
              headers: Mapping[str, str] | None) -> tuple[str, str | None, dict[str, str]]:
     """Base URL, the secret for the stream and the REST headers of a client (shared with
     ``AsyncClient``). Unset, the URL and key come from ``AUDITSTREAM_URL`` and
@@ -69,8 +70,11 @@ def ingest_body(events: Event | Mapping[str, Any] | Iterable[Mapping[str, Any]])
 
 
 def ingested(response: httpx.Response) -> list[Ingested]:
-    data = response.json()["data"]
-    return [Ingested(id=d["id"], seq=d["seq"]) for d in data]
+    """The ``[{"id", "seq"}]`` of an ingest answer."""
+    try:
+        return [Ingested(id=d["id"], seq=d["seq"]) for d in response.json()["data"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ClientError(f"the server's ingest answer is not understood: {exc}") from None
 
 
 def aggregate_params(group_by: str | None, interval: str | None,
@@ -119,7 +123,7 @@ class Client:
                  public_key: str | None = None, state: str | Path | None = None,
                  headers: Mapping[str, str] | None = None,
                  transport: httpx.BaseTransport | None = None) -> None:
-        self.base_url, self._secret, hdrs = settings(base_url, api_key, token, headers)
+        self.base_url, self._secret, hdrs = client_settings(base_url, api_key, token, headers)
         self._http = httpx.Client(base_url=self.base_url, headers=hdrs, timeout=timeout,
                                   transport=transport)
         self._public_key, self._state = public_key, state
@@ -206,7 +210,7 @@ class Client:
         params = query_params(filters, fields, q=q, sort=sort, order=order,
                               limit=min(page_size, limit or page_size))
         events = self._pages(params, limit)
-        return self._verified(events) if verify else events
+        return self._verified(events, self.monitor) if verify else events
 
     def _pages(self, params: list[tuple[str, str]], limit: int | None) -> Iterator[Event]:
         seen = 0
@@ -232,8 +236,7 @@ class Client:
         note = self._request("GET", "/v1/integrity/checkpoint").text
         return self.monitor.observe(note, self._consistency)
 
-    def _verified(self, events: Iterable[Event]) -> Iterator[Event]:
-        monitor = self.monitor
+    def _verified(self, events: Iterable[Event], monitor: LogMonitor) -> Iterator[Event]:
         cp: Checkpoint | None = None
         for event in events:
             seq = event.get("seq")
