@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -23,6 +24,7 @@ from .api.native import export as native_export
 from .api.native import integrity as native_integrity
 from .api.native import llm as native_llm
 from .api.native import stats as native_stats
+from .api.native import stream as native_stream
 from .auth.catalog import Catalog
 from .auth.principal import DEFAULT_SCOPES, Principal
 from .auth.tokens import TokenVerifier
@@ -35,6 +37,8 @@ from .metrics import Metrics
 from .services import Services
 from .settings import Settings
 from .store.sqlite import SQLiteEventStore
+from .stream.hub import StreamHub
+from .stream.slots import StreamSlots
 
 log = logging.getLogger("auditstream")
 
@@ -46,6 +50,8 @@ class RemoteWriter:
     channel: Channel
     feed: CommitFeed
     public_key: str  # the checkpoints' verifier key; only the writer holds the signing key
+    #: A directory private to the server's processes (stream slots are counted there).
+    runtime_dir: str = ""
 
 
 def build_store(
@@ -93,6 +99,11 @@ def build_services(settings: Settings, remote: RemoteWriter | None = None) -> Se
         ingestor=Ingestor(store, max_events=settings.max_batch_events,
                           max_bytes=settings.max_body_bytes),
         metrics=metrics,
+        hub=StreamHub(store, catchup_reads=settings.stream_catchup_reads,
+                      queue_limit=settings.stream_queue_messages),
+        stream_slots=StreamSlots(
+            os.path.join(remote.runtime_dir, "streams") if remote and remote.runtime_dir
+            else None, settings.stream_max_connections_per_key),
         log=LogService(store, public_key, settings.deployment)
         if public_key and settings.integrity else None,
     )
@@ -179,8 +190,7 @@ def create_app(settings: Settings | None = None, *, remote: RemoteWriter | None 
                 await load_demo(svc)
             yield
         finally:
-            await svc.store.close()
-            svc.catalog.close()
+            await svc.close()
 
     app = FastAPI(
         title="auditstream",
@@ -193,6 +203,7 @@ def create_app(settings: Settings | None = None, *, remote: RemoteWriter | None 
     problems.install(app)
     app.include_router(native_integrity.router)
     app.include_router(native_export.router)  # before events: /v1/events/export is no {id}
+    app.include_router(native_stream.router)  # before events: /v1/events/stream is no {id}
     app.include_router(native_llm.router)
     app.include_router(native_events.router)
     app.include_router(native_stats.router)

@@ -353,8 +353,7 @@ def ingest(
                     svc, tenant, unit, items, batch=batch, max_bytes=settings.max_body_bytes,
                     advance=lambda n: bar.advance(task, n))
         finally:
-            await svc.store.close()
-            svc.catalog.close()
+            await svc.close()
 
     report = asyncio.run(run())
     console.print(f"ingest {file} into {tenant}: {report.summary()}", markup=False,

@@ -12,9 +12,11 @@ documented shape. Nothing here knows about HTTP framing beyond a status code.
     │   ├── AuthenticationRequired 401 no or unusable credentials
     │   ├── PermissionDenied     403 the credential lacks a scope or tenant
     │   ├── NotFound             404 no such resource *for this tenant*
+    │   ├── NotAcceptable        406 none of the ``Accept`` types can be served
     │   ├── Conflict             409 an id was re-sent with different content
     │   ├── PayloadTooLarge      413 body or batch above the configured limits
     │   ├── UnsupportedMediaType 415 a body that is not JSON (``accept`` lists the types)
+    │   ├── TooManyRequests      429 a per-credential limit (open streams) is reached
     │   └── InternalError        500 an unexpected failure (``request_id`` finds it in the log)
     └── StoreError                   the backend failed (never the caller's fault)
         ├── StoreClosed              the store was used after close()
@@ -33,6 +35,7 @@ __all__ = [
     "FieldError",
     "InternalError",
     "InvalidRequest",
+    "NotAcceptable",
     "NotFound",
     "Overloaded",
     "PayloadTooLarge",
@@ -42,6 +45,7 @@ __all__ = [
     "StoreClosed",
     "StoreError",
     "StoreUnavailable",
+    "TooManyRequests",
     "UnsupportedMediaType",
     "ValidationFailed",
 ]
@@ -120,6 +124,12 @@ class NotFound(ProblemError):
     type_slug = "https://auditstream.dev/problems/not-found"
 
 
+class NotAcceptable(ProblemError):
+    status = 406
+    title = "Not Acceptable"
+    type_slug = "https://auditstream.dev/problems/not-acceptable"
+
+
 class Conflict(ProblemError):
     status = 409
     title = "Conflict"
@@ -136,6 +146,12 @@ class UnsupportedMediaType(ProblemError):
     status = 415
     title = "Unsupported Media Type"
     type_slug = "https://auditstream.dev/problems/unsupported-media-type"
+
+
+class TooManyRequests(ProblemError):
+    status = 429
+    title = "Too Many Requests"
+    type_slug = "https://auditstream.dev/problems/too-many-requests"
 
 
 class InternalError(ProblemError):

@@ -72,8 +72,7 @@ def prepare_database(settings: Settings) -> str:
                 await load_demo(svc)
             return ""
         finally:
-            await svc.store.close()
-            svc.catalog.close()
+            await svc.close()
 
     return asyncio.run(run())
 
@@ -131,8 +130,9 @@ def worker_app() -> FastAPI:
     settings = Settings.from_env()
     feed = CommitFeed()
     channel = RemoteChannel(os.environ[ENV_SOCKET], bytes.fromhex(os.environ[ENV_KEY]), feed)
-    return create_app(settings, remote=RemoteWriter(channel, feed,
-                                                    os.environ.get(ENV_PUBLIC_KEY, "")))
+    return create_app(settings, remote=RemoteWriter(
+        channel, feed, os.environ.get(ENV_PUBLIC_KEY, ""),
+        runtime_dir=os.path.dirname(os.environ[ENV_SOCKET])))
 
 
 class Supervisor(Multiprocess):

@@ -12,6 +12,8 @@ from .integrity.service import LogService
 from .metrics import Metrics
 from .settings import Settings
 from .store.base import Appended, EventStore
+from .stream.hub import StreamHub
+from .stream.slots import StreamSlots
 
 
 @dataclass
@@ -22,7 +24,15 @@ class Services:
     tokens: TokenVerifier
     ingestor: Ingestor
     metrics: Metrics
+    hub: StreamHub
+    stream_slots: StreamSlots
     log: LogService | None = None
+
+    async def close(self) -> None:
+        await self.hub.close()
+        await self.store.close()
+        self.catalog.close()
+        self.stream_slots.close()
 
     async def ingest(self, principal: Principal, body: bytes, content_type: str,
                      idempotency_key: str | None = None) -> list[Appended]:

@@ -89,6 +89,20 @@ class Settings:
         "values, so /metrics on any worker reports the sum over all processes (emptied at "
         "start; prometheus_client's multiprocess mode). Empty: a fresh temporary directory "
         "per `serve` run that starts several processes; one process counts in memory.")
+    stream_heartbeat_seconds: float = _setting(
+        30.0, "Seconds between heartbeat messages (WebSocket) or keepalive comments (SSE) "
+        "of the live stream.")
+    stream_max_connections_per_key: int = _setting(
+        10, "Most live streams one credential may hold open at once (over all workers); "
+        "one more is closed with code 4429.")
+    stream_queue_messages: int = _setting(
+        1000, "Events waiting for one stream subscriber at most; beyond, it reads from the "
+        "store until it has caught up (nothing is dropped).")
+    stream_stall_seconds: float = _setting(
+        30.0, "A stream whose client has not taken a message for this long is closed "
+        "(code 4008).")
+    stream_catchup_reads: int = _setting(
+        4, "Store reads of streams catching up at once, per process (the others wait).")
 
     @classmethod
     def from_env(
@@ -110,10 +124,16 @@ class Settings:
             if choices and getattr(self, f.name) not in choices:
                 raise ValueError(f"AUDITSTREAM_{f.name.upper()} must be one of "
                                  f"{', '.join(choices)}, got {getattr(self, f.name)!r}")
-        for name in ("max_exports", "workers", "writer_queue_events"):
+        for name in ("max_exports", "workers", "writer_queue_events",
+                     "stream_max_connections_per_key", "stream_queue_messages",
+                     "stream_catchup_reads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"AUDITSTREAM_{name.upper()} must be at least 1, got "
                                  f"{getattr(self, name)}")
+        for name in ("stream_heartbeat_seconds", "stream_stall_seconds"):
+            if not 0 < getattr(self, name) <= 86_400:
+                raise ValueError(f"AUDITSTREAM_{name.upper()} must be between 0 and 86400 "
+                                 f"seconds, got {getattr(self, name)}")
 
     def to_env(self) -> dict[str, str]:
         """Every setting as ``AUDITSTREAM_*`` variables (for processes the server starts)."""
@@ -146,6 +166,14 @@ def _coerce(type_name: Any, raw: str, name: str) -> Any:
             return int(raw)
         except ValueError:
             raise ValueError(f"{env} must be an integer, got {raw!r}") from None
+    if t == "float":
+        try:
+            number = float(raw)
+        except ValueError:
+            raise ValueError(f"{env} must be a number, got {raw!r}") from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ValueError(f"{env} must be a finite number, got {raw!r}")
+        return number
     if t == "bool":
         value = raw.strip().lower()
         if value in _TRUE or value in _FALSE:

@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
+from starlette.requests import HTTPConnection
 
 from ..auth.principal import Principal
 from ..errors import AuthenticationRequired, PermissionDenied
 from ..model.ids import is_valid_tenant
 
 
-def credential(request: Request) -> str | None:
-    """The presented secret: ``X-API-Key``, ``Authorization: Bearer``, or ``?token=``."""
+def credential(request: HTTPConnection) -> str | None:
+    """The presented secret: ``X-API-Key`` or ``Authorization: Bearer``."""
     key = request.headers.get("x-api-key")
     if key:
         return key.strip()
@@ -25,13 +26,18 @@ def credential(request: Request) -> str | None:
     return None
 
 
-def authenticate(request: Request) -> Principal:
+def authenticate(request: HTTPConnection) -> Principal:
     """The caller, or 401. Accepts API keys and, when configured, JWTs."""
     secret = credential(request)
     if secret is None:
         raise AuthenticationRequired(
             "credentials required: send X-API-Key or Authorization: Bearer")
-    services = request.app.state.services
+    return authenticate_secret(request.app.state.services, secret)
+
+
+def authenticate_secret(services: Any, secret: str) -> Principal:
+    """The principal of an API key or JWT, or 401 (also what a long-lived stream re-checks:
+    a revoked key stops working within the key cache's 2 s)."""
     if services.tokens.enabled and services.tokens.looks_like_jwt(secret):
         return known_tenant(services, services.tokens.verify(secret))
     principal = services.catalog.authenticate_key(secret)

@@ -60,6 +60,12 @@ class LogService:
             raise InvalidRequest("tree_size does not include this event", errors=[
                 {"field": "tree_size", "reason": f"must be greater than {index}"}])
         await self._check_size(tenant, size, "tree_size")
+        return {**await self.proof(tenant, index, size),
+                "checkpoint": await self.checkpoint(tenant, size)}
+
+    async def proof(self, tenant: str, index: int, size: int) -> dict[str, Any]:
+        """The RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size`` leaves
+        (both already known to be in range)."""
         ids = merkle.inclusion_node_ids(index, size)
         nodes = await self.store.merkle_nodes(tenant, [*ids, (0, index)])
         path = merkle.inclusion_path(index, size, lambda lvl, idx: nodes[lvl, idx])
@@ -68,7 +74,6 @@ class LogService:
             "tree_size": size,
             "leaf_hash": b64(nodes[0, index]),
             "inclusion_path": [b64(h) for h in path],
-            "checkpoint": await self.checkpoint(tenant, size),
         }
 
     async def consistency(self, tenant: str, first: int, second: int | None) -> dict[str, Any]:
