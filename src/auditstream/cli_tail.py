@@ -87,7 +87,9 @@ def tail_cmd(
     start: int | str | None = resume_from
     if resume_from is not None and resume_from.isdigit():
         start = int(resume_from)
-    out = Console(highlight=False, soft_wrap=False)
+    out = Console(highlight=False)
+    # A terminal gets one line per event, cut to its width; a pipe or file the whole line.
+    out.soft_wrap = not out.is_terminal
 
     def on_reconnect(delay: float, why: str) -> None:
         err.print(f"[dim]stream interrupted ({escape(clean(why))}); reconnecting in "

@@ -213,7 +213,7 @@ def test_a_proof_carrying_stream_verifies_each_event(server: Any, tmp_path: Path
     with Client(server.url, api_key=key, public_key=public, state=state) as client:
         consumer = Consumer(client.stream(resume_from=0, verify=True), 15)
         consumer.start()
-        for i in range(5):
+        for _i in range(5):
             client.ingest([{"type": "logout"}] * 2)
         assert [e["seq"] for e in consumer.result()] == list(range(1, 16))
     assert state.exists() and client.monitor.kept is not None

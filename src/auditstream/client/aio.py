@@ -26,12 +26,12 @@ from .sync import (
     DeadConnection,
     OnReconnect,
     aggregate_params,
+    client_settings,
     covers,
     event_path,
     handshake_refusal,
     ingest_body,
     ingested,
-    client_settings,
 )
 from .types import Aggregate, Event, Ingested
 

@@ -25,6 +25,7 @@ Whenever ``add`` raises, the event it was given was not buffered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import uuid
@@ -288,10 +289,8 @@ class AsyncBatcher:
 
     async def _sleep(self, seconds: float | None) -> None:
         """Until woken (an add made a batch due, or close) or ``seconds`` pass."""
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
-        except TimeoutError:
-            pass
         self._wake.clear()
 
     async def _run(self) -> None:

@@ -21,6 +21,7 @@ handles the SDK's too.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import httpx
@@ -137,10 +138,8 @@ def raise_for_problem(response: httpx.Response) -> None:
         return
     response.read()
     doc: Any = None
-    try:
+    with contextlib.suppress(orjson.JSONDecodeError):
         doc = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        pass
     if not isinstance(doc, dict):
         doc = {}
     title = str(doc.get("title") or response.reason_phrase or "error")
