@@ -24,7 +24,9 @@ from .stream import DEAD_AFTER_SECONDS, StreamSession, close_action, stream_url
 from .sync import (
     MAX_MESSAGE_BYTES,
     DeadConnection,
+    Hashes,
     OnReconnect,
+    Params,
     aggregate_params,
     client_settings,
     covers,
@@ -126,7 +128,7 @@ class AsyncClient:
         events = self._pages(params, limit)
         return self._verified(events, self.monitor) if verify else events
 
-    async def _pages(self, params: list[tuple[str, str]], limit: int | None
+    async def _pages(self, params: Params, limit: int | None
                      ) -> AsyncIterator[Event]:
         seen = 0
         cursor: str | None = None
@@ -142,7 +144,7 @@ class AsyncClient:
             if not page.get("has_more") or not cursor:
                 return
 
-    async def _consistency(self, first: int, second: int) -> list[bytes]:
+    async def _consistency(self, first: int, second: int) -> Hashes:
         doc = (await self._request("GET", "/v1/integrity/proof/consistency",
                                    params={"from": first, "to": second})).json()
         return decode_hashes(doc.get("consistency_path"))
@@ -204,7 +206,7 @@ class AsyncClient:
                               limit=limit)
         return self._export(params)
 
-    async def _export(self, params: list[tuple[str, str]]) -> AsyncIterator[bytes]:
+    async def _export(self, params: Params) -> AsyncIterator[bytes]:
         try:
             async with self._http.stream("GET", "/v1/events/export", params=params) as resp:
                 if not resp.is_success:

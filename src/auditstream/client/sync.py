@@ -38,6 +38,9 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 METRICS = ("sum", "avg", "min", "max", "p50", "p95", "p99")
 OnReconnect = Callable[[float, str], None]
+# Aliases: inside the clients, ``list`` is the method.
+Params = list[tuple[str, str]]
+Hashes = list[bytes]
 
 
 class DeadConnection(Exception):
@@ -212,7 +215,7 @@ class Client:
         events = self._pages(params, limit)
         return self._verified(events, self.monitor) if verify else events
 
-    def _pages(self, params: list[tuple[str, str]], limit: int | None) -> Iterator[Event]:
+    def _pages(self, params: Params, limit: int | None) -> Iterator[Event]:
         seen = 0
         cursor: str | None = None
         while limit is None or limit > 0:
@@ -227,7 +230,7 @@ class Client:
             if not page.get("has_more") or not cursor:
                 return
 
-    def _consistency(self, first: int, second: int) -> list[bytes]:
+    def _consistency(self, first: int, second: int) -> Hashes:
         doc = self._request("GET", "/v1/integrity/proof/consistency",
                             params={"from": first, "to": second}).json()
         return decode_hashes(doc.get("consistency_path"))
@@ -301,7 +304,7 @@ class Client:
                               limit=limit)
         return self._export(params)
 
-    def _export(self, params: list[tuple[str, str]]) -> Iterator[bytes]:
+    def _export(self, params: Params) -> Iterator[bytes]:
         try:
             with self._http.stream("GET", "/v1/events/export", params=params) as response:
                 raise_for_problem(response)
