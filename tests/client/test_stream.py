@@ -49,11 +49,13 @@ def recorder(delays: list[float], stop_after: int | None = None,
 
 
 class Consumer(threading.Thread):
-    """Reads a stream in a thread until it has ``want`` events (or the stream raises)."""
+    """Reads a stream in a thread until it has ``want`` events, or the one with id
+    ``until_id`` (or the stream raises)."""
 
-    def __init__(self, events: Iterator[Event], want: int) -> None:
+    def __init__(self, events: Iterator[Event], want: int, until_id: str | None = None
+                 ) -> None:
         super().__init__(daemon=True)
-        self.it, self.want = events, want
+        self.it, self.want, self.until_id = events, want, until_id
         self.seen: list[Event] = []
         self.error: BaseException | None = None
 
@@ -61,7 +63,7 @@ class Consumer(threading.Thread):
         try:
             for event in self.it:
                 self.seen.append(event)
-                if len(self.seen) >= self.want:
+                if len(self.seen) >= self.want or event["id"] == self.until_id:
                     break
         except BaseException as exc:  # noqa: BLE001 (handed to the test)
             self.error = exc
@@ -147,7 +149,7 @@ def test_too_many_streams_backs_off_and_retries(server: Any) -> None:
     url = stream_url(server.url)
     held = []
     for _ in range(10):  # AUDITSTREAM_STREAM_MAX_CONNECTIONS_PER_KEY
-        ws = ws_connect(url + f"?token={key}")
+        ws = ws_connect(url + f"?token={key}", legacy=True)
         ws.send('{"type": "subscribe"}')
         assert ws.recv(timeout=10)
         held.append(ws)
@@ -261,52 +263,73 @@ def kill(proc: subprocess.Popen[bytes]) -> None:
 
 def test_a_server_killed_and_restarted_mid_stream_loses_and_repeats_nothing(
         tmp_path: Path) -> None:
+    """A producer ingests without pause (retrying what fails, under its own ids) before,
+    during and after a kill -9 of the whole server; the consumer must see each event
+    once, in seq order, and the last one (``end``) only after all the others."""
     db, port = tmp_path / "restart.db", free_port()
     url = f"http://127.0.0.1:{port}"
     proc = serve(db, port)
     try:
         key = api_key(db)
-        total, per_batch = 600, 5
         reasons: list[str] = []
-        produced = [0]
+        produced, failures = [0], [0]
+        stop = threading.Event()
 
         def fast(delay: float) -> None:
             time.sleep(min(delay, 0.1))  # the schedule itself is tested above
 
-        def produce() -> None:
+        def ingest(client: Client, batch: list[dict[str, Any]]) -> None:
             # Client-chosen ids: the retry of a batch whose answer was lost is a no-op.
+            while True:
+                try:
+                    client.ingest(batch)
+                    return
+                except ClientError:
+                    failures[0] += 1
+                    time.sleep(0.05)
+
+        def produce() -> None:
             with Client(url, api_key=key, timeout=5) as client:
-                for start in range(0, total, per_batch):
-                    batch = [{"id": f"r{i}", "type": "load", "title": str(i)}
-                             for i in range(start, start + per_batch)]
-                    while True:
-                        try:
-                            client.ingest(batch)
-                            break
-                        except ClientError:
-                            time.sleep(0.05)
-                    produced[0] = start + per_batch
+                while not stop.is_set():
+                    n = produced[0]
+                    ingest(client, [{"id": f"r{i}", "type": "load", "title": str(i)}
+                                    for i in range(n, n + 5)])
+                    produced[0] = n + 5
+                ingest(client, [{"id": "end", "type": "load"}])
 
         with Client(url, api_key=key) as reader:
             consumer = Consumer(reader.stream(resume_from=0, sleep=fast,
                                               on_reconnect=lambda d, why: reasons.append(why)),
-                                total)
+                                10**9, until_id="end")
             consumer.start()
             producer = threading.Thread(target=produce, daemon=True)
             producer.start()
-            deadline = time.monotonic() + 60
-            while produced[0] < total // 3 or len(consumer.seen) < total // 4:
-                assert time.monotonic() < deadline and producer.is_alive()
-                time.sleep(0.01)
+
+            def wait(condition: Callable[[], bool]) -> None:
+                deadline = time.monotonic() + 60
+                while not condition():
+                    assert time.monotonic() < deadline and producer.is_alive()
+                    time.sleep(0.01)
+
+            wait(lambda: produced[0] >= 100 and len(consumer.seen) >= 50)
+            at_kill = len(consumer.seen)
             kill(proc)
             proc = serve(db, port)
-            producer.join(120)
+            restarted = produced[0]
+            wait(lambda: produced[0] >= restarted + 100)
+            stop.set()
+            producer.join(60)
             assert not producer.is_alive()
             seen = consumer.result(120)
     finally:
         if proc.poll() is None:
             kill(proc)
-    ids = [e["id"] for e in seen]
-    assert sorted(ids) == sorted(f"r{i}" for i in range(total))  # every one, once
-    assert [e["seq"] for e in seen] == list(range(1, total + 1))  # in order, no gap
+    total = produced[0]
+    # Mid-stream: the consumer had some events, not all; the producer's requests failed
+    # while the server was down, and at least 100 events went in after the restart.
+    assert 0 < at_kill < total and failures[0] > 0
     assert reasons, "the consumer never noticed the restart"
+    ids = [e["id"] for e in seen]
+    assert ids[-1] == "end" and len(ids) == len(set(ids)) == total + 1  # every one, once
+    assert set(ids) == {f"r{i}" for i in range(total)} | {"end"}
+    assert [e["seq"] for e in seen] == list(range(1, total + 2))  # in order, no gap

@@ -208,7 +208,8 @@ class AsyncClient:
 
     async def _export(self, params: Params) -> AsyncIterator[bytes]:
         try:
-            async with self._http.stream("GET", "/v1/events/export", params=params) as resp:
+            async with self._http.stream("GET", "/v1/events/export",
+                                         params=tuple(params)) as resp:
                 if not resp.is_success:
                     await resp.aread()
                 raise_for_problem(resp)

@@ -29,6 +29,7 @@ import orjson
 
 from ..errors import AuditstreamError
 from ..integrity import witness
+from .types import Event
 
 __all__ = [
     "APIConnectionError",
@@ -91,7 +92,7 @@ class BatchError(ClientError):
     longer buffered: ``events`` is the only copy). The server's answer is ``__cause__``.
     """
 
-    def __init__(self, message: str, events: list[dict[str, Any]]) -> None:
+    def __init__(self, message: str, events: list[Event]) -> None:
         super().__init__(message)
         self.events = events
 

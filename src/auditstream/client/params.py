@@ -34,7 +34,7 @@ def _text(value: Scalar) -> str:
     return str(v)
 
 
-def _merge(filters: Filters | None, fields: Filters) -> dict[str, FilterValue]:
+def _merge(filters: Filters | None, fields: Filters) -> dict[str, Scalar | Sequence[Scalar]]:
     merged = dict(filters or {})
     merged.update(fields)
     return {k: v for k, v in merged.items() if v is not None}

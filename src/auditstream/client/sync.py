@@ -306,7 +306,8 @@ class Client:
 
     def _export(self, params: Params) -> Iterator[bytes]:
         try:
-            with self._http.stream("GET", "/v1/events/export", params=params) as response:
+            with self._http.stream("GET", "/v1/events/export",
+                                   params=tuple(params)) as response:
                 raise_for_problem(response)
                 yield from response.iter_bytes()
         except httpx.TransportError as exc:
