@@ -206,6 +206,65 @@ def test_sixty_silent_seconds_mean_a_dead_connection(server: Any) -> None:
     assert delays == [1.0] and "DeadConnection" in reasons[0]
 
 
+def test_a_reconnection_before_the_first_event_resumes_where_it_subscribed(
+        server: Any) -> None:
+    """Without ``resume_from`` the stream starts at the newest event; a connection lost
+    before any event must resume from that start, not from whatever is newest later."""
+    key = server.key("acme")
+    calls = [0]
+    now = [0.0]
+
+    def clock() -> float:
+        # Readings 1-3: connected, waiting, "subscribed" received. The 4th is a minute
+        # later: the connection is dead before any event came.
+        calls[0] += 1
+        if calls[0] == 4:
+            now[0] += 61.0
+        return now[0]
+
+    def sleep(delay: float) -> None:  # the outage: events committed meanwhile
+        client.ingest([{"type": "during", "title": str(i)} for i in range(3)])
+
+    with Client(server.url, api_key=key) as client:
+        client.ingest({"type": "before"})
+        consumer = Consumer(client.stream(clock=clock, sleep=sleep), 3)
+        consumer.start()
+        assert [e["title"] for e in consumer.result()] == ["0", "1", "2"]
+
+
+def test_a_revoked_key_ends_the_stream(server: Any) -> None:
+    server.key("acme")  # makes the tenant
+    key = server.catalog.create_key("acme")
+    with Client(server.url, api_key=key.secret) as client:
+        client.ingest({"type": "login"})
+        stream = client.stream(resume_from=0, sleep=recorder([], 1))
+        assert next(stream)["seq"] == 1
+        server.catalog.revoke_key(key.id)
+        with pytest.raises(StreamAuthError) as revoked:
+            next(stream)  # the server closes a revoked key's streams within 5 s
+    assert revoked.value.code == 4401
+
+
+def test_a_proof_carrying_stream_refuses_an_altered_event(server: Any) -> None:
+    from auditstream.client import ProofError
+    from auditstream.dbapi import sqlite3
+
+    key = server.key("acme")
+    with Client(server.url, api_key=key) as plain:
+        public = plain.public_key()
+        plain.ingest([{"type": "login", "title": str(i)} for i in range(3)])
+    conn = sqlite3.connect(server.settings.db)
+    conn.execute("UPDATE events SET body = replace(body, '\"title\":\"1\"', "
+                 "'\"title\":\"one\"') WHERE tenant = 'acme' AND seq = 2")
+    conn.commit()
+    conn.close()
+    with Client(server.url, api_key=key, public_key=public) as client:
+        stream = client.stream(resume_from=0, verify=True, sleep=recorder([], 1))
+        assert next(stream)["seq"] == 1
+        with pytest.raises(ProofError, match="altered"):
+            next(stream)
+
+
 def test_a_proof_carrying_stream_verifies_each_event(server: Any, tmp_path: Path) -> None:
     key = server.key("acme")
     state = tmp_path / "monitor.json"
