@@ -181,6 +181,47 @@ def test_the_backoff_schedule_when_the_server_is_down() -> None:
     assert delays == [1, 2, 4, 8, 16, 30, 30, 30, 30]
 
 
+def test_the_async_backoff_schedule_and_resume_after_a_dead_connection(server: Any) -> None:
+    key = server.key("acme")
+    delays: list[float] = []
+
+    async def record(delay: float) -> None:
+        delays.append(delay)
+        if len(delays) >= 7:
+            raise Stop
+
+    async def down() -> None:
+        async with AsyncClient(f"http://127.0.0.1:{free_port()}", api_key="k") as client:
+            await anext(client.stream(sleep=record))
+
+    with pytest.raises(Stop):
+        asyncio.run(down())
+    assert delays == [1, 2, 4, 8, 16, 30, 30]
+
+    now, jumps = [0.0], [False]
+
+    def clock() -> float:
+        if jumps[0]:
+            now[0] += 61.0
+        return now[0]
+
+    async def after_silence() -> list[int]:
+        async def sleep(delay: float) -> None:
+            jumps[0] = False
+            await client.ingest({"type": "while away"})
+        async with AsyncClient(server.url, api_key=key) as client:
+            await client.ingest({"type": "first"})
+            seqs = []
+            async for event in client.stream(resume_from=0, clock=clock, sleep=sleep):
+                seqs.append(event["seq"])
+                jumps[0] = True  # then a silent minute: dead, reconnect, resume after 1
+                if len(seqs) == 2:
+                    break
+            return seqs
+
+    assert asyncio.run(after_silence()) == [1, 2]
+
+
 def test_sixty_silent_seconds_mean_a_dead_connection(server: Any) -> None:
     key = server.key("acme")
     now = [0.0]
