@@ -82,6 +82,8 @@ def test_live_events_matching_the_filter_arrive_once_in_order(server: Server,
                                                               open_ws: Any) -> None:
     key = server.key("acme")
     ws = open_ws(key)
+    # The client offers permessage-deflate (websockets does by default); it is taken.
+    assert [e.name for e in ws.protocol.extensions] == ["permessage-deflate"]
     sub = subscribe(ws, filters={"type": ["login", "logout"]})
     assert sub["tenant"] == "acme" and sub["after_seq"] == 0
     ingest(server, key, {"type": "login", "title": "a"}, {"type": "noise"},

@@ -300,3 +300,11 @@ def test_the_stream_selects_what_the_store_selects(loaded: Loaded, node: Node) -
     tail.add(sub)
     tail.offer(stored)
     assert [i.seq for i in sub.queue] == want, node
+
+
+def test_subscriptions_share_a_predicate_only_for_the_same_filter() -> None:
+    """Filter nodes compare ``True == 1 == 1.0``; their predicates must not be shared."""
+    flag, one, real = (Subscription("t", Eq("context.flag", (v,)), 0) for v in (True, 1, 1.0))
+    event = {"context": {"flag": True}}
+    assert flag.match(event) and not one.match(event) and not real.match(event)
+    assert Subscription("t", Eq("context.flag", (True,)), 0).match is flag.match

@@ -2,8 +2,9 @@
 
 The protocol (messages, close codes, resume) is written down in ``docs/stream.md``; the
 subscriptions themselves are ``stream.hub``'s. One connection is a ``WebSocketSession``:
-a receiver (client messages), a sender (events of the current subscription), a heartbeat
-and a credential re-check, as four tasks; the first to end ends the connection.
+a receiver (client messages), a sender (events of the current subscription), a heartbeat,
+a credential re-check and a stall watchdog, as five tasks; the first to end ends the
+connection.
 """
 
 from __future__ import annotations
@@ -111,11 +112,13 @@ class WebSocketSession:
         self.events_sent = 0
         self.started = time.monotonic()
         self.lock = asyncio.Lock()  # one sender at a time; subscription changes under it
+        self.sending_since: float | None = None
         self.changed = asyncio.Event()
 
     async def run(self) -> None:
         tasks = [asyncio.create_task(c) for c in (
-            self.receive(), self.send_events(), self.heartbeat(), self.recheck())]
+            self.receive(), self.send_events(), self.heartbeat(), self.recheck(),
+            self.watchdog())]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -133,16 +136,13 @@ class WebSocketSession:
             if exc is not None and not isinstance(exc, WebSocketDisconnect):
                 raise exc
 
-    async def send(self, doc: bytes) -> None:
-        """One text frame; a client that has not taken it after the stall limit is
-        closed (a reader that stopped must not hold the server's memory)."""
-        try:
-            await asyncio.wait_for(
-                self.ws.send({"type": "websocket.send", "text": doc.decode()}),
-                self.settings.stream_stall_seconds)
-        except TimeoutError:
-            self.hub.stalled += 1
-            raise Close(4008, "slow consumer: the client stopped reading") from None
+    async def send(self, doc: bytes | str) -> None:
+        """One text frame. ``watchdog`` closes the stream when one send waits longer than
+        the stall limit (a timer per send cost more than the send)."""
+        self.sending_since = time.monotonic()
+        await self.ws.send({"type": "websocket.send",
+                            "text": doc if isinstance(doc, str) else doc.decode()})
+        self.sending_since = None
 
     async def error(self, code: str, message: str) -> None:
         async with self.lock:
@@ -243,9 +243,10 @@ class WebSocketSession:
                     if self.include_proof:
                         await self.send_with_proof(item)
                     else:
-                        await self.send(self.dialect.event(item))
+                        await self.send(item.message(self.dialect.event))
                     self.sent_seq = item.seq
                     self.events_sent += 1
+                self.svc.metrics.stream_events_sent.inc(len(items))
 
     async def send_with_proof(self, item: Item) -> None:
         log = self.svc.log
@@ -267,6 +268,16 @@ class WebSocketSession:
                     "type": "heartbeat", "timestamp": format_us(now_us()),
                     "events_sent": self.events_sent,
                     "connection_uptime_seconds": int(time.monotonic() - self.started)}))
+
+    async def watchdog(self) -> None:
+        """A client that stopped reading must not hold the server's memory: close it."""
+        stall = self.settings.stream_stall_seconds
+        while True:
+            await asyncio.sleep(stall / 4)
+            since = self.sending_since
+            if since is not None and time.monotonic() - since > stall:
+                self.hub.stalled += 1
+                raise Close(4008, "slow consumer: the client stopped reading")
 
     async def recheck(self) -> None:
         await recheck_credential(self.svc, self.secret)
@@ -333,7 +344,8 @@ async def serve_websocket(ws: WebSocket, dialect: Dialect = NATIVE) -> None:
         if slot is None:
             raise Close(4429, f"more than {svc.settings.stream_max_connections_per_key} "
                         "streams open for this credential")
-        await WebSocketSession(ws, svc, svc.hub, principal, secret, dialect).run()
+        with svc.metrics.stream_connections.track_inprogress():
+            await WebSocketSession(ws, svc, svc.hub, principal, secret, dialect).run()
     except Close as exc:
         with contextlib.suppress(Exception):
             await ws.close(exc.code, exc.reason)
@@ -385,6 +397,7 @@ async def sse_events(svc: Any, sub: Subscription, secret: str,
                      release: Callable[[], None]) -> AsyncIterator[bytes]:
     hub: StreamHub = svc.hub
     revoked = asyncio.create_task(recheck_credential(svc, secret))
+    svc.metrics.stream_connections.inc()
     try:
         yield b": subscribed after seq %d\n\n" % sub.cursor
         while not revoked.done():
@@ -397,7 +410,9 @@ async def sse_events(svc: Any, sub: Subscription, secret: str,
                 continue
             yield b"".join(b"id: %d\nevent: event\ndata: %s\n\n" % (i.seq, i.raw)
                            for i in items)
+            svc.metrics.stream_events_sent.inc(len(items))
     finally:
+        svc.metrics.stream_connections.dec()
         revoked.cancel()
         hub.unsubscribe(sub)
         release()
