@@ -41,6 +41,7 @@ from .cli_support import (
     problem_lines,
 )
 from .cli_support import settings as _load_settings
+from .cli_tail import register as register_tail
 from .dbapi import sqlite3
 from .errors import ProblemError
 from .settings import Settings, describe
@@ -524,6 +525,7 @@ def main() -> None:
 
 
 register_export(app)
+register_tail(app)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,83 @@
+"""``auditstream tail [Q]``: a real process following a real server; Ctrl-C exits 0; an
+event cannot write escape sequences or forge lines on the terminal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any
+
+from rich.console import Console
+from typer.testing import CliRunner
+
+from auditstream.cli import app
+from auditstream.cli_tail import format_line
+
+
+def tail(server_url: str, key: str, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "AUDITSTREAM_URL": server_url, "AUDITSTREAM_API_KEY": key,
+           "COLUMNS": "200"}
+    return subprocess.Popen([sys.executable, "-m", "auditstream", "tail", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def read_lines(proc: subprocess.Popen[str], n: int) -> list[str]:
+    """``n`` lines of its stdout (a reader thread: a dead process cannot hang the test)."""
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if len(lines) >= n:
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(60)
+    assert len(lines) >= n, (lines, proc.poll())
+    return lines
+
+
+def test_tail_shows_matching_events_and_exits_0_on_ctrl_c(server: Any) -> None:
+    key = server.key("acme")
+    proc = tail(server.url, key, "severity:>=high", "--resume-from", "0")
+    try:
+        with server.client(key) as c:
+            c.post("/v1/events", json=[
+                {"type": "user.login", "severity": "critical", "title": "Root login",
+                 "actor": {"id": "u_1", "name": "alice"}},
+                {"type": "user.logout", "severity": "low", "title": "not shown"},
+                {"type": "disk.full", "severity": "high", "title": "Disk full"}])
+        first, second = read_lines(proc, 2)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    assert "CRITICAL" in first and "user.login" in first and "alice" in first
+    assert "Root login" in first and "Disk full" in second and "HIGH" in second
+
+
+def test_tail_without_a_usable_key_fails(server: Any) -> None:
+    proc = tail(server.url, "sk_live_nope")
+    assert proc.wait(timeout=60) == 1
+    assert proc.stderr is not None and "4401" in proc.stderr.read()
+    r = CliRunner().invoke(app, ["tail", "--url", server.url],
+                           env={"AUDITSTREAM_API_KEY": ""})
+    assert r.exit_code == 2
+
+
+def test_an_event_cannot_drive_the_terminal() -> None:
+    hostile = {"timestamp": "2026-01-01T00:00:00Z", "severity": "high\x1b[8m",
+               "type": "x\u202eevil", "actor": {"id": "[bold]me[/bold]"},
+               "title": "ok\x1b]52;c;ZXZpbA==\x07\r\nFAKE 2026-01-01 CRITICAL line"}
+    console = Console(force_terminal=True, color_system="truecolor", width=300)
+    with console.capture() as cap:
+        console.print(format_line(hostile))
+    out = cap.get()
+    assert "\x1b]52" not in out and "\x07" not in out and "\r" not in out
+    assert "\x1b[8m" not in out and "\u202e" not in out
+    assert out.count("\n") == 1  # one line, whatever the title holds
+    assert "\\x1b]52" in out and "[bold]me[/bold]" in out  # shown, escaped, not markup
