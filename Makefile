@@ -23,6 +23,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run --events 1000000
 	$(BIN)/python -m bench.integrity --leaves 1000000
+	$(BIN)/python -m bench.stream
 
 bench-large: $(STAMP)
 	$(BIN)/python -m bench.run --events 10000000

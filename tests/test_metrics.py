@@ -93,7 +93,14 @@ def test_metrics_of_every_process_are_summed(procs: list[Proc], tmp_path: Path) 
         assert r.status_code == 201, r.text
     posted = "method=\"POST\",profile=\"native\",route=\"/v1/events\",status=\"201\""
     for proc in (a, b):
-        text = proc.client.get("/metrics").text
+        # A request is counted just after its answer went out: give the last one a moment.
+        deadline = time.monotonic() + 10
+        while True:
+            text = proc.client.get("/metrics").text
+            if scrape(text, "auditstream_http_requests_total").get(posted) == 2.0 or (
+                    time.monotonic() > deadline):
+                break
+            time.sleep(0.01)
         assert scrape(text, "auditstream_events_ingested_total") == {"": 7.0}
         assert scrape(text, "auditstream_http_requests_total")[posted] == 2.0
         latency = scrape(text, "auditstream_http_request_seconds_count")

@@ -8,6 +8,7 @@ process reads the commit feed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import secrets
@@ -334,3 +335,36 @@ def test_a_worker_process_writes_through_the_writer_and_sees_its_notice(
         await channel.close()
 
     asyncio.run(run())
+
+
+def test_streams_on_every_worker_see_events_ingested_through_any_worker(
+    multi: Any, tmp_path: Path,
+) -> None:
+    """Subscribers and producers spread over the workers by the kernel: each subscriber
+    gets every event once, in order, whichever worker took it in."""
+    from websockets.sync.client import connect
+
+    db = tmp_path / "fan.db"
+    key = api_key(db)
+    srv = multi(db)
+    url = srv.url.replace("http://", "ws://") + f"/v1/events/stream?token={key}"
+    with contextlib.ExitStack() as stack:
+        subs = [stack.enter_context(connect(url, open_timeout=30)) for _ in range(6)]
+        for ws in subs:
+            ws.send('{"type":"subscribe"}')
+            assert orjson.loads(ws.recv(timeout=30))["type"] == "subscribed"
+        producers = [httpx.Client(base_url=srv.url, headers={"X-API-Key": key}, timeout=30)
+                     for _ in range(6)]
+        for i in range(60):
+            r = producers[i % 6].post("/v1/events", content=orjson.dumps(
+                [{"type": "fan", "title": f"{i}-{j}"} for j in range(5)]))
+            assert r.status_code == 201
+        for c in producers:
+            c.close()
+        for ws in subs:
+            seqs = []
+            while len(seqs) < 300:
+                msg = orjson.loads(ws.recv(timeout=30))
+                if msg["type"] == "event":
+                    seqs.append(msg["seq"])
+            assert seqs == list(range(1, 301))

@@ -25,7 +25,7 @@ import os
 import threading
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, values
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 #: prometheus_client's switch to file-backed values, and where their files go.
@@ -65,6 +65,11 @@ class Metrics:
             "auditstream_http_requests",
             "HTTP requests by route, status and profile (native or a compat profile)",
             ["method", "route", "status", "profile"], registry=own)
+        self.stream_connections = Gauge(
+            "auditstream_stream_connections", "Open live streams (WebSocket and SSE)",
+            registry=own, multiprocess_mode="livesum")
+        self.stream_events_sent = Counter(
+            "auditstream_stream_events_sent", "Events sent on live streams", registry=own)
         self.latency = Histogram(
             "auditstream_http_request_seconds",
             "HTTP request latency by route and profile (native or a compat profile)",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -81,6 +82,8 @@ def test_live_events_matching_the_filter_arrive_once_in_order(server: Server,
                                                               open_ws: Any) -> None:
     key = server.key("acme")
     ws = open_ws(key)
+    # The client offers permessage-deflate (websockets does by default); it is taken.
+    assert [e.name for e in ws.protocol.extensions] == ["permessage-deflate"]
     sub = subscribe(ws, filters={"type": ["login", "logout"]})
     assert sub["tenant"] == "acme" and sub["after_seq"] == 0
     ingest(server, key, {"type": "login", "title": "a"}, {"type": "noise"},
@@ -329,3 +332,27 @@ def test_server_sent_events_resume_with_last_event_id(server: Server) -> None:
                 if len(ids) == 2:
                     break
             assert ids == [3, 4]
+
+
+def test_a_client_that_stops_reading_is_closed_and_ingest_goes_on(make_server: Any) -> None:
+    """The client's receive buffer is tiny and it never reads: the server's sends block,
+    and after ``stream_stall_seconds`` it closes the stream (4008) and lets it go; the
+    ingest calls meanwhile all answer."""
+    server = make_server(stream_stall_seconds=0.5)
+    key = server.key("acme")
+    sock = socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    with connect(ws_url(server, key), sock=sock, open_timeout=WAIT, compression=None) as ws:
+        subscribe(ws)
+        hub = server.app.state.services.hub
+        big = "x" * 4000
+        deadline = time.monotonic() + 30
+        while hub.stalled == 0:
+            assert time.monotonic() < deadline, "the server never gave up on the reader"
+            ingest(server, key, *[{"type": "big", "description": big} for _ in range(200)])
+        while hub.ended == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert not hub.tails  # nothing of it is kept
+        # (The client sees the close only after reading what it left unread: the close
+        # frame queues behind it.)

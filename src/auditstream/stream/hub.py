@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +50,7 @@ class Item:
     seq: int
     event: dict[str, Any]
     _raw: bytes | None = None
+    _messages: dict[Callable[[Item], bytes], str] = field(default_factory=dict)
 
     @property
     def raw(self) -> bytes:
@@ -56,6 +58,29 @@ class Item:
         if self._raw is None:
             self._raw = orjson.dumps(self.event)
         return self._raw
+
+    def message(self, fmt: Callable[[Item], bytes]) -> str:
+        """The event as a text frame of the wire format ``fmt``, built once per format."""
+        text = self._messages.get(fmt)
+        if text is None:
+            text = self._messages[fmt] = fmt(self).decode()
+        return text
+
+
+_COMPILED: dict[str, Callable[[dict[str, Any]], bool]] = {}
+
+
+def compiled(where: Node) -> Callable[[dict[str, Any]], bool]:
+    """One predicate per distinct filter, shared by the subscriptions that use it. Keyed by
+    ``repr``, not by the node: nodes compare ``True == 1`` and ``1 == 1.0`` equal, filters
+    do not."""
+    key = repr(where)
+    match = _COMPILED.get(key)
+    if match is None:
+        if len(_COMPILED) >= 4096:
+            _COMPILED.clear()
+        match = _COMPILED[key] = compile_predicate(where)
+    return match
 
 
 def required_types(node: Node) -> frozenset[str] | None:
@@ -84,7 +109,7 @@ class Subscription:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
-        self.match = compile_predicate(self.where)
+        self.match = compiled(self.where)
         self.types = required_types(self.where)
 
     def offer(self, item: Item) -> None:
@@ -177,9 +202,10 @@ class StreamHub:
         self.catchup = asyncio.Semaphore(catchup_reads)
         self.tails: dict[str, TenantTail] = {}
         self.subscriptions = 0
-        #: Times a subscription ended, and times one fell behind (for tests and metrics).
+        #: Times a subscription ended, fell behind, or its client stopped reading (closed).
         self.ended = 0
         self.overflows = 0
+        self.stalled = 0
 
     async def subscribe(self, tenant: str, where: Node, after_seq: int | None) -> Subscription:
         """A subscription starting after ``after_seq`` (None: after the newest event)."""

@@ -143,14 +143,15 @@ class WebSocketSession:
             if exc is not None and not isinstance(exc, WebSocketDisconnect):
                 raise exc
 
-    async def send(self, doc: bytes) -> None:
+    async def send(self, doc: bytes | str) -> None:
         """One text frame; a client that has not taken it after the stall limit is
         closed (a reader that stopped must not hold the server's memory)."""
+        text = doc if isinstance(doc, str) else doc.decode()
         try:
-            await asyncio.wait_for(
-                self.ws.send({"type": "websocket.send", "text": doc.decode()}),
-                self.settings.stream_stall_seconds)
+            await asyncio.wait_for(self.ws.send({"type": "websocket.send", "text": text}),
+                                   self.settings.stream_stall_seconds)
         except TimeoutError:
+            self.hub.stalled += 1
             raise Close(4008, "slow consumer: the client stopped reading") from None
 
     async def error(self, code: str, message: str) -> None:
@@ -256,9 +257,10 @@ class WebSocketSession:
                     if self.include_proof:
                         await self.send_with_proof(item)
                     else:
-                        await self.send(self.dialect.event(item))
+                        await self.send(item.message(self.dialect.event))
                     self.sent_seq = item.seq
                     self.events_sent += 1
+                self.svc.metrics.stream_events_sent.inc(len(items))
 
     async def send_with_proof(self, item: Item) -> None:
         log = self.svc.log
@@ -346,7 +348,8 @@ async def serve_websocket(ws: WebSocket, dialect: Dialect = NATIVE) -> None:
         if slot is None:
             raise Close(4429, f"more than {svc.settings.stream_max_connections_per_key} "
                         "streams open for this credential")
-        await WebSocketSession(ws, svc, svc.hub, principal, secret, dialect).run()
+        with svc.metrics.stream_connections.track_inprogress():
+            await WebSocketSession(ws, svc, svc.hub, principal, secret, dialect).run()
     except Close as exc:
         with contextlib.suppress(Exception):
             await ws.close(exc.code, exc.reason)
@@ -398,6 +401,7 @@ async def sse_events(svc: Any, sub: Subscription, secret: str,
                      release: Callable[[], None]) -> AsyncIterator[bytes]:
     hub: StreamHub = svc.hub
     revoked = asyncio.create_task(recheck_credential(svc, secret))
+    svc.metrics.stream_connections.inc()
     try:
         yield b": subscribed after seq %d\n\n" % sub.cursor
         while not revoked.done():
@@ -410,7 +414,9 @@ async def sse_events(svc: Any, sub: Subscription, secret: str,
                 continue
             yield b"".join(b"id: %d\nevent: event\ndata: %s\n\n" % (i.seq, i.raw)
                            for i in items)
+            svc.metrics.stream_events_sent.inc(len(items))
     finally:
+        svc.metrics.stream_connections.dec()
         revoked.cancel()
         hub.unsubscribe(sub)
         release()
