@@ -24,6 +24,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from auditstream.api.compat import turqoa_stream
 from auditstream.api.native import stream as stream_api
+from auditstream.stream.hub import Item
 from conftest import Server
 
 BASE = "/compat/turqoa"
@@ -159,6 +160,14 @@ def test_events_are_the_flat_documented_records_filtered_as_documented(
     assert got[1]["location"]["zone"] == "North Perimeter Sector 3"
     assert (got[1]["metadata"], got[1]["requires_action"], got[1]["incident_id"],
             got[1]["assigned_to"]) == ({"lane": 3}, True, "inc_1", "op_1")
+
+
+def test_an_event_message_is_built_once_for_every_turqoa_subscriber(server: Server) -> None:
+    profile = turqoa_stream.profile(server.app)
+    one, other = (turqoa_stream.Connection(profile).dialect().event for _ in range(2))
+    item = Item(1, {"id": "evt_1", "timestamp": "2026-04-06T10:45:00Z", "severity": "info"})
+    assert item.message(one) is item.message(other)
+    assert orjson.loads(item.message(one))["severity"] == "low"
 
 
 def test_min_severity_update_filters_and_unsubscribe(server: Server, open_ws: Any) -> None:

@@ -35,7 +35,7 @@ Server messages
     ``{"type": "event", <the record of GET /v1/events: id, timestamp, category, severity,
     source_module, source_device, title, description, location, metadata, requires_action,
     assigned_to, incident_id>}``, flat as documented (``turqoa.event_record``, encoded once
-    per event for every turqoa subscriber); ``{"type": "heartbeat", "timestamp",
+    per event for all turqoa subscribers); ``{"type": "heartbeat", "timestamp",
     "events_sent", "connection_uptime_seconds"}`` every
     ``AUDITSTREAM_STREAM_HEARTBEAT_SECONDS`` (30), the timestamp in whole seconds as in the
     reference; ``{"type": "error", "code", "message"}`` with ``invalid_filter`` or
@@ -70,9 +70,8 @@ import hashlib
 import logging
 import os
 import time
-import weakref
 from collections.abc import Callable, Hashable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -235,22 +234,17 @@ def _lock(path: Path, create: bool) -> int | None:
             return None
 
 
-@dataclass
+@dataclass(eq=False)
 class Profile:
-    """The turqoa stream's state in one app: the zone directory, the reconnect memory
-    and the event messages already encoded (shared by every turqoa subscriber)."""
+    """The turqoa stream's state in one app: the zone directory and the reconnect memory."""
 
     zones: Zones
     reconnects: Reconnects
-    messages: weakref.WeakKeyDictionary[Item, bytes] = field(
-        default_factory=weakref.WeakKeyDictionary)
 
     def message(self, item: Item) -> bytes:
-        doc = self.messages.get(item)
-        if doc is None:
-            doc = self.messages[item] = orjson.dumps(
-                {"type": "event", **event_record(item.event, self.zones)})
-        return doc
+        """An event message. The session sends ``item.message(profile.message)``: built
+        once per event for every turqoa subscriber of the app (one bound method, one key)."""
+        return orjson.dumps({"type": "event", **event_record(item.event, self.zones)})
 
 
 def profile(app: FastAPI) -> Profile:
