@@ -2,8 +2,9 @@
 
 The protocol (messages, close codes, resume) is written down in ``docs/stream.md``; the
 subscriptions themselves are ``stream.hub``'s. One connection is a ``WebSocketSession``:
-a receiver (client messages), a sender (events of the current subscription), a heartbeat
-and a credential re-check, as four tasks; the first to end ends the connection.
+a receiver (client messages), a sender (events of the current subscription), a heartbeat,
+a credential re-check and a stall watchdog, as five tasks; the first to end ends the
+connection.
 """
 
 from __future__ import annotations
@@ -119,11 +120,13 @@ class WebSocketSession:
         self.events_sent = 0
         self.started = time.monotonic()
         self.lock = asyncio.Lock()  # one sender at a time; subscription changes under it
+        self.sending_since: float | None = None
         self.changed = asyncio.Event()
 
     async def run(self) -> None:
         tasks = [asyncio.create_task(c) for c in (
-            self.receive(), self.send_events(), self.heartbeat(), self.recheck())]
+            self.receive(), self.send_events(), self.heartbeat(), self.recheck(),
+            self.watchdog())]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -144,15 +147,12 @@ class WebSocketSession:
                 raise exc
 
     async def send(self, doc: bytes | str) -> None:
-        """One text frame; a client that has not taken it after the stall limit is
-        closed (a reader that stopped must not hold the server's memory)."""
-        text = doc if isinstance(doc, str) else doc.decode()
-        try:
-            await asyncio.wait_for(self.ws.send({"type": "websocket.send", "text": text}),
-                                   self.settings.stream_stall_seconds)
-        except TimeoutError:
-            self.hub.stalled += 1
-            raise Close(4008, "slow consumer: the client stopped reading") from None
+        """One text frame. ``watchdog`` closes the stream when one send waits longer than
+        the stall limit (a timer per send cost more than the send)."""
+        self.sending_since = time.monotonic()
+        await self.ws.send({"type": "websocket.send",
+                            "text": doc if isinstance(doc, str) else doc.decode()})
+        self.sending_since = None
 
     async def error(self, code: str, message: str) -> None:
         async with self.lock:
@@ -282,6 +282,16 @@ class WebSocketSession:
                     "type": "heartbeat", "timestamp": self.dialect.timestamp(now_us()),
                     "events_sent": self.events_sent,
                     "connection_uptime_seconds": int(time.monotonic() - self.started)}))
+
+    async def watchdog(self) -> None:
+        """A client that stopped reading must not hold the server's memory: close it."""
+        stall = self.settings.stream_stall_seconds
+        while True:
+            await asyncio.sleep(stall / 4)
+            since = self.sending_since
+            if since is not None and time.monotonic() - since > stall:
+                self.hub.stalled += 1
+                raise Close(4008, "slow consumer: the client stopped reading")
 
     async def recheck(self) -> None:
         await recheck_credential(self.svc, self.secret)
