@@ -39,6 +39,7 @@ from typing import Any
 
 import orjson
 
+from .proctree import ProcessTree
 from .run import (
     Http,
     Profiler,
@@ -58,11 +59,12 @@ TENANT = "fanout"
 
 
 async def _subscriber(url: str, key: str, filters: dict[str, Any], q: str | None,
-                      out: dict[str, Any], ready: asyncio.Event, stop: asyncio.Event) -> None:
+                      out: dict[str, Any], ready: asyncio.Event, stop: asyncio.Event,
+                      compression: str | None) -> None:
     from websockets.asyncio.client import connect
 
     async with connect(f"{url}?token={key}", max_queue=None, open_timeout=60,
-                       ping_interval=None) as ws:
+                       ping_interval=None, compression=compression) as ws:
         msg: dict[str, Any] = {"type": "subscribe", "filters": filters}
         if q:
             msg["q"] = q
@@ -90,7 +92,7 @@ async def _subscriber(url: str, key: str, filters: dict[str, Any], q: str | None
                 return
 
 
-def subscribers_main(conn: Connection, url: str, key: str) -> None:
+def subscribers_main(conn: Connection, url: str, key: str, compression: str | None) -> None:
     """Commands from the pipe: ("attach", n, idle) → "ready"; ("report",) → results;
     ("detach",) → "detached"; ("exit",)."""
     async def main() -> None:
@@ -112,7 +114,7 @@ def subscribers_main(conn: Connection, url: str, key: str) -> None:
                     filters = {"type": "idle-type"} if idle else {"type": TYPES[i % 100]}
                     q = None if idle else f"-actor.id:nobody{i}"
                     tasks.append(asyncio.create_task(
-                        _subscriber(url, key, filters, q, out, ready, stop)))
+                        _subscriber(url, key, filters, q, out, ready, stop, compression)))
                     if i % 100 == 99:
                         await asyncio.sleep(0.05)  # connect in waves, not 5,000 at once
                 await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 300)
@@ -248,9 +250,11 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     url = f"ws://127.0.0.1:{port}/v1/events/stream"
     parent, child = multiprocessing.get_context("spawn").Pipe()
     subs = multiprocessing.get_context("spawn").Process(
-        target=subscribers_main, args=(child, url, key), daemon=True)
+        target=subscribers_main, daemon=True,
+        args=(child, url, key, None if args.no_compression else "deflate"))
     subs.start()
-    report: dict[str, Any] = {"workers": args.workers}
+    report: dict[str, Any] = {"workers": args.workers,
+                              "permessage_deflate": not args.no_compression}
     try:
         log("ingest with no subscriber")
         await ingest.throughput(2)  # warm-up, not counted
@@ -267,11 +271,14 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         log(f"  {attached:,.0f} events/s ({attached / alone:.2f} of alone)")
         log(f"paced ingest: {args.rate} events/s for {args.seconds} s")
         cpu0 = server.cpu_seconds()
+        client_tree = ProcessTree(subs.pid)
+        client0 = client_tree.cpu_seconds()
         profiler = Profiler(args.profile, server.pid)
         profiler.start("paced")
         achieved = await ingest.paced(args.rate, args.seconds)
         profiler.stop()
         cpu = (server.cpu_seconds() - cpu0) / args.seconds
+        client_cpu = (client_tree.cpu_seconds() - client0) / args.seconds
         expected_total = ingest.counter - before
         # Let the subscribers drain (up to a minute), then compare.
         deadline = time.monotonic() + 60
@@ -300,6 +307,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "latency_p99_ms": round((pct(lat, 0.99) or 0) / 1000, 1) if lat else None,
             "latency_max_ms": round(lat[-1] / 1000, 1) if lat else None,
             "server_cpu_cores_paced": round(cpu, 2),
+            "subscriber_process_cpu_cores_paced": round(client_cpu, 2),
             "ingest_alone_events_per_s": round(alone),
             "ingest_attached_events_per_s": round(attached),
             "ingest_attached_vs_alone": round(attached / alone, 3),
@@ -355,6 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=None,
                     help="serve --workers (default: the server's default)")
     ap.add_argument("--out", help="also write the JSON here")
+    ap.add_argument("--no-compression", action="store_true",
+                    help="subscribers do not offer permessage-deflate (default: they do, as "
+                    "browsers and the websockets client do)")
     ap.add_argument("--profile", metavar="DIR", help="py-spy record the server during the "
                     "paced ingest into DIR (slows it: not for the figures)")
     args = ap.parse_args(argv)
