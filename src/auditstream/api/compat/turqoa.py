@@ -386,6 +386,9 @@ def router() -> APIRouter:
     # The reference's heading says GET /api/v1/events, its examples /v1/events: serve both.
     r.add_api_route("/api/v1/events", list_events, methods=["GET"],
                     summary="turqoa: list events (page/per_page)", **EVENTS_DOC)
+    from .turqoa_stream import add_routes  # it builds on this module's records and filters
+
+    add_routes(r)  # the WebSocket stream, at both paths too
     return r
 
 

@@ -93,6 +93,14 @@ class Dialect:
     event: Callable[[Item], bytes]
     #: The native extras: ``subscribed`` answers, ``resume_from``, ``include_proof``.
     native: bool = True
+    #: Without the native extras: where a ``subscribe`` with filter ``where`` starts (the
+    #: seq to start after; None: after the newest event). turqoa's reconnect buffer.
+    start: Callable[[WebSocketSession, Node], Awaitable[int | None]] | None = None
+    #: Called once as a connection ends, after its subscription was dropped (its ``sub``
+    #: and ``sent_seq`` still say where it was).
+    ended: Callable[[WebSocketSession], None] | None = None
+    #: The heartbeat's ``timestamp`` from microseconds since the epoch.
+    timestamp: Callable[[int], str] = format_us
 
 
 NATIVE = Dialect(where=lambda ws, msg: filter_from_message(msg.get("filters"), msg.get("q")),
@@ -129,6 +137,8 @@ class WebSocketSession:
                     await t
             if self.sub is not None:
                 self.hub.unsubscribe(self.sub)
+            if self.dialect.ended is not None:
+                self.dialect.ended(self)
         for t in done:
             exc = t.exception()
             if isinstance(exc, Close):
@@ -187,8 +197,12 @@ class WebSocketSession:
                 raise InvalidRequest("include_proof must be true or false")
             if proof and self.svc.log is None:
                 raise InvalidRequest("include_proof needs tamper evidence, which is off here")
-            after = await resume_seq(self.svc, self.principal.tenant, msg.get("resume_from")
-                                     ) if self.dialect.native else None
+            if self.dialect.native:
+                after = await resume_seq(self.svc, self.principal.tenant,
+                                         msg.get("resume_from"))
+            else:
+                after = None if self.dialect.start is None else await self.dialect.start(
+                    self, where)
             async with self.lock:
                 self.drop()
                 self.sub = await self.hub.subscribe(self.principal.tenant, where, after)
@@ -265,7 +279,7 @@ class WebSocketSession:
             await asyncio.sleep(self.settings.stream_heartbeat_seconds)
             async with self.lock:
                 await self.send(orjson.dumps({
-                    "type": "heartbeat", "timestamp": format_us(now_us()),
+                    "type": "heartbeat", "timestamp": self.dialect.timestamp(now_us()),
                     "events_sent": self.events_sent,
                     "connection_uptime_seconds": int(time.monotonic() - self.started)}))
 
