@@ -10,10 +10,13 @@ memory.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import hashlib
 import os
 import random
+import shutil
+import tempfile
 from pathlib import Path
 
 
@@ -23,6 +26,7 @@ class StreamSlots:
         whole server, and counts in memory (no file is needed: a full disk must not stop
         it from starting)."""
         self.dir = Path(directory) if directory else None
+        self.private = False  # dir made by shared_dir: slots still count in memory
         if self.dir is not None:
             self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.per_credential = per_credential
@@ -30,10 +34,20 @@ class StreamSlots:
         self.owner: dict[int, str] = {}  # in memory: slot token → identity
         self._next = -1
 
+    def shared_dir(self) -> Path:
+        """A directory for state the server's processes share about streams: the slots'
+        own, or (one process) a private one made on first use and removed at exit; not at
+        start, where a full disk must not stop the server."""
+        if self.dir is None:
+            self.dir = Path(tempfile.mkdtemp(prefix="auditstream-streams-"))
+            atexit.register(shutil.rmtree, self.dir, True)
+            self.private = True
+        return self.dir
+
     def acquire(self, identity: str) -> int | None:
         """A held slot (a token to pass to ``release``), or None when all of this
         credential's slots are taken."""
-        if self.dir is None:
+        if self.dir is None or self.private:
             if self.held.get(identity, 0) >= self.per_credential:
                 return None
             self.held[identity] = self.held.get(identity, 0) + 1

@@ -252,7 +252,7 @@ def profile(app: FastAPI) -> Profile:
     found: Profile | None = getattr(app.state, "turqoa_stream", None)
     if found is None:
         # Beside the stream slots: a directory every process of the server shares.
-        shared = app.state.services.stream_slots.dir
+        shared = app.state.services.stream_slots.shared_dir()
         found = app.state.turqoa_stream = Profile(
             app.state.turqoa_zones, Reconnects(Path(shared) / "turqoa-reconnects"))
     return found
