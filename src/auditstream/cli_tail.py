@@ -11,6 +11,7 @@ terminal or forge a line.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 from typing import Annotated, Any
@@ -96,8 +97,11 @@ def tail_cmd(
                   f"{delay:g} s[/dim]")
 
     try:
-        with Client(url, api_key=key) as client:
-            for event in client.stream(q=q, resume_from=start, on_reconnect=on_reconnect):
+        # ``closing``: a Ctrl-C that lands while a line is printed (outside the generator)
+        # must still close the WebSocket, or its reader thread keeps the process alive.
+        with Client(url, api_key=key) as client, contextlib.closing(client.stream(
+                q=q, resume_from=start, on_reconnect=on_reconnect)) as events:
+            for event in events:
                 if json_out:
                     sys.stdout.write(orjson.dumps(event).decode() + "\n")
                     sys.stdout.flush()

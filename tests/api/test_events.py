@@ -334,3 +334,13 @@ def test_a_malformed_idempotency_key_is_a_400(server: Server, key: str) -> None:
     r = post(c, {"type": "x"}, headers={"Idempotency-Key": key})
     assert r.status_code == 400 and r.json()["errors"][0]["field"] == "Idempotency-Key"
     assert c.get("/v1/events").json()["data"] == []
+
+
+def test_include_is_refused_on_lists_not_silently_ignored(server: Any) -> None:
+    """Proofs come with ``GET /v1/events/{id}?include=proof`` (or the stream's
+    ``include_proof``); a list given ``include`` must not answer as if it had added them."""
+    key = server.key("acme")
+    with server.client(key) as c:
+        for value in ["proof", "bogus"]:
+            r = c.get(f"/v1/events?include={value}")
+            assert r.status_code == 400 and r.json()["errors"][0]["field"] == "include"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -341,7 +341,7 @@ class Client:
                sleep: Callable[[float], None] = time.sleep,
                clock: Callable[[], float] = time.monotonic,
                on_reconnect: OnReconnect | None = None,
-               **fields: FilterValue) -> Iterator[Event]:
+               **fields: FilterValue) -> Generator[Event, None, None]:
         """Matching events as they are committed (``/v1/events/stream``, docs/stream.md).
 
         Starts after ``resume_from`` (a seq or an event id), else with events committed
@@ -366,7 +366,7 @@ class Client:
 
     def _stream(self, session: StreamSession, monitor: LogMonitor | None, dead_after: float,
                 sleep: Callable[[float], None], clock: Callable[[], float],
-                on_reconnect: OnReconnect | None) -> Iterator[Event]:
+                on_reconnect: OnReconnect | None) -> Generator[Event, None, None]:
         url = stream_url(self.base_url)
         backoff = Backoff()
         assert self._secret is not None

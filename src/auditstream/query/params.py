@@ -16,7 +16,7 @@ from .filter import TOP_LEVEL, Cmp, Eq, Node, Scalar, and_, is_valid_path
 from .qlang import parse_q
 
 #: Parameters that are not equality filters, per route family.
-PAGE_PARAMS = frozenset({"limit", "cursor", "sort", "order", "include_total", "include"})
+PAGE_PARAMS = frozenset({"limit", "cursor", "sort", "order", "include_total"})
 FILTER_PARAMS = frozenset({"since", "until", "q", "min_severity"})
 AGGREGATE_PARAMS = frozenset({
     "group_by", "interval", "count_unique", "sum", "avg", "min", "max", "p50", "p95", "p99",
