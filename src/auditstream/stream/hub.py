@@ -193,7 +193,7 @@ class TenantTail:
 
 
 class StreamHub:
-    """The subscriptions of one process. ``follow`` is how a connection reads its own."""
+    """The subscriptions of one process; a connection reads its own with ``next_batch``."""
 
     def __init__(self, store: EventStore, *, catchup_reads: int = 4,
                  queue_limit: int = 1000):
