@@ -290,8 +290,12 @@ def test_at_most_the_per_key_limit_of_streams_native_and_turqoa_together(
             assert subscribe(ws) == []
 
 
-def test_the_root_mount_serves_the_stream_under_api(make_server: Any) -> None:
-    server = make_server(compat_root="turqoa")
+def test_the_root_mount_serves_the_stream_under_api(make_server: Any,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="auditstream"):
+        server = make_server(compat_root="turqoa")
+    # The start-up log says the root keeps the native stream (turqoa's is under its prefix).
+    assert "WebSocket /v1/events/stream" in caplog.text
     key = server.key("port")
     with connect(ws_url(server, key, path="/api/v1/events/stream"), open_timeout=WAIT) as ws, \
             connect(ws_url(server, key, path="/v1/events/stream"), open_timeout=WAIT) as native:

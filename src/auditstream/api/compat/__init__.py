@@ -25,7 +25,7 @@ from types import ModuleType
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute, APIWebSocketRoute, iter_route_contexts
 from starlette.routing import compile_path
 from starlette.types import Scope
 
@@ -97,9 +97,13 @@ def _mount_root(app: FastAPI, mod: ModuleType, native: list[_PathPattern]) -> No
     router: APIRouter = mod.router()
     kept, left = [], []
     for route in router.routes:
-        if isinstance(route, APIRoute) and any(
-                n.collides(_PathPattern.of(route.path_format, route.methods)) for n in native):
-            left.append(f"{'/'.join(sorted(route.methods or ()))} {route.path}")
+        # A WebSocket route has no methods: it collides with any route of its path.
+        if isinstance(route, APIRoute | APIWebSocketRoute) and any(
+                n.collides(_PathPattern.of(route.path_format, getattr(route, "methods", None)))
+                for n in native):
+            methods = getattr(route, "methods", None)
+            left.append(f"{'/'.join(sorted(methods)) if methods else 'WebSocket'} "
+                        f"{route.path}")
         else:
             kept.append(route)
     if not kept:
