@@ -20,8 +20,11 @@ from auditstream.cli_tail import format_line
 def tail(server_url: str, key: str, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "AUDITSTREAM_URL": server_url, "AUDITSTREAM_API_KEY": key,
            "COLUMNS": "200"}
+    # The child gets Python's own Ctrl-C handling whatever this process's SIGINT is: a
+    # child started with SIGINT ignored keeps ignoring it (Python installs no handler).
     return subprocess.Popen([sys.executable, "-m", "auditstream", "tail", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def read_lines(proc: subprocess.Popen[str], n: int) -> list[str]:
@@ -57,7 +60,14 @@ def test_tail_shows_matching_events_and_exits_0_on_ctrl_c(server: Any) -> None:
         proc.send_signal(signal.SIGINT)
         # communicate, not wait: it drains stderr, which a process blocked on a full pipe
         # could not otherwise exit through.
-        _, errors = proc.communicate(timeout=30)
+        try:
+            _, errors = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, errors = proc.communicate()
+            raise AssertionError(f"tail ignored Ctrl-C (this process's SIGINT: "
+                                 f"{signal.getsignal(signal.SIGINT)!r}); its stderr: "
+                                 f"{errors}") from None
         assert proc.returncode == 0, errors
     assert "CRITICAL" in first and "user.login" in first and "alice" in first
     assert "Root login" in first and "Disk full" in second and "HIGH" in second
