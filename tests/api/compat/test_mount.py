@@ -28,7 +28,7 @@ def test_root_profile_takes_only_free_paths_and_says_which_it_left(
         make_server: Any, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="auditstream"):
         srv = make_server(compat_root="turqoa")
-    assert "GET /v1/events stay native" in caplog.text
+    assert "GET /v1/events, WebSocket /v1/events/stream stay native" in caplog.text
     key = srv.key("acme")
     c = srv.client(key)
     assert c.post("/v1/events", json={"type": "ais_gap", "category": "maritime"}
