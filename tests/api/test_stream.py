@@ -356,3 +356,25 @@ def test_a_client_that_stops_reading_is_closed_and_ingest_goes_on(make_server: A
         assert not hub.tails  # nothing of it is kept
         # (The client sees the close only after reading what it left unread: the close
         # frame queues behind it.)
+
+
+def test_hostile_resume_points_and_messages_are_errors_not_crashes(server: Server,
+                                                                   open_ws: Any) -> None:
+    key = server.key("acme")
+    ingest(server, key, {"type": "a"})
+    ws = open_ws(key)
+    for bad in [-1, 1.5, True, [], {}, ""]:
+        ws.send(orjson.dumps({"type": "subscribe", "resume_from": bad}).decode())
+        assert recv_type(ws, "error")["code"] == "invalid_filter", bad
+    for unknown in ["9" * 40, "evt_\u202e\u0000x", "x" * 10_000]:
+        ws.send(orjson.dumps({"type": "subscribe", "resume_from": unknown}).decode())
+        assert recv_type(ws, "error")["code"] == "not_found"
+    ws.send("[" * 5000 + "]" * 5000)  # deeper than any JSON parser takes
+    assert recv_type(ws, "error")["code"] == "invalid_message"
+    ws.send('{"type":"subscribe","filters":{"q":"\\ud800"}}')  # a lone surrogate
+    assert recv_type(ws, "error")["code"] in ("invalid_message", "invalid_filter")
+    # A seq beyond the log is after everything: nothing old, the next new event comes.
+    assert subscribe(ws, resume_from=2**63 - 1)["after_seq"] == 2**62
+    ingest(server, key, {"type": "b"})
+    ws.send('{"type":"ping"}')
+    assert recv(ws)["type"] == "pong"

@@ -209,11 +209,12 @@ class StreamHub:
 
     async def subscribe(self, tenant: str, where: Node, after_seq: int | None) -> Subscription:
         """A subscription starting after ``after_seq`` (None: after the newest event)."""
-        if after_seq is None:
-            after_seq = await self.store.last_seq(tenant)
         tail = self.tails.get(tenant)
+        newest = await self.store.last_seq(tenant) if after_seq is None or tail is None else 0
+        if after_seq is None:
+            after_seq = newest
         if tail is None:
-            position = await self.store.last_seq(tenant)
+            position = newest
             tail = self.tails.get(tenant)  # another subscriber may have made it meanwhile
             if tail is None:
                 tail = self.tails[tenant] = TenantTail(self, tenant, position)
