@@ -21,6 +21,7 @@ from .api import compat, docs, openapi, problems
 from .api.native import contract
 from .api.native import events as native_events
 from .api.native import export as native_export
+from .api.native import integrations as native_integrations
 from .api.native import integrity as native_integrity
 from .api.native import llm as native_llm
 from .api.native import stats as native_stats
@@ -28,6 +29,14 @@ from .api.native import stream as native_stream
 from .auth.catalog import Catalog
 from .auth.principal import DEFAULT_SCOPES, Principal
 from .auth.tokens import TokenVerifier
+from .dbapi import sqlite3
+from .delivery.clock import Clock
+from .delivery.guard import DestinationPolicy
+from .delivery.schedule import RetrySchedule
+from .delivery.service import IntegrationService
+from .delivery.sinks import SinkContext
+from .delivery.sqlite_state import SQLiteStateStore
+from .delivery.supervisor import DeliverySupervisor
 from .ingest.pipeline import Ingestor
 from .integrity.keys import load_or_create_signer
 from .integrity.service import LogService
@@ -36,6 +45,7 @@ from .log.feed import CommitFeed
 from .metrics import Metrics
 from .services import Services
 from .settings import Settings
+from .store.base import EventStore
 from .store.sqlite import SQLiteEventStore
 from .stream.hub import StreamHub
 from .stream.slots import StreamSlots
@@ -81,6 +91,26 @@ def build_store(
     )
 
 
+def build_integrations(settings: Settings, store: EventStore, *, clock: Clock | None = None,
+                       deliver: bool = True, metrics: Metrics | None = None,
+                       ) -> tuple[IntegrationService, DeliverySupervisor | None]:
+    """Push integrations over ``store``: the service the API and CLI use and, with
+    ``deliver``, the supervisor that delivers them from this process (started by the
+    caller, on its event loop)."""
+    state = SQLiteStateStore(settings.push_state_path)
+    context = SinkContext(
+        policy=DestinationPolicy(settings.push_allow_private), clock=clock or Clock(),
+        timeout=settings.push_timeout_seconds,
+        max_response_bytes=settings.push_max_response_bytes, deployment=settings.deployment)
+    supervisor = DeliverySupervisor(
+        store=store, state=state, context=context,
+        schedule=RetrySchedule(settings.push_retry_base_seconds,
+                               settings.push_retry_max_seconds, settings.push_max_attempts),
+        locks_dir=settings.push_state_path + ".locks",
+        on_outcome=metrics.on_push if metrics is not None else None) if deliver else None
+    return IntegrationService(state, store, context, supervisor), supervisor
+
+
 def build_services(settings: Settings, remote: RemoteWriter | None = None) -> Services:
     """Every service of one process, from its settings (the one composition root)."""
     metrics = Metrics.for_workers(settings.metrics_dir) if settings.metrics_dir else Metrics()
@@ -89,6 +119,11 @@ def build_services(settings: Settings, remote: RemoteWriter | None = None) -> Se
                         remote=remote)
     public_key = remote.public_key if remote is not None else (
         store.signer.verifier_key() if store.signer is not None else None)
+    try:
+        integrations, delivery = build_integrations(settings, store, metrics=metrics)
+    except (OSError, sqlite3.Error) as exc:  # a full disk must not stop the server
+        log.warning("auditstream: push integrations are unavailable: %s", exc)
+        integrations, delivery = None, None
     return Services(
         settings=settings,
         store=store,
@@ -106,6 +141,8 @@ def build_services(settings: Settings, remote: RemoteWriter | None = None) -> Se
             else None, settings.stream_max_connections_per_key),
         log=LogService(store, public_key, settings.deployment)
         if public_key and settings.integrity else None,
+        integrations=integrations,
+        delivery=delivery,
     )
 
 
@@ -185,6 +222,8 @@ def create_app(settings: Settings | None = None, *, remote: RemoteWriter | None 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc = build_services(settings, remote)
         app.state.services = svc
+        if svc.delivery is not None:
+            svc.delivery.start()
         try:
             if settings.demo and remote is None:  # a multi-process server loads it first
                 await load_demo(svc)
@@ -207,6 +246,7 @@ def create_app(settings: Settings | None = None, *, remote: RemoteWriter | None 
     app.include_router(native_llm.router)
     app.include_router(native_events.router)
     app.include_router(native_stats.router)
+    app.include_router(native_integrations.router)
 
     @app.get("/healthz", tags=["ops"],
              **openapi.operation(ok={200: contract.HEALTH}, errors=(), secured=False))

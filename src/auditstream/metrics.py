@@ -24,9 +24,14 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+if TYPE_CHECKING:
+    from .delivery.integration import Integration
+    from .delivery.sinks import Outcome
 
 #: prometheus_client's switch to file-backed values, and where their files go.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -70,6 +75,13 @@ class Metrics:
             registry=own, multiprocess_mode="livesum")
         self.stream_events_sent = Counter(
             "auditstream_stream_events_sent", "Events sent on live streams", registry=own)
+        self.push_attempts = Counter(
+            "auditstream_push_attempts",
+            "Push messages sent, by kind and result (ok, outage, refused)",
+            ["kind", "result"], registry=own)
+        self.push_events_delivered = Counter(
+            "auditstream_push_events_delivered",
+            "Events a push receiver acknowledged, by kind", ["kind"], registry=own)
         self.latency = Histogram(
             "auditstream_http_request_seconds",
             "HTTP request latency by route and profile (native or a compat profile)",
@@ -91,6 +103,12 @@ class Metrics:
                     f"this process keeps its metrics in {os.environ[MULTIPROC_ENV]!r}, "
                     f"not {directory!r}: one directory per process")
             return _process_metrics
+
+    def on_push(self, integration: Integration, outcome: Outcome, events: int) -> None:
+        result = "ok" if outcome.ok else "refused" if outcome.refused else "outage"
+        self.push_attempts.labels(integration.kind, result).inc()
+        if outcome.ok:
+            self.push_events_delivered.labels(integration.kind).inc(events)
 
     def on_commit(self, jobs: int, _events: int) -> None:
         self.commits.inc()

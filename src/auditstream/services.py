@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from .auth.catalog import Catalog
 from .auth.principal import Principal
 from .auth.tokens import TokenVerifier
+from .delivery.service import IntegrationService
+from .delivery.supervisor import DeliverySupervisor
 from .ingest.pipeline import Ingestor
 from .integrity.service import LogService
 from .metrics import Metrics
@@ -27,8 +29,16 @@ class Services:
     hub: StreamHub
     stream_slots: StreamSlots
     log: LogService | None = None
+    #: None where the delivery state cannot be opened (a read-only server, say).
+    integrations: IntegrationService | None = None
+    #: The deliverers of this process; None where nothing is delivered from it.
+    delivery: DeliverySupervisor | None = None
 
     async def close(self) -> None:
+        if self.delivery is not None:
+            await self.delivery.stop(self.settings.push_drain_seconds)
+        if self.integrations is not None:
+            self.integrations.state.close()
         await self.hub.close()
         await self.store.close()
         self.catalog.close()

@@ -103,6 +103,29 @@ class Settings:
         "(code 4008).")
     stream_catchup_reads: int = _setting(
         4, "Store reads of streams catching up at once, per process (the others wait).")
+    push_allow_private: str = _setting(
+        "", "Comma-separated hosts or CIDRs that push integrations may deliver to although "
+        "they are private, loopback or link-local (e.g. 127.0.0.1,10.0.0.0/8); every other "
+        "such address is refused.")
+    push_state_db: str = _setting(
+        "", "SQLite file holding push integrations and their delivery state (empty: "
+        "<db>.delivery beside the database).")
+    push_timeout_seconds: float = _setting(
+        10.0, "Timeout of each outbound push call (connect, send, read, each).")
+    push_max_response_bytes: int = _setting(
+        65_536, "Most bytes of a receiver's answer that are read.")
+    push_max_attempts: int = _setting(
+        8, "Failed attempts in a row, the last a refusal (HTTP 4xx), after which an event "
+        "goes to the integration's dead letters. Outages are retried for as long as they "
+        "last.")
+    push_retry_base_seconds: float = _setting(
+        1.0, "Wait after the first failed push attempt; it doubles with each failure "
+        "(with jitter) up to push_retry_max_seconds.")
+    push_retry_max_seconds: float = _setting(
+        600.0, "Longest wait between push attempts (a receiver's Retry-After may ask for "
+        "more, up to a day).")
+    push_drain_seconds: float = _setting(
+        5.0, "At shutdown, how long push delivery may finish the messages it is sending.")
 
     @classmethod
     def from_env(
@@ -126,11 +149,13 @@ class Settings:
                                  f"{', '.join(choices)}, got {getattr(self, f.name)!r}")
         for name in ("max_exports", "workers", "writer_queue_events",
                      "stream_max_connections_per_key", "stream_queue_messages",
-                     "stream_catchup_reads"):
+                     "stream_catchup_reads", "push_max_attempts", "push_max_response_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"AUDITSTREAM_{name.upper()} must be at least 1, got "
                                  f"{getattr(self, name)}")
-        for name in ("stream_heartbeat_seconds", "stream_stall_seconds"):
+        for name in ("stream_heartbeat_seconds", "stream_stall_seconds",
+                     "push_timeout_seconds", "push_retry_base_seconds",
+                     "push_retry_max_seconds", "push_drain_seconds"):
             if not 0 < getattr(self, name) <= 86_400:
                 raise ValueError(f"AUDITSTREAM_{name.upper()} must be between 0 and 86400 "
                                  f"seconds, got {getattr(self, name)}")
@@ -146,6 +171,10 @@ class Settings:
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+    @property
+    def push_state_path(self) -> str:
+        return self.push_state_db or f"{self.db}.delivery"
 
     @property
     def indexed_path_list(self) -> list[str]:

@@ -368,3 +368,129 @@ EXPORT_ANSWER = content({
     "Content-Disposition": {"description": "attachment; filename=…",
                             "schema": {"type": "string"}},
 })
+
+
+# ------------------------------------------------------------------ push integrations
+
+IntegrationKind = Literal["webhook", "slack", "splunk_hec", "syslog"]
+PayloadFormat = Literal["native", "cloudevents", "vaultterm", "authpi"]
+
+
+class Integration(TypedDict):
+    """A push integration. ``config`` shows secrets as ``********``; ``lag`` counts the
+    matching events after ``cursor`` (the last seq the receiver acknowledged or the rule
+    passed over)."""
+
+    id: str
+    name: str
+    kind: IntegrationKind
+    format: PayloadFormat
+    rule: str
+    config: dict[str, Any]
+    enabled: bool
+    state: Literal["active", "failing", "paused"]
+    cursor: int
+    lag: int
+    failures: int
+    next_attempt_at: DateTime | None
+    last_attempt_at: DateTime | None
+    last_success_at: DateTime | None
+    last_error: str | None
+    last_error_at: DateTime | None
+    dead_letters: int
+    created_at: DateTime
+    updated_at: DateTime
+    #: Only in the answer that created it, when auditstream generated the secret.
+    secret: NotRequired[str]
+
+
+class IntegrationList(TypedDict):
+    data: list[Integration]
+
+
+class DeliveryAttempt(TypedDict):
+    at: DateTime
+    action: Literal["deliver", "redeliver", "test"]
+    ok: bool
+    first_seq: int
+    last_seq: int
+    events: int
+    status_code: int | None
+    latency_ms: float
+    error: str | None
+    message_id: str
+    response: str
+
+
+class DeliveryAttemptList(TypedDict):
+    data: list[DeliveryAttempt]
+
+
+class DeadLetter(TypedDict):
+    seq: int
+    event_id: str
+    attempts: int
+    last_error: str
+    dead_at: DateTime
+    redeliver_requested: bool
+
+
+class DeadLetterPage(TypedDict):
+    data: list[DeadLetter]
+    #: Pass as ``after_seq`` for the next page; null on the last.
+    next_after_seq: int | None
+
+
+class Redelivery(TypedDict):
+    requested: int
+
+
+INTEGRATION_ID = Param("integration_id", {"type": "string"}, "The integration's id.",
+                       location="path")
+_INTEGRATION_FIELDS: dict[str, Any] = {
+    "name": {"type": "string", "minLength": 1, "maxLength": 200},
+    "rule": {"type": "string", "maxLength": 4096,
+             "description": "A `q` filter: the events delivered (empty: all)."},
+    "format": {"type": "string", "enum": list(PayloadFormat.__args__)},
+    "config": {"type": "object", "additionalProperties": True, "description": (
+        "By kind. webhook: `url`, `secret` (whsec_…; generated when left out and "
+        "returned once), `batch_size`, `headers`. slack: `url`, `batch_size`. splunk_hec: "
+        "`url`, `token`, `index`, `source`, `sourcetype`, `host`, `batch_size`. syslog: "
+        "`host`, `port`, `transport` (udp, tcp, tls), `body` (json, cef), `facility`, "
+        "`app_name`, `tls_ca`, `tls_verify`, `batch_size`.")},
+    "enabled": {"type": "boolean"},
+}
+INTEGRATION_CREATE = request_body({"application/json": {
+    "type": "object", "required": ["name", "kind"], "additionalProperties": False,
+    "properties": {
+        **_INTEGRATION_FIELDS,
+        "kind": {"type": "string", "enum": list(IntegrationKind.__args__)},
+        "start_after_seq": {"type": "integer", "minimum": 0, "description": (
+            "Deliver the events after this seq (default: the newest, so only new events; "
+            "0: the whole log).")},
+    }}}, "The integration to create.")
+INTEGRATION_UPDATE = request_body({"application/json": {
+    "type": "object", "additionalProperties": False, "properties": _INTEGRATION_FIELDS,
+}}, "The fields to change; `config` is merged key by key (null removes a key).")
+REDELIVER_BODY = request_body({"application/json": {
+    "type": "object", "additionalProperties": False, "properties": {
+        "seqs": {"type": "array", "maxItems": 1000,
+                 "items": {"type": "integer", "minimum": 1}}},
+}}, "The dead letters to redeliver, by seq (no body: all of them).", required=False)
+ATTEMPT_LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": 200,
+                                "default": 50}, "Attempts returned, newest first.")
+LETTER_PARAMS = (
+    Param("after_seq", _SEQ, "Dead letters after this seq (the previous page's "
+          "`next_after_seq`)."),
+    Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+          "Dead letters per page."),
+)
+INTEGRATION = content("application/json", ref(Integration), "The integration.")
+INTEGRATION_LIST = content("application/json", ref(IntegrationList),
+                           "The tenant's integrations, oldest first.")
+ATTEMPT = content("application/json", ref(DeliveryAttempt), "What the receiver answered.")
+ATTEMPT_LIST = content("application/json", ref(DeliveryAttemptList),
+                       "Recent attempts, newest first.")
+DEAD_LETTERS = content("application/json", ref(DeadLetterPage), "Dead letters in seq order.")
+REDELIVERY = content("application/json", ref(Redelivery),
+                     "How many dead letters were marked; they are sent in seq order.")
