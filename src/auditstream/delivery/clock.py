@@ -1,4 +1,4 @@
-"""``Clock``: the time delivery reads and sleeps on, injected so that retry tests do not
+"""``Clock``: the time delivery reads and waits on, injected so that retry tests do not
 sleep (arroyo's pattern)."""
 
 from __future__ import annotations
@@ -8,18 +8,20 @@ import time
 
 
 class Clock:
-    """Wall-clock seconds and a sleep on the same time line."""
+    """Wall-clock seconds, and waiting for a point on the same time line.
+
+    Waits take an absolute time, not a duration: a duration turned into a deadline only
+    when the waiting coroutine first runs would move if the clock moved in between."""
 
     def now(self) -> float:
         return time.time()
 
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds))
+    async def sleep_until(self, when: float) -> None:
+        await asyncio.sleep(max(0.0, when - self.now()))
 
 
 class ManualClock(Clock):
-    """A clock that moves only when ``advance`` is called: ``sleep`` returns once the clock
-    has been advanced past its deadline."""
+    """A clock that moves only when ``advance`` is called."""
 
     def __init__(self, start: float = 1_800_000_000.0):
         self._now = start
@@ -28,10 +30,9 @@ class ManualClock(Clock):
     def now(self) -> float:
         return self._now
 
-    async def sleep(self, seconds: float) -> None:
-        deadline = self._now + max(0.0, seconds)
+    async def sleep_until(self, when: float) -> None:
         async with self._moved:
-            await self._moved.wait_for(lambda: self._now >= deadline)
+            await self._moved.wait_for(lambda: self._now >= when)
 
     async def advance(self, seconds: float) -> None:
         self._now += seconds

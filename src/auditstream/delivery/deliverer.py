@@ -92,7 +92,7 @@ class Deliverer:
                     raise
                 except Exception:  # a store read failing now may work in a moment
                     log.exception("delivery: integration %s failed a round", self.id)
-                    await self._wait(self.clock.sleep(POLL_SECONDS))
+                    await self._wait(self.clock.sleep_until(self.clock.now() + POLL_SECONDS))
         finally:
             if self._sink is not None:
                 await self._sink.aclose()
@@ -106,7 +106,7 @@ class Deliverer:
             return True
         retry_at = integration.progress.retry_at
         if retry_at is not None and self.clock.now() < retry_at:
-            await self._wait(self.clock.sleep(min(retry_at - self.clock.now(), POLL_SECONDS)))
+            await self._wait(self.clock.sleep_until(min(retry_at, self.clock.now() + POLL_SECONDS)))
             return False
         if await self._deliver(integration):
             return True

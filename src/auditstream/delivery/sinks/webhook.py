@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
@@ -88,7 +89,9 @@ class WebhookSink(Sink):
 
     async def send(self, events: list[dict[str, Any]], message_id: str) -> Outcome:
         body, content_type = self.body(events)
-        when = datetime.fromtimestamp(int(self.context.clock.now()), UTC)
+        # The wall clock, not the injected one: receivers reject a stale or future
+        # timestamp (replay protection), whatever the schedule's time line.
+        when = datetime.fromtimestamp(int(time.time()), UTC)
         headers = {
             **self.config.headers,
             "content-type": content_type,
