@@ -22,6 +22,14 @@ def seqs(receiver: Receiver) -> list[int]:
     return [e["seq"] for e in receiver.delivered()]
 
 
+def failed(harness: Harness, integration_id: str, n: int) -> Callable[[], bool]:
+    return lambda: harness.get("acme", integration_id).progress.failures == n
+
+
+def requests(receiver: Receiver, n: int) -> Callable[[], bool]:
+    return lambda: len(receiver.requests) == n
+
+
 async def drive(harness: Harness, integration_id: str, done: Callable[[], bool],
                 what: str) -> None:
     """Move the clock to each retry the integration waits for, until ``done()``."""
@@ -83,13 +91,13 @@ async def test_a_failing_receiver_gets_the_same_message_on_the_schedule_then_all
     # More events arrive meanwhile: the retry still carries exactly the first message.
     await harness.ingest("acme", 2)
     for n in (2, 3, 4):
-        await until(lambda n=n: harness.get("acme", made["id"]).progress.failures == n - 1)
+        await until(failed(harness, made["id"], n - 1))
         retry_at = harness.get("acme", made["id"]).progress.retry_at
         assert retry_at is not None
         # Nothing is sent before the schedule says so, however long the test waits.
         assert len(receiver.requests) == n - 1
         await harness.clock.advance(retry_at - harness.clock.now() + 0.001)
-        await until(lambda n=n: len(receiver.requests) == n, what=f"attempt {n}")
+        await until(requests(receiver, n), what=f"attempt {n}")
     first = receiver.requests[:4]
     assert len({r.headers["webhook-id"] for r in first}) == 1
     assert first[0].body == first[3].body  # the same events, re-signed
@@ -108,7 +116,7 @@ async def test_waits_grow_exponentially_and_outages_never_dead_letter(
     await harness.ingest("acme", 1)
     waits = []
     for n in range(1, 12):
-        await until(lambda n=n: harness.get("acme", made["id"]).progress.failures == n)
+        await until(failed(harness, made["id"], n))
         p = harness.get("acme", made["id"]).progress
         assert p.retry_at is not None
         waits.append(p.retry_at - harness.clock.now())
