@@ -139,8 +139,10 @@ def check_rule(rule: str) -> None:
     check_size(where)
 
 
-def check_config(kind: str, raw: Any, policy: DestinationPolicy) -> dict[str, Any]:
-    """The config of ``kind`` as it will be stored (generated secrets added)."""
+def check_config(kind: str, raw: Any, policy: DestinationPolicy
+                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The config of ``kind`` as it will be stored, and the values auditstream generated
+    for it (a secret), which are in the config too."""
     if not isinstance(raw, dict):
         raise _bad("config", "must be an object")
     sink = SINKS[kind]
@@ -150,9 +152,8 @@ def check_config(kind: str, raw: Any, policy: DestinationPolicy) -> dict[str, An
         raise InvalidRequest("invalid integration", errors=[
             {"field": ".".join(["config", *(str(p) for p in e["loc"])]), "reason": e["msg"]}
             for e in exc.errors()]) from None
-    stored = config.model_dump(exclude_none=True)
-    stored.update(sink.prepare(config, policy))
-    return stored
+    generated = sink.prepare(config, policy)
+    return {**config.model_dump(exclude_none=True), **generated}, generated
 
 
 def _check_format(kind: str, fmt: Any) -> Format:
@@ -195,10 +196,7 @@ def parse_create(doc: Any, tenant: str, policy: DestinationPolicy, *, last_seq: 
     start = doc.get("start_after_seq", last_seq)
     if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start <= last_seq:
         raise _bad("start_after_seq", f"an integer from 0 to {last_seq} (the newest seq)")
-    raw_config = doc.get("config", {})
-    config = check_config(kind, raw_config, policy)
-    generated = {k: v for k, v in config.items()
-                 if isinstance(raw_config, dict) and k not in raw_config}
+    config, generated = check_config(kind, doc.get("config", {}), policy)
     assert name is not None
     return Integration(
         id=new_integration_id(), tenant=tenant, name=name, kind=kind, format=fmt,
@@ -228,7 +226,7 @@ def parse_update(doc: Any, current: Integration, policy: DestinationPolicy) -> d
         if not isinstance(doc["config"], dict):
             raise _bad("config", "must be an object")
         merged = {k: v for k, v in {**current.config, **doc["config"]}.items() if v is not None}
-        changes["config"] = check_config(current.kind, merged, policy)
+        changes["config"] = check_config(current.kind, merged, policy)[0]
     return changes
 
 
