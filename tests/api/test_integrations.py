@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
-from tests.delivery.receiver import Receiver
 
 from conftest import Server
+from delivery.receiver import Receiver
 
 PROBLEM = "application/problem+json"
 
@@ -223,6 +223,8 @@ def test_admin_scope_and_tenant_walls(push_server: Server, admin: httpx.Client,
 @pytest.mark.parametrize(("doc", "field"), [
     ({"kind": "webhook", "config": {"url": "https://example.com"}}, "name"),
     ({"name": "x", "kind": "pager", "config": {}}, "kind"),
+    ({"name": "x", "kind": {"a": 1}, "config": {}}, "kind"),  # found by the fuzzer: a 500
+    ({"name": "x", "kind": "webhook", "format": ["native"], "config": {}}, "format"),
     ({"name": "x", "kind": "webhook", "config": {"url": "ftp://example.com"}}, "config.url"),
     ({"name": "x", "kind": "webhook", "config": {"url": "https://u:p@example.com"}},
      "config.url"),

@@ -185,7 +185,7 @@ def parse_create(doc: Any, tenant: str, policy: DestinationPolicy, *, last_seq: 
     doc = _check_keys(doc, CREATE_KEYS)
     name = _string(doc, "name", required=True, limit=MAX_NAME)
     kind = doc.get("kind")
-    if kind not in SINKS:
+    if not isinstance(kind, str) or kind not in SINKS:
         raise _bad("kind", f"one of {', '.join(SINKS)}")
     rule = _string(doc, "rule", required=False, limit=MAX_RULE) or ""
     check_rule(rule)
