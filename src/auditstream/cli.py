@@ -30,6 +30,7 @@ from rich.text import Text
 from .auth.catalog import Catalog
 from .auth.principal import DEFAULT_SCOPES, SCOPES
 from .cli_export import register as register_export
+from .cli_integrations import register as register_integrations
 from .cli_support import (
     FAILED,
     USAGE,
@@ -184,9 +185,14 @@ def migrate(db: DbOpt = None) -> None:
     Safe while servers start on the same file: migrations take a lock beside it.
     ``serve`` migrates too; this is for deployments that migrate first.
     """
+    settings = _settings(db=db)
+    _migrate(settings)
+    print(f"{os.path.abspath(settings.db)}: schema is current")
+
+
+def _migrate(settings: Settings) -> None:
     from .store.sqlite import open_log
 
-    settings = _settings(db=db)
     try:
         opened = open_log(settings.db, indexed_paths=settings.indexed_path_list,
                           synchronous=settings.synchronous,
@@ -195,18 +201,21 @@ def migrate(db: DbOpt = None) -> None:
     except sqlite3.Error as exc:
         fail(f"cannot migrate {os.path.abspath(settings.db)}: {exc}", FAILED)
     opened.close()
-    print(f"{os.path.abspath(settings.db)}: schema is current")
 
 
 @tenants_app.command("create")
 def tenants_create(name: str, db: DbOpt = None) -> None:
     """Create a tenant (and the database, if there is none yet)."""
-    path = _settings(db=db).db
+    settings = _settings(db=db)
+    path = settings.db
     try:
         with closing(Catalog(path)) as catalog:
             catalog.create_tenant(name)
     except ProblemError as exc:
         _fail(exc)
+    # The whole schema, not only the catalog's: every reading command (query, export,
+    # integrations) can then open the file it just made.
+    _migrate(settings)
     # The database's path too: this command may have just created it.
     console.print(f"created tenant {name} in {os.path.abspath(path)}", markup=False,
                   highlight=False)
@@ -526,6 +535,7 @@ def main() -> None:
 
 register_export(app)
 register_tail(app)
+register_integrations(app)
 
 
 if __name__ == "__main__":

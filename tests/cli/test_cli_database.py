@@ -38,6 +38,7 @@ READERS: list[list[str]] = [
     ["ingest", "FILE", "--tenant", "acme"],
     ["purge", "--tenant", "acme", "--before", "90d"],
     ["verify"],
+    ["integrations", "list", "--tenant", "acme"],
 ]
 
 
