@@ -1,0 +1,87 @@
+"""The destination policy: private, loopback and link-local addresses are refused unless
+allowed, checked on the address actually connected to."""
+
+from __future__ import annotations
+
+import pytest
+
+from auditstream.delivery.clock import Clock
+from auditstream.delivery.guard import DestinationPolicy, DestinationRefused
+from auditstream.delivery.sinks import SinkContext
+from auditstream.delivery.sinks.webhook import WebhookConfig, WebhookSink, new_secret
+from auditstream.errors import InvalidRequest
+
+from .receiver import Receiver
+
+pytestmark = pytest.mark.anyio
+
+REFUSED = ["127.0.0.1", "127.8.9.10", "10.0.0.1", "172.16.5.4", "192.168.1.1",
+           "169.254.169.254", "100.64.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255",
+           "::1", "::", "fe80::1", "fc00::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
+           "ff02::1", "192.0.0.1", "198.18.0.1"]
+PUBLIC = ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"]
+
+
+@pytest.mark.parametrize("address", REFUSED)
+def test_private_addresses_are_refused(address: str) -> None:
+    with pytest.raises(DestinationRefused):
+        DestinationPolicy("").check("receiver.example", address)
+
+
+@pytest.mark.parametrize("address", PUBLIC)
+def test_public_addresses_pass(address: str) -> None:
+    DestinationPolicy("").check("receiver.example", address)
+
+
+def test_the_allow_list_takes_hosts_addresses_and_networks() -> None:
+    policy = DestinationPolicy(" 127.0.0.1, 10.0.0.0/8 ,siem.internal., ")
+    policy.check("x", "127.0.0.1")
+    policy.check("x", "10.200.3.4")
+    policy.check("SIEM.internal", "192.168.7.7")  # the name is allowed, whatever it resolves to
+    with pytest.raises(DestinationRefused):
+        policy.check("x", "127.0.0.2")
+    with pytest.raises(DestinationRefused):
+        policy.check("x", "169.254.169.254")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "[::1]", "10.1.1.1", "localhost", "LOCALHOST.",
+                                  "169.254.169.254"])
+def test_literal_private_hosts_are_refused_at_create_time(host: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        DestinationPolicy("").check_literal("config.url", host)
+    assert caught.value.errors[0]["field"] == "config.url"
+
+
+async def test_a_name_is_checked_where_it_resolves_at_connect_time() -> None:
+    """``localhost`` passes no literal check when it is only a name the sink resolves: the
+    address it resolves to is refused, and nothing reaches the receiver."""
+    receiver = Receiver()
+    try:
+        for allow, delivered in (("", False), ("127.0.0.1", True)):
+            context = SinkContext(policy=DestinationPolicy(allow), clock=Clock(), timeout=2)
+            sink = WebhookSink(WebhookConfig(url=f"http://localhost:{receiver.port}/",
+                                             secret=new_secret()), "native", context)
+            outcome = await sink.send([{"id": "e", "seq": 1}], "msg_1")
+            await sink.aclose()
+            assert outcome.ok is delivered, outcome
+            if not delivered:
+                assert "AUDITSTREAM_PUSH_ALLOW_PRIVATE" in (outcome.error or "")
+                assert outcome.refused is False  # an outage: fixing the setting resumes it
+        assert len(receiver.requests) == 1
+    finally:
+        receiver.stop()
+
+
+async def test_redirects_are_not_followed() -> None:
+    receiver = Receiver()
+    try:
+        receiver.default = 307
+        context = SinkContext(policy=DestinationPolicy("127.0.0.1"), clock=Clock(), timeout=2)
+        sink = WebhookSink(WebhookConfig(url=receiver.url, secret=new_secret()), "native",
+                           context)
+        outcome = await sink.send([{"id": "e", "seq": 1}], "msg_1")
+        await sink.aclose()
+        assert (outcome.ok, outcome.status_code, outcome.refused) == (False, 307, True)
+        assert len(receiver.requests) == 1
+    finally:
+        receiver.stop()
