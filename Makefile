@@ -24,6 +24,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run --events 1000000
 	$(BIN)/python -m bench.integrity --leaves 1000000
 	$(BIN)/python -m bench.stream
+	$(BIN)/python -m bench.push
 
 bench-large: $(STAMP)
 	$(BIN)/python -m bench.run --events 10000000
