@@ -38,7 +38,7 @@ def test_readme_lists_every_command() -> None:
     assert "auditstream keys revoke" in every and "auditstream pull" in every
     # A synopsis line may name alternatives: "auditstream keys list|revoke".
     listed = set()
-    for m in re.finditer(r"^auditstream ((?:[a-z]+ )?[a-z|]+)", README, re.M):
+    for m in re.finditer(r"^auditstream ((?:[a-z]+ )?[a-z][a-z|-]*)", README, re.M):
         words = m.group(1).split()
         for alt in words[-1].split("|"):
             listed.add(" ".join(["auditstream", *words[:-1], alt]))
