@@ -85,3 +85,42 @@ async def test_redirects_are_not_followed() -> None:
         assert len(receiver.requests) == 1
     finally:
         receiver.stop()
+
+
+async def test_at_most_the_configured_bytes_of_an_answer_are_read() -> None:
+    """A receiver answering 50 MB costs the sender 4 KiB (and the start of it is kept)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    sent = {"bytes": 0}
+
+    class Huge(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["content-length"]))
+            self.send_response(200)
+            self.send_header("content-length", str(50 * 2**20))
+            self.end_headers()
+            try:
+                for _ in range(50 * 16):
+                    self.wfile.write(b"x" * 65536)
+                    sent["bytes"] += 65536
+            except OSError:  # the sender hung up, as it should
+                pass
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Huge)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        context = SinkContext(policy=DestinationPolicy("127.0.0.1"), clock=Clock(), timeout=5,
+                              max_response_bytes=4096)
+        sink = WebhookSink(WebhookConfig(url=f"http://127.0.0.1:{server.server_port}/",
+                                         secret=new_secret()), "native", context)
+        outcome = await sink.send([{"id": "e", "seq": 1}], "msg_1")
+        await sink.aclose()
+        assert outcome.ok and outcome.response == "x" * 512
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sent["bytes"] < 50 * 2**20
