@@ -11,6 +11,7 @@ receivers can drop duplicates), ``webhook-timestamp``, ``webhook-signature``
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import time
 from datetime import UTC, datetime
@@ -20,7 +21,6 @@ import orjson
 from pydantic import AfterValidator, Field
 from standardwebhooks.webhooks import Webhook
 
-from ...errors import InvalidRequest
 from ..guard import DestinationPolicy, guarded_client
 from ..payload import FORMATS, Format, formatter
 from .base import Outcome, Sink, SinkConfig, SinkContext
@@ -41,13 +41,32 @@ def _check_secret(value: str) -> str:
     return value
 
 
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
+_VALUE = re.compile(r"^[\t\x20-\x7e]*$")  # httpx sends header values as ASCII
+
+
+def _check_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Names that are HTTP tokens, values without control characters (a CR or LF would
+    split the request), none that auditstream sets itself."""
+    for name, value in headers.items():
+        if not _TOKEN.match(name):
+            raise ValueError(f"{name[:100]!r} is not a header name")
+        if not _VALUE.match(value):
+            raise ValueError(f"the value of {name!r} must be printable ASCII")
+        if name.lower().startswith("webhook-") or name.lower() in (
+                "content-type", "content-length", "host", "transfer-encoding", "user-agent"):
+            raise ValueError(f"{name!r} is set by auditstream")
+    return headers
+
+
 class WebhookConfig(SinkConfig):
     url: Annotated[str, URL]
     secret: Annotated[str, AfterValidator(_check_secret)] | None = None
     batch_size: int = Field(100, ge=1, le=1000)
     #: Extra request headers (an API key the receiver wants, say); not secret-masked names.
-    headers: dict[str, Annotated[str, Field(max_length=1024)]] = Field(
-        default_factory=dict, max_length=20)
+    headers: Annotated[dict[str, Annotated[str, Field(max_length=1024)]],
+                       AfterValidator(_check_headers)] = Field(default_factory=dict,
+                                                               max_length=20)
 
 
 def new_secret() -> str:
@@ -76,11 +95,6 @@ class WebhookSink(Sink):
     def prepare(cls, config: SinkConfig, policy: DestinationPolicy) -> dict[str, Any]:
         assert isinstance(config, WebhookConfig)
         check_host(policy, "config.url", config.url)
-        for name in config.headers:
-            if name.lower().startswith("webhook-") or name.lower() in (
-                    "content-type", "content-length", "host", "transfer-encoding"):
-                raise InvalidRequest("invalid integration", errors=[{
-                    "field": f"config.headers.{name}", "reason": "set by auditstream"}])
         return {} if config.secret else {"secret": new_secret()}
 
     def body(self, events: list[dict[str, Any]]) -> tuple[bytes, str]:
