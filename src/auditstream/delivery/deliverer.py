@@ -140,7 +140,11 @@ class Deliverer:
                     action: str) -> tuple[Outcome, Attempt]:
         sink = self._sink_for(integration)
         mid = message_id(integration.id, [str(e["id"]) for e in events])
-        outcome = await sink.send(events, mid)
+        try:
+            outcome = await sink.send(events, mid)
+        except Exception as exc:  # a sink's bug: shown on the integration, retried
+            log.exception("delivery: the %s sink of %s failed", integration.kind, self.id)
+            outcome = Outcome(False, error=f"internal error: {type(exc).__name__}: {exc}"[:512])
         if self.on_outcome is not None:
             self.on_outcome(integration, outcome, len(events))
         attempt = Attempt(
