@@ -254,8 +254,11 @@ def test_ten_servers_start_at_once_on_a_fresh_file(tmp_path: Path) -> None:
             wait_up(f"http://127.0.0.1:{p}", proc)
         key = api_key(db)
         for p in ports:  # every one of them writes
+            # One worker answering is not both up: ten servers booting on 2 cores take
+            # longer than httpx's 5 s default to bring up the other.
             r = httpx.post(f"http://127.0.0.1:{p}/v1/events", content=b'{"type":"x"}',
-                           headers={"X-API-Key": key, "Content-Type": "application/json"})
+                           headers={"X-API-Key": key, "Content-Type": "application/json"},
+                           timeout=120)
             assert r.status_code == 201, r.text
     finally:
         for proc in procs:

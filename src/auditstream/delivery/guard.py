@@ -20,11 +20,14 @@ import ipaddress
 import socket
 import ssl
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import httpcore
-import httpx
 
 from ..errors import InvalidRequest
+
+if TYPE_CHECKING:
+    import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -133,6 +136,10 @@ def guarded_client(policy: DestinationPolicy, timeout: float,
     """An httpx client for push: guarded connections, ``timeout`` on each phase, no
     redirects followed (a redirect could point anywhere), no proxy or netrc from the
     environment."""
+    # Imported here: httpx (with the rich console it loads) took half a second of every
+    # worker's start, and only a process that delivers needs it.
+    import httpx
+
     transport = httpx.AsyncHTTPTransport(verify=verify, retries=0)
     # httpx takes no network backend; its transport's pool is the one place to put it.
     transport._pool = httpcore.AsyncConnectionPool(

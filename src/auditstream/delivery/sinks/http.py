@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import time
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import httpx
-import stamina
 from pydantic import AfterValidator
 
 from ...errors import InvalidRequest
 from ..guard import DestinationPolicy
 from .base import Outcome
+
+if TYPE_CHECKING:
+    import httpx
 
 #: Answers that mean "not now" rather than "not this": retried until the receiver recovers.
 OUTAGE_STATUSES = frozenset({408, 425, 429})
@@ -71,6 +73,9 @@ def _retry_after(value: str | None) -> float | None:
 
 async def post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str],
                max_response_bytes: int) -> Outcome:
+    import httpx  # only where something is delivered (see guard.guarded_client)
+    import stamina
+
     start = time.perf_counter()
     try:
         async for attempt in stamina.retry_context(
