@@ -26,10 +26,11 @@ class StreamListener:
     """TCP (or TLS with ``tls``) on 127.0.0.1; every octet-counted frame it reads goes to
     ``frames``. A frame that is not ``LEN SP MSG`` fails the test through ``errors``."""
 
-    def __init__(self, tls: ssl.SSLContext | None = None, handshake: bool = True):
+    def __init__(self, tls: ssl.SSLContext | None = None, handshake: bool = True,
+                 port: int = 0):
         self.tls = tls
         self.handshake = handshake
-        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock = socket.create_server(("127.0.0.1", port))
         self.port = int(self.sock.getsockname()[1])
         self.frames: queue.Queue[bytes] = queue.Queue()
         self.errors: list[str] = []
@@ -103,6 +104,9 @@ class StreamListener:
             conn.close()
 
     def close(self) -> None:
+        # shutdown wakes the thread blocked in accept (close alone leaves it listening).
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
         self.drop_connections()
 
