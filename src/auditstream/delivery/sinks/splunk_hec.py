@@ -1,7 +1,8 @@
 """``splunk_hec``: batches to a Splunk HTTP Event Collector.
 
 Config: ``url`` (the HEC base, ``https://splunk.example:8088``; a URL that already ends in
-``/services/collector/event`` is taken as the endpoint itself), ``token`` (secret),
+``/services/collector/event`` is taken as the endpoint itself; a query or fragment is
+dropped), ``token`` (secret),
 ``index`` (else the token's default index), ``source`` (``auditstream``), ``sourcetype``
 (``auditstream:event``), ``host`` (else the deployment's name) and ``batch_size``
 (default 100, at most 1,000).

@@ -123,6 +123,7 @@ class SyslogSink(Sink):
             self.body = lambda event: orjson.dumps(record(event))
         self._tls = self._tls_context() if config.transport == "tls" else None
         self._conn: _Connection | None = None
+        self._lock = asyncio.Lock()
 
     @property
     def max_batch(self) -> int:
@@ -151,17 +152,23 @@ class SyslogSink(Sink):
     async def send(self, events: list[dict[str, Any]], message_id: str) -> Outcome:
         start = time.perf_counter()
         messages = self.messages(events)
-        try:
-            if self.config.transport == "udp":
-                await asyncio.wait_for(self._send_udp(messages), self.context.timeout)
-            else:
-                await asyncio.wait_for(self._send_stream(messages), self.context.timeout)
-        except (OSError, DestinationRefused, TimeoutError, ssl.SSLError) as exc:
-            self._drop()
-            reason = "timed out" if isinstance(exc, TimeoutError) else \
-                f"{type(exc).__name__}: {exc}"
-            return Outcome(False, error=reason[:512],
-                           latency_ms=(time.perf_counter() - start) * 1000)
+        # One send at a time: a test delivery beside the deliverer must not open a second
+        # connection or write between another send's frames.
+        async with self._lock:
+            try:
+                if self.config.transport == "udp":
+                    await asyncio.wait_for(self._send_udp(messages), self.context.timeout)
+                else:
+                    await asyncio.wait_for(self._send_stream(messages), self.context.timeout)
+            except (OSError, DestinationRefused, TimeoutError) as exc:
+                self._drop()
+                reason = "timed out" if isinstance(exc, TimeoutError) else \
+                    f"{type(exc).__name__}: {exc}"
+                return Outcome(False, error=reason[:512],
+                               latency_ms=(time.perf_counter() - start) * 1000)
+            except BaseException:
+                self._drop()  # cancelled mid-write: the stream may end inside a frame
+                raise
         return Outcome(True, latency_ms=(time.perf_counter() - start) * 1000)
 
     async def _addresses(self) -> list[str]:
