@@ -36,3 +36,12 @@ def event(seq: int = 1, **fields: Any) -> dict[str, Any]:
 def context(allow: str = "127.0.0.1", timeout: float = 5.0) -> SinkContext:
     return SinkContext(policy=DestinationPolicy(allow), clock=ManualClock(),
                        timeout=timeout, deployment="audit.example")
+
+
+def stub(seq: int = 1) -> dict[str, Any]:
+    """A redacted event as the store keeps it: only its place in the log and rollups."""
+    keeps = ("id", "tenant", "seq", "timestamp", "received_at", "type", "category",
+             "severity", "outcome")
+    e = {k: v for k, v in event(seq).items() if k in keeps}
+    e["redacted"] = {"at": "2026-02-01T00:00:00Z", "reason": "gdpr", "by": 9}
+    return e

@@ -27,8 +27,12 @@ class StreamListener:
     ``frames``. A frame that is not ``LEN SP MSG`` fails the test through ``errors``."""
 
     def __init__(self, tls: ssl.SSLContext | None = None, handshake: bool = True,
-                 port: int = 0):
+                 port: int = 0, reply: bytes = b""):
+        """``handshake=False``: a TLS listener that accepts and never answers; ``reply``:
+        sent back once after the first frame of each connection, when ``go`` is set."""
         self.tls = tls
+        self.reply = reply
+        self.go = threading.Event()
         self.handshake = handshake
         self.sock = socket.create_server(("127.0.0.1", port))
         self.port = int(self.sock.getsockname()[1])
@@ -62,15 +66,21 @@ class StreamListener:
                 stream = self.tls.wrap_socket(conn, server_side=True)
                 with self._lock:
                     self._conns.append(stream)
-            buffer = b""
+            buffer, replied = b"", False
             while True:
                 data = stream.recv(65536)
                 if not data:
                     break
                 buffer += data
+                before = self.frames.qsize()
                 buffer = self._frames(buffer)
+                if self.reply and not replied and self.frames.qsize() > before:
+                    self.go.wait()
+                    stream.sendall(self.reply)
+                    replied = True
             if buffer:
                 self.errors.append(f"connection closed inside a frame: {buffer[:80]!r}")
+            stream.close()  # the sender closed: so does a receiver
         except (OSError, ValueError):
             pass  # a failed handshake, or a connection this listener dropped
 

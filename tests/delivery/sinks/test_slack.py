@@ -12,7 +12,7 @@ from auditstream.delivery.sinks.slack import SlackConfig, SlackSink
 from auditstream.errors import InvalidRequest
 
 from ..conftest import Answer, Receiver
-from .events import HOSTILE, context, event
+from .events import HOSTILE, context, event, stub
 
 pytestmark = pytest.mark.anyio
 
@@ -112,6 +112,21 @@ async def test_long_values_are_cut_to_slack_limits_on_whole_characters_and_escap
     assert by_label["*Actor*"] == "*Actor*\n" + "\U0001F600" * 995 + "…"
     assert by_label["*Category*"] == "*Category*\n" + "é" * 1988 + "…"
     assert len(by_label["*Category*"]) == 2000
+
+
+async def test_a_redacted_event(receiver: Receiver) -> None:
+    s = sink(receiver)
+    assert (await s.send([stub()], "m")).ok
+    await s.aclose()
+    assert json.loads(receiver.requests[0].body) == {
+        "text": "[HIGH] user.login",
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "emoji": True,
+                                        "text": ":large_orange_circle: HIGH: user.login"}},
+            fields(("Type", "user.login"), ("Category", "auth"), ("Outcome", "failure"),
+                   ("Time", "2026-01-02T03:04:05.123456Z"), ("Seq", "1"),
+                   ("Tenant", "acme")),
+        ]}
 
 
 async def test_slack_answers(receiver: Receiver) -> None:

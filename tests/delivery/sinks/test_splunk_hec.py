@@ -16,7 +16,7 @@ from auditstream.delivery.sinks.splunk_hec import SplunkHecConfig, SplunkHecSink
 from auditstream.errors import InvalidRequest
 
 from ..conftest import Answer, Receiver
-from .events import HOSTILE, context, event
+from .events import HOSTILE, context, event, stub
 
 pytestmark = pytest.mark.anyio
 
@@ -96,6 +96,13 @@ async def test_every_format_is_the_event_field(hec: Receiver, fmt: Format) -> No
     await s.aclose()
     [obj] = objects(hec.requests[0].body)
     assert obj["event"] == formatter(fmt, "audit.example")(e)
+
+
+async def test_a_redacted_event(hec: Receiver) -> None:
+    s = sink(hec)
+    assert (await s.send([stub()], "m")).ok
+    await s.aclose()
+    assert objects(hec.requests[0].body)[0]["event"] == stub()
 
 
 @pytest.mark.parametrize(("timestamp", "time"), [

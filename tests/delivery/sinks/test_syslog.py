@@ -21,7 +21,7 @@ from auditstream.delivery.sinks import SINKS
 from auditstream.delivery.sinks.syslog import UDP_MAX_MSG, SyslogConfig, SyslogSink
 from auditstream.errors import InvalidRequest
 
-from .events import HOSTILE, context, event
+from .events import HOSTILE, context, event, stub
 from .listeners import Cert, StreamListener, UdpListener, parse_cef, parse_syslog, self_signed
 
 pytestmark = pytest.mark.anyio
@@ -143,6 +143,20 @@ async def test_cef_body_and_its_escaping(tcp: StreamListener) -> None:
     assert "msg=a\"b\\\\c]d|e\\=f\\ng\\rh <script>" in raw
 
 
+async def test_a_redacted_event(tcp: StreamListener) -> None:
+    json_sink, cef_sink = sink(tcp.port), sink(tcp.port, body="cef")
+    assert (await json_sink.send([stub()], "m")).ok
+    assert (await cef_sink.send([stub()], "m")).ok
+    await json_sink.aclose()
+    await cef_sink.aclose()
+    as_json, as_cef = (parse_syslog(f) for f in tcp.take(2))
+    assert json.loads(as_json.msg) == stub()
+    assert parse_cef(as_cef.msg.decode()).extension == {
+        "rt": "1767323045123", "cat": "auth", "act": "user.login", "outcome": "failure",
+        "externalId": stub()["id"], "cs1": "acme", "cs1Label": "tenant",
+        "cn1": "1", "cn1Label": "seq", "dvchost": "audit.example"}
+
+
 @pytest.mark.parametrize(("severity", "cef_severity"), [
     ("info", "1"), ("low", "3"), ("medium", "5"), ("high", "8"), ("critical", "10")])
 async def test_cef_severity(tcp: StreamListener, severity: str, cef_severity: str) -> None:
@@ -211,6 +225,28 @@ async def test_concurrent_sends_share_one_connection_and_keep_frames_whole(
     seqs = sorted(int(parse_syslog(f).params["seq"]) for f in tcp.take(12))
     assert seqs == sorted(e["seq"] for b in batches for e in b)
     assert tcp.accepted == 1
+
+
+@pytest.mark.parametrize("transport", ["tcp", "tls"])
+async def test_bytes_from_the_receiver_do_not_drop_the_connection(
+        cert: Cert, tmp_path: Path, transport: str) -> None:
+    # TLS 1.3 session tickets arrive after the handshake, and some receivers talk back:
+    # bytes waiting on the socket are not the receiver closing it.
+    chatty = StreamListener(cert.server_context(tmp_path) if transport == "tls" else None,
+                            reply=b"hello")
+    s = sink(chatty.port, transport=transport, tls_verify=False)
+    try:
+        assert (await s.send([event(seq=1)], "m")).ok
+        chatty.take(1)
+        assert s._conn is not None
+        chatty.go.set()
+        select.select([s._conn.sock], [], [], 10)  # the reply is there, unread by asyncio
+        assert (await s.send([event(seq=2)], "m")).ok
+        assert parse_syslog(chatty.take(1)[0]).params["seq"] == "2"
+        assert chatty.accepted == 1
+    finally:
+        await s.aclose()
+        chatty.close()
 
 
 async def test_a_receiver_down_is_an_outage_and_the_next_send_reconnects(

@@ -90,17 +90,23 @@ class _Connection:
                  reader: asyncio.StreamReader):
         self.sock, self.writer, self.reader = sock, writer, reader
 
-    def closed_by_peer(self) -> bool:
-        if self.writer.is_closing() or self.reader.at_eof() or self.reader.exception():
-            return True
-        try:
-            # Kernel-level and synchronous: asyncio may not have run since the FIN arrived.
-            self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-            return True  # b"" (closed) or bytes a receiver should never send
-        except BlockingIOError:
-            return False  # nothing to read: open
-        except OSError:
-            return True
+    async def closed_by_peer(self) -> bool:
+        """Whether the receiver closed the connection, looked up in the kernel (asyncio
+        may not have run since the FIN arrived)."""
+        while not (self.writer.is_closing() or self.reader.at_eof()
+                   or self.reader.exception()):
+            try:
+                pending = self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return False  # nothing to read: open
+            except OSError:
+                return True
+            if not pending:
+                return True  # end of stream
+            # Bytes from the receiver (TLS session tickets, say): let asyncio take them,
+            # then look again (a TLS close_notify closes the transport).
+            await asyncio.sleep(0)
+        return True
 
     def close(self) -> None:
         self.writer.close()
@@ -184,7 +190,7 @@ class SyslogSink(Sink):
                 await loop.sock_sendall(sock, datagram)
 
     async def _send_stream(self, messages: list[bytes]) -> None:
-        if self._conn is not None and self._conn.closed_by_peer():
+        if self._conn is not None and await self._conn.closed_by_peer():
             self._drop()
         if self._conn is None:
             self._conn = await self._connect()
