@@ -347,7 +347,8 @@ def test_config(cert: Cert) -> None:
                        context())
         assert s.port == port
     assert SyslogConfig.model_validate({"host": "h", "tls_ca": cert.pem}).tls_ca == cert.pem
-    for bad in ({"host": "h", "tls_ca": "not a pem"}, {"host": "h", "facility": 24},
+    for bad in ({"host": "h", "tls_ca": "not a pem"}, {"host": "h", "tls_ca": ""},
+                {"host": "h", "facility": 24},
                 {"host": "h", "transport": "http"}, {"host": "h", "body": "xml"},
                 {"host": "h", "port": 0}, {"host": "h", "port": 65536},
                 {"host": "h", "app_name": "a b"}, {"host": "h", "app_name": "x" * 49},

@@ -72,7 +72,8 @@ class SyslogConfig(SinkConfig):
     facility: int = Field(AUDIT_FACILITY, ge=0, le=23)
     app_name: Annotated[str, Field(min_length=1, max_length=48,
                                    pattern=r"^[\x21-\x7e]+$")] = "auditstream"
-    tls_ca: Annotated[str, Field(max_length=64 * 1024), AfterValidator(_check_ca)] | None = None
+    tls_ca: Annotated[str, Field(min_length=1, max_length=64 * 1024),
+                     AfterValidator(_check_ca)] | None = None
     tls_verify: bool = True
     batch_size: int = Field(100, ge=1, le=1000)
 
