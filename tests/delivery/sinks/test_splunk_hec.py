@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from typing import Any
 
@@ -154,6 +155,21 @@ async def test_hec_answers(hec: Receiver, answer: Answer, ok: bool, refused: boo
     if not ok:
         assert outcome.error
     assert outcome.response == answer.body.decode()
+
+
+async def test_a_receiver_that_hangs_times_out(hec: Receiver) -> None:
+    hold = threading.Event()
+    hec.answer(Answer(200, SUCCESS.body, hold=hold))
+    s = SplunkHecSink(SplunkHecConfig(url=hec.url, token=TOKEN), "native",
+                      context(timeout=0.3))
+    try:
+        outcome = await s.send([event()], "m")
+    finally:
+        hold.set()
+        await s.aclose()
+    assert not outcome.ok and not outcome.refused and outcome.status_code is None
+    assert (outcome.error or "").startswith("timed out")
+    assert len(hec.requests) == 1
 
 
 async def test_a_private_receiver_is_refused_unless_allowed(hec: Receiver) -> None:
