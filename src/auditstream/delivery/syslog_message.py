@@ -103,8 +103,9 @@ def cef_header(text: str) -> str:
 
 
 def cef_value(text: str) -> str:
+    # CR and LF each keep their own escape: a CR LF pair reads back as both.
     return (text.replace("\\", "\\\\").replace("=", "\\=")
-            .replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\r"))
+            .replace("\n", "\\n").replace("\r", "\\r"))
 
 
 def _ip(value: Any) -> str:

@@ -113,7 +113,7 @@ async def test_hostile_header_and_structured_data(tcp: StreamListener) -> None:
 
 async def test_cef_body_and_its_escaping(tcp: StreamListener) -> None:
     s = sink(tcp.port, body="cef")
-    hostile = event(type="x|y\\z=\nw", title=HOSTILE, description=HOSTILE,
+    hostile = event(type="x|y\\z=\nw", title=HOSTILE, description=HOSTILE + "\r\n.",
                     outcome="a=b", category="c\\d",
                     actor={"name": "bob", "id": "u=1", "ip": "2001:db8::1"},
                     source={"ip": "not an ip"}, subject={"type": "file", "id": "a|b"})
@@ -128,7 +128,7 @@ async def test_cef_body_and_its_escaping(tcp: StreamListener) -> None:
     assert cef.extension == {
         "rt": "1767323045123", "cat": "c\\d", "act": "x|y\\z=\nw", "outcome": "a=b",
         "suser": "bob", "suid": "u=1", "src": "2001:db8::1",
-        "cs2": "file:a|b", "cs2Label": "subject", "msg": HOSTILE,
+        "cs2": "file:a|b", "cs2Label": "subject", "msg": HOSTILE + "\r\n.",
         "externalId": hostile["id"], "cs1": "acme", "cs1Label": "tenant",
         "cn1": "1", "cn1Label": "seq", "dvchost": "audit.example"}
     plain = parse_cef(second.msg.decode())
