@@ -11,7 +11,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from conftest import Server
-from delivery.receiver import Receiver
+from delivery.receiver import Answer, Receiver
 
 PROBLEM = "application/problem+json"
 
@@ -144,7 +144,7 @@ def test_test_action_and_attempts(admin: httpx.Client, receiver: Receiver) -> No
     (sent,) = receiver.ok()
     assert sent.json()["data"][0]["type"] == "auditstream.test"
     Webhook(made["secret"]).verify(sent.body, sent.headers)
-    receiver.default = 503
+    receiver.default = Answer(503)
     failed = admin.post(f"/v1/integrations/{made['id']}/test").json()
     assert (failed["ok"], failed["status_code"], failed["error"]) == (False, 503, "HTTP 503")
     attempts = admin.get(f"/v1/integrations/{made['id']}/attempts?limit=5").json()["data"]

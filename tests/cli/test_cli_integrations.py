@@ -16,7 +16,7 @@ from auditstream.cli import app
 from auditstream.model.ids import new_event_id
 from auditstream.model.times import format_us, now_us
 from auditstream.settings import Settings
-from delivery.receiver import Receiver
+from delivery.receiver import Answer, Receiver
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def test_create_list_test_update_delete(db: Path, receiver: Receiver) -> None:
     r = run(db, "test", made["id"], "--tenant", "acme", "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["status_code"] == 200
     Webhook(made["secret"]).verify(receiver.requests[0].body, receiver.requests[0].headers)
-    receiver.default = 500
+    receiver.default = Answer(500)
     assert run(db, "test", made["id"], "--tenant", "acme").exit_code == 1
     attempts = [json.loads(line) for line in run(
         db, "attempts", made["id"], "--tenant", "acme", "--json").stdout.splitlines()]

@@ -23,7 +23,9 @@ from auditstream.model.ids import new_event_id
 from auditstream.model.times import format_us, now_us
 from auditstream.store.sqlite import SQLiteEventStore
 
-from .receiver import Receiver
+from .receiver import Answer, Received, Receiver
+
+__all__ = ["Answer", "Harness", "Receiver", "Received"]
 
 MAX_ATTEMPTS = 3
 

@@ -13,7 +13,7 @@ from standardwebhooks.webhooks import Webhook
 from auditstream.delivery.deliverer import message_id
 
 from .conftest import MAX_ATTEMPTS, Harness
-from .receiver import Receiver, until
+from .receiver import Answer, Receiver, until
 
 pytestmark = pytest.mark.anyio
 
@@ -80,7 +80,7 @@ async def test_new_integration_starts_after_the_newest_event_unless_told(
 
 async def test_a_failing_receiver_gets_the_same_message_on_the_schedule_then_all_in_order(
         harness: Harness, receiver: Receiver) -> None:
-    receiver.statuses = [500, 503, 429]
+    receiver.answer(Answer(500), Answer(503), Answer(429))
     made = await harness.create("acme", receiver.url, config={"batch_size": 100})
     await harness.ingest("acme", 5)
     await until(lambda: len(receiver.requests) == 1, what="the first attempt")
@@ -111,7 +111,7 @@ async def test_a_failing_receiver_gets_the_same_message_on_the_schedule_then_all
 
 async def test_waits_grow_exponentially_and_outages_never_dead_letter(
         harness: Harness, receiver: Receiver) -> None:
-    receiver.default = 503
+    receiver.default = Answer(503)
     made = await harness.create("acme", receiver.url)
     await harness.ingest("acme", 1)
     waits = []
@@ -126,7 +126,7 @@ async def test_waits_grow_exponentially_and_outages_never_dead_letter(
         cap = min(600.0, 2.0 ** (n - 1))
         assert cap / 2 <= wait <= cap, (n, wait)
     assert harness.state.dead_letter_count(made["id"]) == 0  # far beyond MAX_ATTEMPTS
-    receiver.default = 200
+    receiver.default = Answer()
     await harness.clock.advance(601)
     await until(lambda: seqs(receiver) == [1], what="delivery after the outage")
 

@@ -11,7 +11,7 @@ from auditstream.delivery.sinks import SinkContext
 from auditstream.delivery.sinks.webhook import WebhookConfig, WebhookSink, new_secret
 from auditstream.errors import InvalidRequest
 
-from .receiver import Receiver
+from .receiver import Answer, Receiver
 
 pytestmark = pytest.mark.anyio
 
@@ -75,7 +75,7 @@ async def test_a_name_is_checked_where_it_resolves_at_connect_time() -> None:
 async def test_redirects_are_not_followed() -> None:
     receiver = Receiver()
     try:
-        receiver.default = 307
+        receiver.default = Answer(307)
         context = SinkContext(policy=DestinationPolicy("127.0.0.1"), clock=Clock(), timeout=2)
         sink = WebhookSink(WebhookConfig(url=receiver.url, secret=new_secret()), "native",
                            context)
