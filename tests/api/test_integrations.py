@@ -225,6 +225,12 @@ def test_admin_scope_and_tenant_walls(push_server: Server, admin: httpx.Client,
     ({"name": "x", "kind": "pager", "config": {}}, "kind"),
     ({"name": "x", "kind": {"a": 1}, "config": {}}, "kind"),  # found by the fuzzer: a 500
     ({"name": "x", "kind": "webhook", "format": ["native"], "config": {}}, "format"),
+    ({"name": "x", "kind": "slack", "format": "vaultterm",
+      "config": {"url": "https://hooks.slack.com/x"}}, "format"),
+    ({"name": "x", "kind": "syslog", "format": "authpi",
+      "config": {"host": "siem.example", "body": "cef"}}, "format"),
+    ({"name": "x", "kind": "splunk_hec", "config": {"url": "https://splunk.example"}},
+     "config.token"),
     ({"name": "x", "kind": "webhook", "config": {"url": "ftp://example.com"}}, "config.url"),
     ({"name": "x", "kind": "webhook", "config": {"url": "https://u:p@example.com"}},
      "config.url"),
@@ -298,3 +304,18 @@ def test_private_destinations_are_refused_when_delivering(
         "name": "x", "kind": "webhook", "config": {"url": f"http://127.0.0.1:{receiver.port}"}})
     problem(r, 400)
     assert receiver.requests == []
+
+
+def test_an_update_is_checked_with_the_rest_of_the_integration(admin: httpx.Client) -> None:
+    r = admin.post("/v1/integrations", json={
+        "name": "s", "kind": "syslog", "format": "authpi",
+        "config": {"host": "siem.example", "body": "json"}})
+    assert r.status_code == 201, r.text
+    base = f"/v1/integrations/{r.json()['id']}"
+    body = problem(admin.patch(base, json={"config": {"body": "cef"}}), 400)
+    assert body["errors"][0]["field"] == "format"
+    assert problem(admin.patch(base, json={"config": {"port": 0}}), 400)["errors"][0][
+        "field"] == "config.port"
+    assert admin.patch(base, json={"format": "native", "config": {"body": "cef"}}).json()[
+        "config"]["body"] == "cef"
+    problem(admin.patch(base, json={"format": "vaultterm"}), 400)

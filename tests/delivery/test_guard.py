@@ -124,3 +124,23 @@ async def test_at_most_the_configured_bytes_of_an_answer_are_read() -> None:
         server.shutdown()
         server.server_close()
     assert sent["bytes"] < 50 * 2**20
+
+
+def test_a_refused_destination_is_not_retried_at_once_but_a_blip_is() -> None:
+    """The cause chain httpx builds: httpx.ConnectError from httpcore.ConnectError from the
+    policy's refusal."""
+    import httpcore
+    import httpx
+
+    from auditstream.delivery.sinks.http import _blip
+
+    def chain(*excs: BaseException) -> BaseException:
+        for outer, inner in zip(excs, excs[1:], strict=False):
+            outer.__cause__ = inner
+        return excs[0]
+
+    assert not _blip(chain(httpx.ConnectError("no"), httpcore.ConnectError("no"),
+                           DestinationRefused("127.0.0.1 is private")))
+    assert _blip(chain(httpx.ConnectError("reset"), ConnectionResetError()))
+    assert _blip(httpx.RemoteProtocolError("closed"))
+    assert not _blip(httpx.ReadTimeout("slow"))

@@ -139,7 +139,7 @@ def check_rule(rule: str) -> None:
     check_size(where)
 
 
-def check_config(kind: str, raw: Any, policy: DestinationPolicy
+def check_config(kind: str, raw: Any, policy: DestinationPolicy, fmt: Format
                  ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The config of ``kind`` as it will be stored, and the values auditstream generated
     for it (a secret), which are in the config too."""
@@ -152,7 +152,7 @@ def check_config(kind: str, raw: Any, policy: DestinationPolicy
         raise InvalidRequest("invalid integration", errors=[
             {"field": ".".join(["config", *(str(p) for p in e["loc"])]), "reason": e["msg"]}
             for e in exc.errors()]) from None
-    generated = sink.prepare(config, policy)
+    generated = sink.prepare(config, policy, fmt)
     return {**config.model_dump(exclude_none=True), **generated}, generated
 
 
@@ -196,7 +196,7 @@ def parse_create(doc: Any, tenant: str, policy: DestinationPolicy, *, last_seq: 
     start = doc.get("start_after_seq", last_seq)
     if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start <= last_seq:
         raise _bad("start_after_seq", f"an integer from 0 to {last_seq} (the newest seq)")
-    config, generated = check_config(kind, doc.get("config", {}), policy)
+    config, generated = check_config(kind, doc.get("config", {}), policy, fmt)
     assert name is not None
     return Integration(
         id=new_integration_id(), tenant=tenant, name=name, kind=kind, format=fmt,
@@ -222,11 +222,15 @@ def parse_update(doc: Any, current: Integration, policy: DestinationPolicy) -> d
         changes["enabled"] = doc["enabled"]
     if "format" in doc:
         changes["format"] = _check_format(current.kind, doc["format"])
-    if "config" in doc:
-        if not isinstance(doc["config"], dict):
+    if "config" in doc or "format" in doc:  # each is checked with the other
+        raw = doc.get("config", {})
+        if not isinstance(raw, dict):
             raise _bad("config", "must be an object")
-        merged = {k: v for k, v in {**current.config, **doc["config"]}.items() if v is not None}
-        changes["config"] = check_config(current.kind, merged, policy)[0]
+        merged = {k: v for k, v in {**current.config, **raw}.items() if v is not None}
+        config = check_config(current.kind, merged, policy,
+                              changes.get("format", current.format))[0]
+        if "config" in doc:
+            changes["config"] = config
     return changes
 
 

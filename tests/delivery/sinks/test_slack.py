@@ -172,6 +172,7 @@ def test_config() -> None:
         with pytest.raises(pydantic.ValidationError):
             SlackConfig.model_validate(bad)
     with pytest.raises(InvalidRequest):
-        SlackSink.prepare(SlackConfig(url="http://169.254.169.254/x"), DestinationPolicy())
+        SlackSink.prepare(SlackConfig(url="http://169.254.169.254/x"), DestinationPolicy(),
+                          "native")
     assert SlackSink.prepare(SlackConfig(url="https://hooks.slack.com/x"),
-                             DestinationPolicy()) == {}
+                             DestinationPolicy(), "native") == {}

@@ -195,6 +195,6 @@ def test_config() -> None:
             SplunkHecConfig.model_validate(bad)
     with pytest.raises(InvalidRequest):
         SplunkHecSink.prepare(SplunkHecConfig(url="https://10.0.0.5:8088", token=TOKEN),
-                              DestinationPolicy())
+                              DestinationPolicy(), "native")
     assert SplunkHecSink.prepare(SplunkHecConfig(url="https://10.0.0.5:8088", token=TOKEN),
-                                 DestinationPolicy("10.0.0.0/8")) == {}
+                                 DestinationPolicy("10.0.0.0/8"), "native") == {}

@@ -361,8 +361,9 @@ def test_config(cert: Cert) -> None:
             SyslogConfig.model_validate(bad)
     for host in ("127.0.0.1", "10.1.2.3", "[::1]", "169.254.169.254", "localhost"):
         with pytest.raises(InvalidRequest):
-            SyslogSink.prepare(SyslogConfig(host=host), DestinationPolicy())
-    assert SyslogSink.prepare(SyslogConfig(host="siem.example"), DestinationPolicy()) == {}
+            SyslogSink.prepare(SyslogConfig(host=host), DestinationPolicy(), "native")
+    assert SyslogSink.prepare(SyslogConfig(host="siem.example"), DestinationPolicy(),
+                              "native") == {}
 
 
 def test_the_tls_context_defaults() -> None:

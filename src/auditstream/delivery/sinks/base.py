@@ -82,10 +82,12 @@ class Sink(abc.ABC):
         """Most events in one ``send``."""
 
     @classmethod
-    def prepare(cls, config: SinkConfig, policy: DestinationPolicy) -> dict[str, Any]:
-        """Checks beyond the config's types (a literal private address, say), at create
-        and update time; returns config values to store that the caller did not send (a
-        generated secret). ``InvalidRequest`` for what is wrong."""
+    def prepare(cls, config: SinkConfig, policy: DestinationPolicy, fmt: Format
+                ) -> dict[str, Any]:
+        """Checks beyond the config's types (a literal private address, a config that
+        cannot carry ``fmt``), at create and update time; returns config values to store
+        that the caller did not send (a generated secret). ``InvalidRequest`` for what is
+        wrong."""
         return {}
 
     @abc.abstractmethod

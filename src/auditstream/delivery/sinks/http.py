@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator
 
 from ...errors import InvalidRequest
-from ..guard import DestinationPolicy
+from ..guard import DestinationPolicy, DestinationRefused
 from .base import Outcome
 
 if TYPE_CHECKING:
@@ -71,6 +71,21 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
+def _blip(exc: Exception) -> bool:
+    """A connection that failed before the request was sent, and not because the policy
+    refused the destination (that is not going to change in a second)."""
+    import httpx
+
+    if not isinstance(exc, httpx.ConnectError | httpx.RemoteProtocolError):
+        return False
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, DestinationRefused):
+            return False
+        cause = cause.__cause__ or cause.__context__
+    return True
+
+
 async def post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str],
                max_response_bytes: int) -> Outcome:
     import httpx  # only where something is delivered (see guard.guarded_client)
@@ -79,7 +94,7 @@ async def post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[s
     start = time.perf_counter()
     try:
         async for attempt in stamina.retry_context(
-                on=(httpx.ConnectError, httpx.RemoteProtocolError), attempts=3,
+                on=_blip, attempts=3,
                 wait_initial=0.05, wait_max=0.5, timeout=None):
             with attempt:
                 async with client.stream("POST", url, content=body, headers=headers) as r:

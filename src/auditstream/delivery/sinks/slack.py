@@ -171,7 +171,8 @@ class SlackSink(Sink):
         return self.config.batch_size
 
     @classmethod
-    def prepare(cls, config: SinkConfig, policy: DestinationPolicy) -> dict[str, Any]:
+    def prepare(cls, config: SinkConfig, policy: DestinationPolicy, fmt: Format
+                ) -> dict[str, Any]:
         assert isinstance(config, SlackConfig)
         check_host(policy, "config.url", config.url)
         return {}

@@ -130,7 +130,8 @@ class SplunkHecSink(Sink):
         return self.config.batch_size
 
     @classmethod
-    def prepare(cls, config: SinkConfig, policy: DestinationPolicy) -> dict[str, Any]:
+    def prepare(cls, config: SinkConfig, policy: DestinationPolicy, fmt: Format
+                ) -> dict[str, Any]:
         assert isinstance(config, SplunkHecConfig)
         check_host(policy, "config.url", config.url)
         return {}

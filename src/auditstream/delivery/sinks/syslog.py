@@ -44,6 +44,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import orjson
 from pydantic import AfterValidator, Field
 
+from ...errors import InvalidRequest
 from ..guard import DestinationPolicy, DestinationRefused
 from ..payload import FORMATS, Format, formatter
 from ..syslog_message import AUDIT_FACILITY, cef, message
@@ -137,9 +138,14 @@ class SyslogSink(Sink):
         return self.config.batch_size
 
     @classmethod
-    def prepare(cls, config: SinkConfig, policy: DestinationPolicy) -> dict[str, Any]:
+    def prepare(cls, config: SinkConfig, policy: DestinationPolicy, fmt: Format
+                ) -> dict[str, Any]:
         assert isinstance(config, SyslogConfig)
         policy.check_literal("config.host", config.host)
+        if config.body == "cef" and fmt != "native":
+            raise InvalidRequest("invalid integration", errors=[{
+                "field": "format", "reason": "a CEF body is built from the canonical event: "
+                "use the native format, or body json"}])
         return {}
 
     def _tls_context(self) -> ssl.SSLContext:

@@ -92,7 +92,8 @@ class WebhookSink(Sink):
         return self.config.batch_size
 
     @classmethod
-    def prepare(cls, config: SinkConfig, policy: DestinationPolicy) -> dict[str, Any]:
+    def prepare(cls, config: SinkConfig, policy: DestinationPolicy, fmt: Format
+                ) -> dict[str, Any]:
         assert isinstance(config, WebhookConfig)
         check_host(policy, "config.url", config.url)
         return {} if config.secret else {"secret": new_secret()}
