@@ -2,7 +2,7 @@
 
 Config: ``host``, ``port`` (514 for ``udp`` and ``tcp``, 6514 for ``tls``), ``transport``
 (``tcp`` by default: the one that tells a write failed), ``body`` (``json``, the format's
-record; or ``cef``, always built from the canonical event, whatever the format),
+record; or ``cef``, built from the canonical event: only with the ``native`` format),
 ``facility`` (0–23, default 13 ``log audit``), ``app_name`` (``auditstream``),
 ``tls_ca`` (PEM certificates to trust instead of the system store), ``tls_verify``
 (default true; false skips certificate and name checks) and ``batch_size`` (default 100).
