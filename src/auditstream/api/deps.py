@@ -109,7 +109,7 @@ def scope_filter(principal: Principal, where: Node | None, now: int | None = Non
     ANDed in here, the one place every read a viewer token can make goes through (the
     routes that take one build their filter with this; every other route refuses it)."""
     if principal.where is None:
-        return where
+        return and_(where)
     return and_(parse_q(principal.where, now_us=now_us() if now is None else now), where)
 
 

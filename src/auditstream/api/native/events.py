@@ -22,8 +22,8 @@ from ...query.params import (
     int_param,
     metric_path_error,
 )
-from ...store.base import AggregateSpec, Bucket, CountRow, EventQuery, RawPage
 from ...query.predicate import compile_predicate
+from ...store.base import AggregateSpec, Bucket, CountRow, EventQuery, RawPage
 from ..deps import scope_filter, scoped_reader, writer
 from ..openapi import operation
 from . import contract as doc
