@@ -313,7 +313,8 @@ def test_keys_are_listed_created_and_revoked_within_the_tenant(
     with shared_server.client(made.json()["key"]) as c:
         assert c.get("/v1/events").status_code == 401
     with shared_server.client(shared_server.key(other, "admin")) as c:
-        assert any(k["id"] == foreign and not k["revoked"] for k in c.get("/v1/keys").json()["data"])
+        keys = c.get("/v1/keys").json()["data"]
+        assert any(k["id"] == foreign and not k["revoked"] for k in keys)
 
 
 def test_users_are_created_and_listed_within_the_tenant(shared_server: Server,

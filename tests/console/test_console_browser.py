@@ -304,7 +304,8 @@ def test_an_embed_token_cannot_read_outside_its_scope_or_write(page: Any,
     assert set(column(page, 3)) <= {"install"}
     statuses = page.evaluate("""async ([token, outside]) => {
         const h = {Authorization: 'Bearer ' + token, 'Content-Type': 'application/json'};
-        const post = (url, body) => fetch(url, {method: 'POST', headers: h, body}).then(r => r.status);
+        const post = (url, body) =>
+          fetch(url, {method: 'POST', headers: h, body}).then(r => r.status);
         return {
           read_outside: (await fetch('/v1/events/' + outside, {headers: h})).status,
           write: await post('/v1/events', '{"type":"install"}'),
