@@ -123,12 +123,18 @@ async def current(request: Request,
     return response
 
 
-@router.delete("/session", status_code=204, summary="Sign out: ends the session",
-               **operation(ok={204: {"description": "Signed out."}}, errors=()))
+class SignedOut(TypedDict):
+    signed_out: bool
+
+
+@router.delete("/session", summary="Sign out: ends the session",
+               **operation(ok={200: content("application/json", ref(SignedOut),
+                                            "Signed out; the cookie is cleared.")},
+                           errors=()))
 async def sign_out(request: Request,
                    principal: Principal = Depends(session_principal)) -> Response:
     request.app.state.services.catalog.end_session(credential(request) or "")
-    response = Response(status_code=204)
+    response = json_response({"signed_out": True})
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response
 
