@@ -342,7 +342,7 @@ function drawHistogram(xs, ys, stepS) {
     ],
     series: [{}, {
       label: "events", fill: accent, stroke: accent,
-      paths: uPlot.paths.bars({ size: [0.9, 60], align: 1 }), points: { show: false },
+      paths: uPlot.paths.bars({ size: [0.9, 400], align: 1 }), points: { show: false },
     }],
     cursor: { drag: { x: true, y: false, setScale: false }, points: { show: false } },
     hooks: {
