@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -125,9 +126,13 @@ async def load_demo(svc: Services, *, announce: Callable[[str], None] = print) -
     for start in range(0, len(events), 1000):
         await svc.ingest(principal, orjson.dumps(events[start:start + 1000]), "application/json")
     assert key.secret is not None
+    # A console user too, so the first visit to /console can sign in with a password.
+    password = secrets.token_urlsafe(12)
+    svc.catalog.create_user("demo", "demo", password, ["events:read", "admin"])
     announce(
         f"auditstream: created tenant 'demo' with {len(events)} demo events.\n"
-        f"auditstream: demo API key (shown once): {key.secret}"
+        f"auditstream: demo API key (shown once): {key.secret}\n"
+        f"auditstream: console user 'demo', password (shown once): {password}"
     )
     return key.secret
 

@@ -85,7 +85,7 @@ def session_doc(principal: Principal, secret: str, expires: int | None = None
 
 
 @router.post("/session", summary="Sign in with a password: sets the session cookie",
-             **operation(ok={200: SESSION}, errors=(400, 413, 415), body=SIGN_IN,
+             **operation(ok={200: SESSION}, errors=(400, 401, 413, 415), body=SIGN_IN,
                          secured=False, error_text={
                              401: "Unknown user or wrong password."}))
 async def sign_in(request: Request) -> Response:
