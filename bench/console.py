@@ -11,6 +11,7 @@ Against ``auditstream serve`` on FILE (a subprocess, the default two workers):
   ``GET /v1/events/aggregate?since=24h&interval=hour`` (p50 and max);
 * the five facet aggregates the page also asks for (``group_by`` type, category,
   severity, outcome, actor.id), which run beside them but are not part of the figure;
+* the same for the range "Last 30 days" (the whole tenant, a daily histogram);
 * in headless Chromium (Debian's, through Playwright): the console signed in with the
   tenant's key, the range "Last 24 hours", then ``--repeat`` times: press Enter in the
   search box and read the page's own ``performance.measure("search")``, which spans the
@@ -61,14 +62,14 @@ def timed(client: httpx.Client, path: str, params: dict[str, str], n: int) -> di
     return {**ms(lat), "bytes": len(r.content)}
 
 
-def in_browser(url: str, key: str, repeat: int) -> dict[str, Any]:
+def in_browser(url: str, key: str, repeat: int, range_: str = "24h") -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.add_init_script(f"sessionStorage.setItem('auditstream.key', {json.dumps(key)})")
-        page.goto(url + "/console?range=24h")
+        page.goto(url + f"/console?range={range_}")
         page.wait_for_function("() => Number(document.body.dataset.searched || 0) > 0")
         runs = []
         for _ in range(repeat):
@@ -125,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
                                   {"since": "24h", "group_by": f}, 5)["p50_ms"]
                          for f in FACETS}
         doc["browser_enter_to_drawn"] = in_browser(url, meta["key"], args.repeat)
+        # The same over the whole tenant (the "Last 30 days" range: a daily histogram).
+        doc["first_page_30d"] = timed(client, "/v1/events", {"since": "30d", "limit": "50"},
+                                      args.repeat)
+        doc["histogram_30d"] = timed(client, "/v1/events/aggregate",
+                                     {"since": "30d", "interval": "day"}, args.repeat)
+        doc["browser_enter_to_drawn_30d"] = in_browser(url, meta["key"], args.repeat, "30d")
     finally:
         proc.terminate()
         proc.wait(timeout=60)
