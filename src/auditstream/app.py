@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -16,16 +17,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import __version__
+from . import __version__, console
 from .api import compat, docs, openapi, problems
+from .api.native import admin as native_admin
 from .api.native import contract
 from .api.native import events as native_events
 from .api.native import export as native_export
 from .api.native import integrations as native_integrations
 from .api.native import integrity as native_integrity
 from .api.native import llm as native_llm
+from .api.native import session as native_session
 from .api.native import stats as native_stats
 from .api.native import stream as native_stream
+from .api.native import viewer_tokens as native_viewer_tokens
 from .auth.catalog import Catalog
 from .auth.principal import DEFAULT_SCOPES, Principal
 from .auth.tokens import TokenVerifier
@@ -159,9 +163,13 @@ async def load_demo(svc: Services, *, announce: Callable[[str], None] = print) -
     for start in range(0, len(events), 1000):
         await svc.ingest(principal, orjson.dumps(events[start:start + 1000]), "application/json")
     assert key.secret is not None
+    # A console user too, so the first visit to /console can sign in with a password.
+    password = secrets.token_urlsafe(12)
+    svc.catalog.create_user("demo", "demo", password, ["events:read", "admin"])
     announce(
         f"auditstream: created tenant 'demo' with {len(events)} demo events.\n"
-        f"auditstream: demo API key (shown once): {key.secret}"
+        f"auditstream: demo API key (shown once): {key.secret}\n"
+        f"auditstream: console user 'demo', password (shown once): {password}"
     )
     return key.secret
 
@@ -247,6 +255,9 @@ def create_app(settings: Settings | None = None, *, remote: RemoteWriter | None 
     app.include_router(native_events.router)
     app.include_router(native_stats.router)
     app.include_router(native_integrations.router)
+    app.include_router(native_session.router)
+    app.include_router(native_viewer_tokens.router)
+    app.include_router(native_admin.router)
 
     @app.get("/healthz", tags=["ops"],
              **openapi.operation(ok={200: contract.HEALTH}, errors=(), secured=False))
@@ -260,6 +271,7 @@ def create_app(settings: Settings | None = None, *, remote: RemoteWriter | None 
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     docs.install(app)
+    console.install(app, settings.console_frame_ancestors)
     # After every native route: a root-mounted profile only gets the paths left free.
     compat.mount(app, settings)
     openapi.install(app)

@@ -126,6 +126,12 @@ class Settings:
         "more, up to a day).")
     push_drain_seconds: float = _setting(
         5.0, "At shutdown, how long push delivery may finish the messages it is sending.")
+    session_hours: float = _setting(
+        12.0, "How long a console sign-in (the session cookie) lasts, in hours.")
+    console_frame_ancestors: str = _setting(
+        "'self'", "Origins that may frame the embeddable viewer (/console/embed), as a CSP "
+        "frame-ancestors list (e.g. 'self' https://app.example.com); every other page "
+        "refuses to be framed.")
 
     @classmethod
     def from_env(
@@ -153,6 +159,12 @@ class Settings:
             if getattr(self, name) < 1:
                 raise ValueError(f"AUDITSTREAM_{name.upper()} must be at least 1, got "
                                  f"{getattr(self, name)}")
+        if not 0 < self.session_hours <= 24 * 30:
+            raise ValueError("AUDITSTREAM_SESSION_HOURS must be between 0 and 720 hours, "
+                             f"got {self.session_hours}")
+        if any(c in self.console_frame_ancestors for c in ";,\r\n"):
+            raise ValueError("AUDITSTREAM_CONSOLE_FRAME_ANCESTORS is a space-separated list "
+                             f"of sources, got {self.console_frame_ancestors!r}")
         for name in ("stream_heartbeat_seconds", "stream_stall_seconds",
                      "push_timeout_seconds", "push_retry_base_seconds",
                      "push_retry_max_seconds", "push_drain_seconds"):

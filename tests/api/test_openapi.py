@@ -38,7 +38,7 @@ FILTER_ROUTES = {
 #: text/event-stream that a client generated from the document, or the fuzzer, must not
 #: open blindly; docs/stream.md describes it with its WebSocket face).
 NOT_OPERATIONS = {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json",
-                  "/v1/events/stream"}
+                  "/v1/events/stream", "/", "/console", "/console/embed"}
 
 
 class RecordingQueryParams(QueryParams):

@@ -33,6 +33,10 @@ from ..model.ids import is_valid_tenant, new_id
 from .principal import DEFAULT_SCOPES, SCOPES, Principal
 
 KEY_PREFIX = "sk_live_"
+#: Console sessions (the HttpOnly cookie's value) and viewer tokens: random like keys,
+#: stored as SHA-256, told apart from keys by their prefix.
+SESSION_PREFIX = "ss_"
+VIEWER_PREFIX = "vt_"
 #: How long a catalog trusts what it read about an API key: the bound on how long a key
 #: revoked by another process keeps working here (documented as "within 5 s").
 PRINCIPAL_TTL_S = 2.0
@@ -65,6 +69,23 @@ CREATE TABLE IF NOT EXISTS users (
     PRIMARY KEY (tenant, username)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS users_name ON users(username);
+CREATE TABLE IF NOT EXISTS sessions (
+    hash BLOB PRIMARY KEY,
+    tenant TEXT NOT NULL REFERENCES tenants(name),
+    username TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    expires INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS viewer_tokens (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL REFERENCES tenants(name),
+    hash BLOB NOT NULL UNIQUE,
+    q TEXT,
+    created_by TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    expires INTEGER NOT NULL
+);
 """
 
 
@@ -106,7 +127,7 @@ class Catalog:
 
     def __init__(
         self, path: str | Path, *, clock: Callable[[], float] = time.monotonic,
-        max_cached: int = PRINCIPAL_CACHE_SIZE,
+        max_cached: int = PRINCIPAL_CACHE_SIZE, wall: Callable[[], float] = time.time,
     ):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
@@ -115,6 +136,7 @@ class Catalog:
         self._conn.execute("PRAGMA busy_timeout=30000")
         self._conn.executescript(SCHEMA)
         self._lock = threading.Lock()
+        self._wall = wall  # the expiry of sessions and viewer tokens (injected by tests)
         self._hasher = PasswordHash.recommended()
         # Key hash -> principal; read, filled and purged under _lock, with the query, so
         # a revocation through this catalog cannot race a lookup into a stale entry.
@@ -241,3 +263,64 @@ class Catalog:
         if not self._hasher.verify(password, pw_hash):
             return None
         return Principal(tenant, frozenset(scopes.split()), "user", username)
+
+    def users(self, tenant: str) -> list[dict[str, Any]]:
+        rows = self._q("SELECT username, scopes, created FROM users WHERE tenant = ? "
+                       "ORDER BY username", (tenant,))
+        return [{"username": r[0], "scopes": r[1].split(), "created": r[2]} for r in rows]
+
+    # -- console sessions -----------------------------------------------------------
+
+    def create_session(self, user: Principal, seconds: int) -> tuple[str, int]:
+        """A new session of a signed-in user: (secret for the cookie, expiry in Unix s)."""
+        secret = _random_secret(SESSION_PREFIX)
+        now = int(self._wall())
+        self._q("INSERT INTO sessions(hash, tenant, username, scopes, created, expires) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (hash_key(secret), user.tenant, user.subject, " ".join(sorted(user.scopes)),
+                 now, now + seconds))
+        return secret, now + seconds
+
+    def authenticate_session(self, secret: str) -> Principal | None:
+        """The session's user, or None once it expired or was ended. The user's scopes are
+        read afresh, so a deleted user's session stops at once."""
+        rows = self._q(
+            "SELECT s.tenant, s.username, u.scopes FROM sessions s JOIN users u "
+            "ON u.tenant = s.tenant AND u.username = s.username "
+            "WHERE s.hash = ? AND s.expires > ?", (hash_key(secret), int(self._wall())))
+        if not rows:
+            return None
+        tenant, username, scopes = rows[0]
+        return Principal(tenant, frozenset(scopes.split()), "user", username)
+
+    def end_session(self, secret: str) -> None:
+        self._q("DELETE FROM sessions WHERE hash = ? OR expires <= ?",
+                (hash_key(secret), int(self._wall())))
+
+    # -- viewer tokens ---------------------------------------------------------------
+
+    def create_viewer_token(self, tenant: str, q: str | None, seconds: int,
+                            created_by: str) -> dict[str, Any]:
+        """A read-only token of ``tenant``, limited to the ``q`` filter (None: the whole
+        tenant), valid ``seconds``. Shown once, stored as SHA-256."""
+        if not self.tenant_exists(tenant):
+            raise NotFound(f"no tenant {tenant!r}")
+        secret = _random_secret(VIEWER_PREFIX)
+        token_id, now = new_id("vt"), int(self._wall())
+        self._q("INSERT INTO viewer_tokens(id, tenant, hash, q, created_by, created, expires) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (token_id, tenant, hash_key(secret), q, created_by, now, now + seconds))
+        return {"id": token_id, "token": secret, "tenant": tenant, "q": q,
+                "expires": now + seconds}
+
+    def authenticate_viewer(self, secret: str) -> Principal | None:
+        rows = self._q("SELECT id, tenant, q FROM viewer_tokens WHERE hash = ? AND expires > ?",
+                       (hash_key(secret), int(self._wall())))
+        if not rows:
+            return None
+        token_id, tenant, q = rows[0]
+        return Principal(tenant, frozenset({"events:read"}), "viewer", token_id, where=q)
+
+
+def _random_secret(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(40))

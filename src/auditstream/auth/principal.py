@@ -14,8 +14,11 @@ DEFAULT_SCOPES = ("events:write", "events:read")
 class Principal:
     tenant: str
     scopes: frozenset[str]
-    kind: str  # "api_key", "jwt" or "user"
-    subject: str  # key id, JWT sub or user name
+    kind: str  # "api_key", "jwt", "user" (a console session) or "viewer" (a viewer token)
+    subject: str  # key id, JWT sub, user name or viewer token id
+    #: A viewer token's fixed ``q`` filter: every read it makes is ANDed with it
+    #: (``api.deps.scope_filter``); ``None`` for every other credential.
+    where: str | None = None
 
     def has(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes

@@ -22,8 +22,9 @@ from ...query.params import (
     int_param,
     metric_path_error,
 )
+from ...query.predicate import compile_predicate
 from ...store.base import AggregateSpec, Bucket, CountRow, EventQuery, RawPage
-from ..deps import reader, writer
+from ..deps import scope_filter, scoped_reader, writer
 from ..openapi import operation
 from . import contract as doc
 
@@ -71,9 +72,9 @@ async def ingest(request: Request, principal: Principal = Depends(writer)) -> Re
     )
 
 
-def event_query(request: Request) -> EventQuery:
+def event_query(request: Request, principal: Principal) -> EventQuery:
     qp = request.query_params
-    where = filter_from_params(qp.multi_items(), allowed=PAGE_PARAMS)
+    where = scope_filter(principal, filter_from_params(qp.multi_items(), allowed=PAGE_PARAMS))
     return EventQuery(
         filter=where,
         sort=choice_param("sort", qp.get("sort"), "timestamp", ("timestamp", "severity")),  # type: ignore[arg-type]
@@ -88,8 +89,9 @@ def event_query(request: Request) -> EventQuery:
 @router.get("/events", summary="List events: filters, q, sort, keyset cursor",
             **operation(ok={200: doc.PAGE}, params=doc.with_filters(*doc.PAGING),
                         scope="events:read"))
-async def list_events(request: Request, principal: Principal = Depends(reader)) -> Response:
-    q = event_query(request)
+async def list_events(request: Request,
+                      principal: Principal = Depends(scoped_reader)) -> Response:
+    q = event_query(request, principal)
     page = await request.app.state.services.store.query_raw(principal.tenant, q)
     return page_response(request, page)
 
@@ -168,10 +170,11 @@ def render_buckets(buckets: list[Bucket], spec: AggregateSpec, ts: Any = format_
 @router.get("/events/aggregate", summary="Counts, distinct counts and numeric rollups",
             **operation(ok={200: doc.AGGREGATE_ANSWER}, params=doc.with_filters(*doc.AGGREGATE),
                         scope="events:read"))
-async def aggregate(request: Request, principal: Principal = Depends(reader)) -> Response:
+async def aggregate(request: Request,
+                    principal: Principal = Depends(scoped_reader)) -> Response:
     spec = aggregate_spec(request)
-    where = filter_from_params(request.query_params.multi_items(),
-                               allowed=AGGREGATE_PARAMS)
+    where = scope_filter(principal, filter_from_params(request.query_params.multi_items(),
+                                                       allowed=AGGREGATE_PARAMS))
     store = request.app.state.services.store
     if spec.count_unique or spec.metrics:
         buckets = await store.aggregate(principal.tenant, where, spec)
@@ -206,16 +209,19 @@ def render_counts(rows: list[CountRow], spec: AggregateSpec, ts: Any = format_us
             **operation(ok={200: doc.EVENT}, errors=(400, 404),
                         params=(doc.EVENT_ID, doc.INCLUDE), scope="events:read"))
 async def get_event(event_id: str, request: Request,
-                    principal: Principal = Depends(reader)) -> Response:
+                    principal: Principal = Depends(scoped_reader)) -> Response:
     svc = request.app.state.services
     include = request.query_params.get("include")
+    # A viewer token's filter hides the events outside it: they answer 404, as missing.
+    visible = (None if principal.where is None
+               else compile_predicate(scope_filter(principal, None)))
     if include is None:
         raw = await svc.store.get_raw(principal.tenant, event_id)
-        if raw is None:
+        if raw is None or (visible is not None and not visible(orjson.loads(raw))):
             raise NotFound(f"no event {event_id!r}")
         return Response(raw, media_type=JSON)  # the stored event's own JSON
     ev = await svc.store.get(principal.tenant, event_id)
-    if ev is None:
+    if ev is None or (visible is not None and not visible(ev)):
         raise NotFound(f"no event {event_id!r}")
     if include != "proof":
         raise InvalidRequest("invalid include", errors=[

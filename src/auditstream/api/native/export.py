@@ -51,7 +51,7 @@ from ...auth.principal import Principal
 from ...errors import ProblemError
 from ...export import FORMATS, Encoder, encoder, export_filename, scan_batches
 from ...query.params import choice_param, filter_from_params, int_param
-from ..deps import reader
+from ..deps import scope_filter, scoped_reader
 from ..openapi import operation
 from ..problems import problem_response
 from . import contract as doc
@@ -155,14 +155,14 @@ def _busy(request: Request, slots: ExportSlots) -> Response:
             **operation(ok={200: doc.EXPORT_ANSWER}, params=doc.with_filters(*doc.EXPORT),
                         scope="events:read"))
 async def export_events(
-    request: Request, principal: Principal = Depends(reader)
+    request: Request, principal: Principal = Depends(scoped_reader)
 ) -> Response:
     qp = request.query_params
     fmt = choice_param("format", qp.get("format"), "ndjson", FORMATS)
     after_seq = int_param("after_seq", qp.get("after_seq"), 0, 0, _MAX_SEQ)
     limit_raw = qp.get("limit")
     limit = None if limit_raw is None else int_param("limit", limit_raw, 0, 1, _MAX_SEQ)
-    where = filter_from_params(qp.multi_items(), allowed=EXPORT_PARAMS)
+    where = scope_filter(principal, filter_from_params(qp.multi_items(), allowed=EXPORT_PARAMS))
     slots, tenant = _slots(request), principal.tenant
     if not slots.take(tenant):
         return _busy(request, slots)
