@@ -19,6 +19,14 @@ def _setting(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
 @dataclass(frozen=True)
 class Settings:
     db: str = _setting("data/auditstream.db", "SQLite database file (created if missing).")
+    backend: str = _setting(
+        "sqlite", "Where the event index lives: sqlite (the database file) or clickhouse "
+        "(AUDITSTREAM_CLICKHOUSE_URL; the log stays in the database file).",
+        choices=("sqlite", "clickhouse"))
+    clickhouse_url: str = _setting(
+        "", "The ClickHouse of the clickhouse backend: http(s)://user:password@host:port/"
+        "database (a server or cluster) or chdb:///path (embedded, one process per path; "
+        "?database=NAME picks the database).")
     host: str = _setting("127.0.0.1", "Interface to listen on.")
     port: int = _setting(8080, "TCP port to listen on.")
     demo: bool = _setting(
@@ -130,6 +138,9 @@ class Settings:
             if getattr(self, name) < 1:
                 raise ValueError(f"AUDITSTREAM_{name.upper()} must be at least 1, got "
                                  f"{getattr(self, name)}")
+        if self.backend == "clickhouse" and not self.clickhouse_url:
+            raise ValueError("AUDITSTREAM_BACKEND=clickhouse needs AUDITSTREAM_CLICKHOUSE_URL "
+                             "(http(s)://user:password@host:port/database or chdb:///path)")
         for name in ("stream_heartbeat_seconds", "stream_stall_seconds"):
             if not 0 < getattr(self, name) <= 86_400:
                 raise ValueError(f"AUDITSTREAM_{name.upper()} must be between 0 and 86400 "

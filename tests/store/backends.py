@@ -74,8 +74,8 @@ def chdb_url(directory: Path) -> str:
 def _audit_clickhouse(directory: Path, verifier: Verifier) -> list[str]:
     engine = Engine(chdb_url(directory), clients=1)
     try:
-        return _audit_sqlite(directory, verifier) + verify_index(
-            engine, str(directory / "store.db"))
+        return _audit_sqlite(directory, verifier) + [
+            str(p) for p in verify_index(engine, str(directory / "store.db"))]
     finally:
         engine.close()
 

@@ -13,15 +13,16 @@ from __future__ import annotations
 from typing import Any
 
 from ...dbapi import sqlite3
+from ...integrity.logcheck import Problem
 from .engine import READ_SETTINGS, Engine
 from .transfer import COLUMNS, index_row
 
 _RAW = {"body": "bytes"}
 
 
-def verify_index(engine: Engine, log_path: str, *, limit: int = 100) -> list[str]:
+def verify_index(engine: Engine, log_path: str, *, limit: int = 100) -> list[Problem]:
     """Problems found (at most ``limit``), none when the index is the log's."""
-    problems: list[str] = []
+    problems: list[Problem] = []
     conn = sqlite3.connect(f"file:{log_path}?mode=ro", uri=True)
     try:
         tails = dict(conn.execute("SELECT tenant, MAX(seq) FROM events GROUP BY tenant"))
@@ -31,7 +32,8 @@ def verify_index(engine: Engine, log_path: str, *, limit: int = 100) -> list[str
             for tenant in sorted(set(tails) | set(marks)):
                 wm, tail = int(marks.get(tenant, 0)), int(tails.get(tenant, 0))
                 if wm > tail:
-                    problems.append(f"{tenant}: index watermark {wm} is beyond the log ({tail})")
+                    problems.append(Problem(tenant, None, f"index watermark {wm} is beyond "
+                                            f"the log ({tail})"))
                 _tenant(c, engine.db, conn, tenant, min(wm, tail), problems, limit)
                 if len(problems) >= limit:
                     break
@@ -41,7 +43,7 @@ def verify_index(engine: Engine, log_path: str, *, limit: int = 100) -> list[str
 
 
 def _tenant(c: Any, db: str, conn: sqlite3.Connection, tenant: str, wm: int,
-            problems: list[str], limit: int) -> None:
+            problems: list[Problem], limit: int) -> None:
     expected = 1
     cols = ", ".join(COLUMNS)
     log_rows = conn.execute(
@@ -54,24 +56,25 @@ def _tenant(c: Any, db: str, conn: sqlite3.Connection, tenant: str, wm: int,
         for row in stream:
             seq = int(row[1])
             if seq != expected:
-                problems.append(f"{tenant}: index row seq {seq} where seq {expected} belongs "
-                                "(a row is missing or added)")
+                problems.append(Problem(tenant, expected, f"the index has seq {seq} here (a "
+                                        "row is missing or added)"))
                 return
             logged = next(log_rows, None)
             if logged is None or logged[0] != seq:
-                problems.append(f"{tenant}: seq {seq} is in the index but not in the log")
+                problems.append(Problem(tenant, seq, "in the index but not in the log"))
                 return
             want = index_row(tenant, seq, bytes(logged[1]), ver=int(row[4]))
             got = [*row[:10], bytes(row[10]), row[11]]
             if got != want:
                 diff = [name for name, a, b in zip(COLUMNS, got, want, strict=True) if a != b]
-                problems.append(f"{tenant}: seq {seq} in the index differs from the log "
-                                f"({', '.join(diff)})")
+                problems.append(Problem(tenant, seq, "the index row differs from the log "
+                                        f"({', '.join(diff)})"))
                 if len(problems) >= limit:
                     return
             expected += 1
     if expected - 1 != wm:
-        problems.append(f"{tenant}: the index holds seqs 1..{expected - 1} of 1..{wm}")
+        problems.append(Problem(tenant, expected, f"the index holds seqs 1..{expected - 1} "
+                                f"of 1..{wm}"))
 
 
 __all__ = ["verify_index"]

@@ -16,6 +16,7 @@ term) that cannot cross from one field to the other.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ...errors import InvalidRequest
@@ -39,6 +40,16 @@ from ...query.predicate import TIME_PATHS, text_term_tokens
 STRING_COLUMNS = {"id": "id", "type": "type", "category": "category", "outcome": "outcome"}
 INT_COLUMNS = {"timestamp": "ts", "received_at": "received", "seq": "seq"}
 _NUMBER_TYPES = "('Int64', 'UInt64', 'Double')"
+#: ClickHouse's JSON functions read an integer beyond 64 bits as the *string* of its digits
+#: (``JSONType`` says 'String', ``JSONExtractRaw`` quotes it). A condition a string of
+#: digits could satisfy is therefore only a superset: the predicate decides.
+_DIGITS = re.compile(r"^-?[0-9]+$")
+_BIG_INT_SQL = "match(JSONExtractString({args}), '^-?[0-9]{{19,}}$')"
+
+
+def ambiguous(value: str) -> bool:
+    """A string ClickHouse may have made of a JSON integer beyond 64 bits."""
+    return bool(_DIGITS.match(value))
 
 
 class Params:
@@ -132,7 +143,7 @@ class Compiler:
                 return "0", True
             return _bool(f"{STRING_COLUMNS[path]} IN {self.params.strings(strs)}"), True
         bools = [v for v in values if isinstance(v, bool)]
-        nums = [v for v in values if type(v) in (int, float)]
+        nums = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
         if path == "tags":
             parts = []
             if strs:
@@ -158,7 +169,8 @@ class Compiler:
             # Floats: equal numbers stay equal, but neighbours of a huge integer may too.
             parts.append(f"(JSONType({args}) IN {_NUMBER_TYPES} AND JSONExtractFloat({args}) IN "
                          f"({', '.join(self.params.add(float(v), 'Float64') for v in nums)}))")
-        return "(" + " OR ".join(parts) + ")", not nums
+            parts.append(f"(JSONType({args}) = 'String' AND {_BIG_INT_SQL.format(args=args)})")
+        return "(" + " OR ".join(parts) + ")", not nums and not any(map(ambiguous, strs))
 
     def _cmp(self, node: Cmp) -> tuple[str, bool]:
         path, op, value = node.path, node.op, node.value
@@ -183,13 +195,14 @@ class Compiler:
                 return "0", True
             args = json_args(path)
             return (f"(JSONType({args}) = 'String' AND JSONExtractString({args}) {op} "
-                    f"{self.params.add(value)})"), True
+                    f"{self.params.add(value)})"), False  # digits of a huge integer compare too
         if path in STRING_COLUMNS or path == "tags":
             return "0", True
         args = json_args(path)
         loose = {">": ">=", "<": "<="}.get(op, op)  # float rounding: keep a superset
-        return (f"(JSONType({args}) IN {_NUMBER_TYPES} AND JSONExtractFloat({args}) {loose} "
-                f"{self.params.add(float(value), 'Float64')})"), False
+        return (f"((JSONType({args}) IN {_NUMBER_TYPES} AND JSONExtractFloat({args}) {loose} "
+                f"{self.params.add(float(value), 'Float64')}) OR (JSONType({args}) = 'String' "
+                f"AND {_BIG_INT_SQL.format(args=args)}))"), False
 
     def _prefix(self, node: Prefix) -> tuple[str, bool]:
         path, prefix = node.path, node.prefix
@@ -205,7 +218,8 @@ class Compiler:
             return _bool(f"startsWith({STRING_COLUMNS[path]}, {self.params.add(prefix)})"), True
         args = json_args(path)
         return (f"(JSONType({args}) = 'String' AND "
-                f"startsWith(JSONExtractString({args}), {self.params.add(prefix)}))"), True
+                f"startsWith(JSONExtractString({args}), {self.params.add(prefix)}))"), (
+                    prefix[:1] not in ("", "-") and not prefix[:1].isdigit())
 
     def _exists(self, node: Exists) -> tuple[str, bool]:
         path = node.path

@@ -15,17 +15,19 @@ ClickHouse store is opened: a SQLite deployment never loads it.
 from __future__ import annotations
 
 import queue
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from ...errors import StoreUnavailable
 
 T = TypeVar("T")
 
 DEFAULT_DATABASE = "auditstream"
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 #: The event index: one row per event version (a redaction adds the stub as a later
 #: version). ReplacingMergeTree keeps the highest ``ver`` of each (tenant, ts, seq); every
@@ -72,11 +74,18 @@ INSERT_SETTINGS = {"max_partitions_per_insert_block": 0}
 
 
 def database_of(url: str) -> str:
+    """The database a URL names: the path of an http(s) URL, ``?database=`` of a chdb one
+    (several stores of one process share its one chdb engine, each in its own database)."""
     parts = urlsplit(url)
     if parts.scheme == "chdb":
-        return DEFAULT_DATABASE
-    name = unquote(parts.path.strip("/"))
-    return name or DEFAULT_DATABASE
+        name = parse_qs(parts.query).get("database", [""])[0]
+    else:
+        name = unquote(parts.path.strip("/"))
+    name = name or DEFAULT_DATABASE
+    if not _NAME.match(name):
+        raise ValueError(f"AUDITSTREAM_CLICKHOUSE_URL: database name {name!r} must be letters, "
+                         "digits and '_'")
+    return name
 
 
 def _client(url: str) -> Any:
@@ -86,7 +95,7 @@ def _client(url: str) -> Any:
         raise StoreUnavailable(f"clickhouse-connect is not installed: {exc}") from None
     parts = urlsplit(url)
     if parts.scheme == "chdb":
-        return clickhouse_connect.get_client(dsn=url)
+        return clickhouse_connect.get_client(dsn=urlunsplit(parts._replace(query="")))
     if parts.scheme not in ("http", "https"):
         raise ValueError("AUDITSTREAM_CLICKHOUSE_URL must be http(s)://user:password@host:port"
                          f"/database or chdb:///path, got scheme {parts.scheme!r}")

@@ -26,7 +26,7 @@ from ...query.predicate import Predicate, compile_predicate
 from ..base import AggregateRow, AggregateSpec, Bucket, CountRow, EventQuery, Page, RawPage
 from ..sqlite.store import SQLiteEventStore
 from . import aggregate as pyagg
-from .compile import INT_COLUMNS, STRING_COLUMNS, Compiler, json_args
+from .compile import INT_COLUMNS, STRING_COLUMNS, Compiler, ambiguous, json_args
 from .engine import READ_SETTINGS, Engine
 from .transfer import IndexedFeed, Indexer
 
@@ -42,15 +42,16 @@ _RAW = {"body": "bytes"}
 
 class ClickHouseEventStore(SQLiteEventStore):
     def __init__(self, path: str | Path, *, clickhouse_url: str, clients: int = 4,
-                 before_index: Callable[[], None] | None = None, **kwargs: Any):
-        """``path``: the SQLite log; ``clickhouse_url``: the index (``engine``).
-        ``before_index`` runs between each log commit and its index insert (tests)."""
+                 hook: Callable[[str], None] | None = None, **kwargs: Any):
+        """``path``: the SQLite log; ``clickhouse_url``: the index (``engine``). ``hook``:
+        called at the steps of each transfer (``transfer.Indexer``; tests)."""
         self.engine = Engine(clickhouse_url, clients=clients)
         try:
-            self.engine.migrate()
+            if kwargs.get("channel") is None:  # a read-only store creates nothing
+                self.engine.migrate()
             feed = IndexedFeed()
             super().__init__(path, feed=feed, **kwargs)
-            self.indexer = Indexer(self.engine, self.path, before_index=before_index)
+            self.indexer = Indexer(self.engine, self.path, hook=hook)
             if kwargs.get("channel") is None:
                 # Anything the log committed that the index lacks (a crash between the
                 # two, a CLI that wrote the log) goes over before anyone reads.
@@ -193,23 +194,25 @@ class ClickHouseEventStore(SQLiteEventStore):
                 out[-1].rows.append(AggregateRow(count=n, key=key))
             return out
 
-        def run(c: Any) -> list[Bucket]:
-            sql, params, exact = self._base(c, tenant, where)
-            pred = None if exact else compile_predicate(where)
+        return await self._ch(lambda c: self._aggregate_py(c, tenant, where, spec))
 
-            def events() -> Any:
-                with c.query_rows_stream(
-                        f"SELECT ts, body FROM {self.db}.events FINAL WHERE {sql}",
-                        parameters=params, column_formats=_RAW,
-                        settings=READ_SETTINGS) as stream:
-                    for ts, body in stream:
-                        ev = orjson.loads(body)
-                        if pred is None or pred(ev):
-                            yield ts, ev
+    def _aggregate_py(self, c: Any, tenant: str, where: Node, spec: AggregateSpec
+                      ) -> list[Bucket]:
+        """``aggregate`` over the matching events, in Python (``aggregate`` module)."""
+        sql, params, exact = self._base(c, tenant, where)
+        pred = None if exact else compile_predicate(where)
 
-            return pyagg.aggregate(events(), spec)
+        def events() -> Any:
+            with c.query_rows_stream(
+                    f"SELECT ts, body FROM {self.db}.events FINAL WHERE {sql}",
+                    parameters=params, column_formats=_RAW,
+                    settings=READ_SETTINGS) as stream:
+                for ts, body in stream:
+                    ev = orjson.loads(body)
+                    if pred is None or pred(ev):
+                        yield ts, ev
 
-        return await self._ch(run)
+        return pyagg.aggregate(events(), spec)
 
     async def aggregate_counts(
         self, tenant: str, where: Node, spec: AggregateSpec
@@ -225,6 +228,7 @@ class ClickHouseEventStore(SQLiteEventStore):
                 return None
             bucket = _bucket_sql(spec.interval)
             key, cond, decode = _group_sql(spec.group_by)
+            raw_keys = key.startswith("JSONExtractRaw")
             rows = c.query(
                 f"SELECT {bucket} AS b, {key} AS k, count() AS n FROM {self.db}.events FINAL "
                 f"WHERE {sql} AND {cond} GROUP BY b, k", parameters=params,
@@ -232,6 +236,8 @@ class ClickHouseEventStore(SQLiteEventStore):
             merged: dict[Any, dict[Any, list[Any]]] = {}
             for b, k, n in rows:
                 value = decode(k)
+                if raw_keys and isinstance(value, str) and ambiguous(value):
+                    return None  # maybe an integer beyond 64 bits (compile.ambiguous)
                 t = pyagg.typed(value) if spec.group_by else None
                 if spec.group_by and t is None:
                     continue
@@ -246,9 +252,8 @@ class ClickHouseEventStore(SQLiteEventStore):
         rows = await self._ch(run)
         if rows is not None:
             return rows
-        return [(b.ts, r.key, r.count) for b in await self.aggregate(
-            tenant, where, AggregateSpec(spec.group_by, spec.interval, max_groups=spec.max_groups,
-                                         count_unique=("id",))) for r in b.rows]
+        return [(b.ts, r.key, r.count) for b in await self._ch(
+            lambda c: self._aggregate_py(c, tenant, where, spec)) for r in b.rows]
 
     async def scan(
         self, tenant: str, where: Node, *, after_seq: int = 0, batch: int = 1000

@@ -54,12 +54,12 @@ def index_row(tenant: str, seq: int, body: bytes, ver: int = 0) -> list[Any]:
 
 class Indexer:
     def __init__(self, engine: Engine, log_path: str, *,
-                 before_index: Callable[[], None] | None = None):
+                 hook: Callable[[str], None] | None = None):
         self.engine = engine
         self.log_path = log_path
-        #: Called between the log commit and the index insert (a test kills the process
-        #: there).
-        self.before_index = before_index
+        #: Called with "insert" between the log commit and the index insert, and with
+        #: "watermark" between the insert and the watermark (a test kills the process there).
+        self.hook = hook
         self._marks: dict[str, int] = {}
         self._conn: sqlite3.Connection | None = None
 
@@ -90,8 +90,8 @@ class Indexer:
         return n
 
     def transfer(self, notices: list[CommitNotice]) -> None:
-        if self.before_index is not None:
-            self.before_index()
+        if self.hook is not None:
+            self.hook("insert")
         conn = self._log()
         rows: list[list[Any]] = []
         marks: list[tuple[str, int]] = []
@@ -117,6 +117,8 @@ class Indexer:
             marks.append((notice.tenant, hi))
         self._insert(rows)
         if marks:
+            if self.hook is not None:
+                self.hook("watermark")
             self.engine.run(lambda c: c.insert(f"{self.engine.db}.watermarks",
                                                [list(m) for m in marks],
                                                column_names=["tenant", "seq"]))
