@@ -155,8 +155,9 @@ class Compiler:
             if nums:
                 parts.append(f"(JSONType(x) IN {_NUMBER_TYPES} AND JSONExtractFloat(x) IN "
                              f"({', '.join(self.params.add(float(v), 'Float64') for v in nums)}))")
+                parts.append(f"(JSONType(x) = 'String' AND {_BIG_INT_SQL.format(args='x')})")
             return (f"arrayExists(x -> {' OR '.join(parts)}, JSONExtractArrayRaw(body, 'tags'))",
-                    not nums)
+                    not nums and not any(map(ambiguous, strs)))
         args = json_args(path)
         parts = []
         if strs:

@@ -281,17 +281,18 @@ class ClickHouseEventStore(SQLiteEventStore):
         while last < wm:
             hi = min(wm, last + SCAN_WINDOW)
 
-            def window(c: Any, lo: int = last, hi: int = hi) -> list[bytes]:
+            def window(c: Any, lo: int = last, hi: int = hi) -> list[tuple[int, bytes]]:
+                # At most ``batch`` rows per query: memory stays bounded by the batch.
                 rows = c.query(
-                    f"SELECT body FROM {self.db}.events FINAL WHERE {state['sql']} AND "
-                    "seq > {lo:UInt64} AND seq <= {hi:UInt64} ORDER BY seq",
+                    f"SELECT seq, body FROM {self.db}.events FINAL WHERE {state['sql']} AND "
+                    f"seq > {{lo:UInt64}} AND seq <= {{hi:UInt64}} ORDER BY seq LIMIT {batch}",
                     parameters={**state["params"], "lo": lo, "hi": hi}, column_formats=_RAW,
                     settings=READ_SETTINGS).result_rows
-                return [bytes(r[0]) for r in rows
-                        if pred is None or pred(orjson.loads(r[0]))]
+                return [(int(r[0]), bytes(r[1])) for r in rows]
 
-            pending += await self._ch(window)
-            last = hi
+            rows = await self._ch(window)
+            last = rows[-1][0] if len(rows) == batch else hi
+            pending += [b for _, b in rows if pred is None or pred(orjson.loads(b))]
             while len(pending) >= batch:
                 yield pending[:batch]
                 pending = pending[batch:]
