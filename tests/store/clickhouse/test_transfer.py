@@ -200,3 +200,17 @@ async def test_redactions_reach_the_index_with_their_record(tmp_path: Path,
         assert await store.count("a", Eq("actor.id", ("u2",))) == 1
     finally:
         await store.close()
+
+
+def test_a_clickhouse_that_cannot_be_reached_is_unavailable_not_a_crash(
+        tmp_path: Path) -> None:
+    import socket
+
+    from auditstream.errors import StoreUnavailable
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(StoreUnavailable, match="cannot be reached"):
+        ClickHouseEventStore(tmp_path / "store.db",
+                             clickhouse_url=f"http://u:p@127.0.0.1:{port}/audit")

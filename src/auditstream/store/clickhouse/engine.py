@@ -116,8 +116,15 @@ class Engine:
         self._pool: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._all: list[Any] = []
         self._lock = threading.Lock()
+        from clickhouse_connect.driver.exceptions import OperationalError
+
         for _ in range(max(1, clients)):
-            c = _client(url)
+            try:
+                c = _client(url)
+            except OperationalError as exc:
+                self.close()
+                raise StoreUnavailable(f"the ClickHouse index cannot be reached: {exc}"
+                                       ) from exc
             self._all.append(c)
             self._pool.put(c)
 
@@ -130,8 +137,16 @@ class Engine:
             self._pool.put(c)
 
     def run(self, fn: Callable[[Any], T]) -> T:
+        """``fn(client)``; a ClickHouse that cannot be reached is ``StoreUnavailable`` (503
+        with Retry-After), not a 500: reads come back when it does."""
+        from clickhouse_connect.driver.exceptions import OperationalError
+
         with self.client() as c:
-            return fn(c)
+            try:
+                return fn(c)
+            except OperationalError as exc:
+                raise StoreUnavailable(f"the ClickHouse index cannot be reached: {exc}"
+                                       ) from exc
 
     def migrate(self) -> None:
         """Create the database and its tables (``auditstream migrate``; every open does)."""
