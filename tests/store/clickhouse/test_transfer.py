@@ -214,3 +214,25 @@ def test_a_clickhouse_that_cannot_be_reached_is_unavailable_not_a_crash(
     with pytest.raises(StoreUnavailable, match="cannot be reached"):
         ClickHouseEventStore(tmp_path / "store.db",
                              clickhouse_url=f"http://u:p@127.0.0.1:{port}/audit")
+
+
+@pytest.mark.anyio
+async def test_a_failed_transfer_is_retried_before_the_append_is_answered(
+        tmp_path: Path, signer: Signer) -> None:
+    failures = {"insert": 2, "watermark": 1}  # ClickHouse down for a moment, twice
+
+    def hook(step: str) -> None:
+        if failures[step]:
+            failures[step] -= 1
+            raise ConnectionError(f"ClickHouse unreachable at {step}")
+
+    store = ClickHouseEventStore(tmp_path / "store.db", clickhouse_url=chdb_url(tmp_path),
+                                 signer=signer, deployment=DEPLOYMENT, hook=hook)
+    try:
+        assert await put(store, "a", ev(), ev()) == [1, 2]
+        assert failures == {"insert": 0, "watermark": 0}
+        # Answered only once readers can see it, each event once.
+        assert [e["seq"] for e in await everything(store, "a")] == [1, 2]
+        assert store.feed.watermark("a") == 2
+    finally:
+        await store.close()

@@ -263,13 +263,21 @@ def _num(value: int | float) -> int | float:
     return clamp_int(value) if type(value) is int else value
 
 
+_ASCII_TOKEN = re.compile(r"[a-z0-9]+")
+
+
 def words_of(title: Any, description: Any) -> str:
     """The ``words`` column of an event (see the module docstring)."""
     from ...query.predicate import tokenize
 
     out = []
     for text in (title, description):
-        toks = tokenize(text) if isinstance(text, str) else []
+        if not isinstance(text, str):
+            toks = []
+        elif text.isascii():  # the same tokens: ASCII letters and digits are all there is
+            toks = _ASCII_TOKEN.findall(text.lower())
+        else:
+            toks = tokenize(text)
         out.append(" " + " ".join(toks) + " " if toks else " ")
     return "\n".join(out)
 

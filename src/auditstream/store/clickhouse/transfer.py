@@ -160,16 +160,15 @@ class IndexedFeed(CommitFeed):
     """The store's commit feed: a log commit's notices are published once the index has
     its entries (so whoever wakes on ``(tenant, N)`` and reads the index sees 1..N).
 
-    A failed transfer is retried until it succeeds (the writer waits, its queue fills and
-    ingest answers 503: nothing is acknowledged that readers cannot find) or the store
-    closes."""
+    A failed transfer is retried until it succeeds: the writer waits, its queue fills and
+    ingest answers 503; nothing is acknowledged that readers cannot find (a store closed
+    meanwhile waits too, for the same reason)."""
 
     RETRY_S = (0.05, 0.2, 1.0, 5.0)
 
     def __init__(self) -> None:
         super().__init__()
         self.indexer: Indexer | None = None
-        self.closing = False
 
     def publish(self, notices: list[CommitNotice]) -> None:
         if self.indexer is not None:
@@ -179,8 +178,6 @@ class IndexedFeed(CommitFeed):
                     self.indexer.transfer(notices)
                     break
                 except Exception:
-                    if self.closing:
-                        raise
                     log.exception("index: transfer failed; retrying")
                     time.sleep(self.RETRY_S[min(attempt, len(self.RETRY_S) - 1)])
                     attempt += 1
