@@ -72,14 +72,22 @@ class ClickHouseEventStore(SQLiteEventStore):
             raise StoreClosed("store is closed")
         return await anyio.to_thread.run_sync(self.engine.run, fn)
 
-    def _base(self, c: Any, tenant: str, node: Node) -> tuple[str, dict[str, Any], bool]:
-        """The tenant's visible events matching ``node`` (a superset unless exact)."""
+    def _base(self, c: Any, tenant: str, node: Node, *, fixed: bool = False
+              ) -> tuple[str, dict[str, Any], bool]:
+        """The tenant's visible events matching ``node`` (a superset unless exact). The
+        watermark is read inside the query (one round trip), or first with ``fixed``
+        (``params["wm"]``): for answers made of several queries that must agree."""
         comp = Compiler()
         sql, exact = comp.where(node)
         params = comp.params.values
         params["tenant"] = tenant
-        params["wm"] = _watermark(c, self.db, tenant)
-        return f"tenant = {{tenant:String}} AND seq <= {{wm:UInt64}} AND {sql}", params, exact
+        if fixed:
+            params["wm"] = _watermark(c, self.db, tenant)
+            visible = "seq <= {wm:UInt64}"
+        else:
+            visible = (f"seq <= (SELECT max(seq) FROM {self.db}.watermarks "
+                       "WHERE tenant = {tenant:String})")
+        return f"tenant = {{tenant:String}} AND {visible} AND {sql}", params, exact
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -90,11 +98,11 @@ class ClickHouseEventStore(SQLiteEventStore):
 
     async def get_raw(self, tenant: str, event_id: str) -> bytes | None:
         def run(c: Any) -> bytes | None:
-            wm = _watermark(c, self.db, tenant)
             rows = c.query(
                 f"SELECT body FROM {self.db}.events FINAL WHERE tenant = {{t:String}} AND "
-                "id = {i:String} AND seq <= {wm:UInt64} LIMIT 1",
-                parameters={"t": tenant, "i": event_id, "wm": wm}, column_formats=_RAW,
+                f"id = {{i:String}} AND seq <= (SELECT max(seq) FROM {self.db}.watermarks "
+                "WHERE tenant = {t:String}) LIMIT 1",
+                parameters={"t": tenant, "i": event_id}, column_formats=_RAW,
                 settings=READ_SETTINGS).result_rows
             return bytes(rows[0][0]) if rows else None
 
@@ -119,14 +127,15 @@ class ClickHouseEventStore(SQLiteEventStore):
 
         def run(c: Any) -> RawPage:
             nonlocal pred
-            where, params, exact = self._base(c, tenant, q.filter)
+            # With a total, the page and the count agree on one watermark.
+            where, params, exact = self._base(c, tenant, q.filter, fixed=q.include_total)
             if not exact:
                 pred = compile_predicate(q.filter)
             after = tuple(cur.key) if cur is not None else None
             if after is not None and not c.query(
                     f"SELECT count() FROM {self.db}.events WHERE tenant = {{tenant:String}} "
-                    "AND seq = {cs:Int64} AND seq <= {wm:UInt64}",
-                    parameters={**params, "cs": after[-1]}).result_rows[0][0]:
+                    "AND seq = {cs:Int64}", parameters={"tenant": tenant, "cs": after[-1]}
+                    ).result_rows[0][0]:
                 raise _bad_cursor()
             found: list[tuple[bytes, int, int, int]] = []
             want = q.limit + 1
@@ -270,7 +279,7 @@ class ClickHouseEventStore(SQLiteEventStore):
 
         def prepare(c: Any) -> None:
             nonlocal pred
-            sql, params, exact = self._base(c, tenant, where)
+            sql, params, exact = self._base(c, tenant, where, fixed=True)
             pred = None if exact else compile_predicate(where)
             state.update(sql=sql, params=params)
 
