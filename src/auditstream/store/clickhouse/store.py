@@ -238,6 +238,14 @@ class ClickHouseEventStore(SQLiteEventStore):
             bucket = _bucket_sql(spec.interval)
             key, cond, decode = _group_sql(spec.group_by)
             raw_keys = key.startswith("JSONExtractRaw")
+            if not raw_keys:
+                # Text keys (or none): ClickHouse orders and cuts them as the answer does
+                # (UTF-8 byte order is code-point order, as Python's str compares).
+                return [(b, k, int(n)) for b, k, n in c.query(
+                    f"SELECT b, k, n FROM (SELECT {bucket} AS b, {key} AS k, count() AS n "
+                    f"FROM {self.db}.events FINAL WHERE {sql} AND {cond} GROUP BY b, k) "
+                    f"ORDER BY b, n DESC, k LIMIT {int(spec.max_groups)} BY b",
+                    parameters=params, settings=READ_SETTINGS).result_rows]
             rows = c.query(
                 f"SELECT {bucket} AS b, {key} AS k, count() AS n FROM {self.db}.events FINAL "
                 f"WHERE {sql} AND {cond} GROUP BY b, k", parameters=params,
@@ -340,10 +348,11 @@ def _group_sql(path: str | None) -> tuple[str, str, Callable[[Any], Any]]:
     if path is None:
         return "NULL", "1", lambda k: None
     if path == "severity":
-        return "sev", "1", lambda k: SEVERITIES[k]
+        names = ", ".join(f"'{s}'" for s in SEVERITIES)
+        return f"arrayElement([{names}], sev + 1)", "1", lambda k: k
     if path in STRING_COLUMNS and path not in INT_COLUMNS:
         col = STRING_COLUMNS[path]
-        return col, f"ifNull({col} != '', 0)", lambda k: k
+        return f"assumeNotNull({col})", f"ifNull({col} != '', 0)", lambda k: k
     args = json_args(path)
     return (f"JSONExtractRaw({args})",
             f"JSONType({args}) NOT IN ('Null', 'Object', 'Array')",
