@@ -93,7 +93,7 @@ def fill(store: ClickHouseEventStore, n: int, pool: int, now: int) -> dict[str, 
     db = store.db
     start = now - 30 * DAY
     step = max(1, 30 * DAY // n)
-    tenant = f"if(number % 100 < 20, 'big', concat('t', toString(number % 100 - 20)))"
+    tenant = "if(number % 100 < 20, 'big', concat('t', toString(number % 100 - 20)))"
     seq = "if(number % 100 < 20, intDiv(number, 100) * 20 + number % 100 + 1, " \
           "intDiv(number, 100) + 1)"
     ts = f"toInt64({start} + number * {step})"
