@@ -18,7 +18,8 @@ What it does (progress on stderr, one JSON document on stdout and in ``--out``):
    and the last 7 days, 50 events; tenants at random), the type × hour aggregate over 30
    days of the largest tenant, full-text pages of a rare and a common term on the largest
    tenant, an export-like ``scan`` of the largest tenant (events/s, bodies as bytes and
-   parsed), and the index's bytes on disk per event.
+   parsed), and the index's bytes on disk per event; once as loaded, once after
+   ``OPTIMIZE … FINAL`` (one part per month: what background merges converge to).
 """
 
 from __future__ import annotations
@@ -197,16 +198,28 @@ def main(argv: list[str] | None = None) -> int:
         log(f"filling {args.events:,} events")
         counts = fill(store, args.events, args.pool, now)
         report["fill_seconds"] = round(time.perf_counter() - t0, 1)
+
+        def parts() -> dict[str, Any]:
+            with store.engine.client() as c:
+                n, size = c.query(
+                    "SELECT count(), sum(bytes_on_disk) FROM system.parts WHERE database = "
+                    f"'{store.db}' AND table = 'events' AND active").result_rows[0]
+            return {"parts": int(n), "bytes": int(size),
+                    "bytes_per_event": round(int(size) / args.events, 1)}
+
+        # As loaded (the parts background merges left), then merged to one part per month.
+        report["index_as_loaded"] = parts()
+        log(f"reads, as loaded ({report['index_as_loaded']['parts']} parts)")
+        report["reads_as_loaded"] = asyncio.run(
+            measure(store, counts, now, rare, args.query_seconds))
+        t0 = time.perf_counter()
         with store.engine.client() as c:
-            c.command(f"OPTIMIZE TABLE {store.db}.events FINAL")  # as after background merges
-            parts = c.query(f"SELECT count(), sum(bytes_on_disk), sum(rows) FROM system.parts "
-                            f"WHERE database = '{store.db}' AND table = 'events' AND active"
-                            ).result_rows[0]
-        report["index_parts"] = int(parts[0])
-        report["index_bytes"] = int(parts[1])
-        report["index_bytes_per_event"] = round(int(parts[1]) / args.events, 1)
-        log("reads")
-        report["reads"] = asyncio.run(measure(store, counts, now, rare, args.query_seconds))
+            c.command(f"OPTIMIZE TABLE {store.db}.events FINAL")
+        report["optimize_seconds"] = round(time.perf_counter() - t0, 1)
+        report["index_merged"] = parts()
+        log(f"reads, merged ({report['index_merged']['parts']} parts)")
+        report["reads_merged"] = asyncio.run(
+            measure(store, counts, now, rare, args.query_seconds))
         asyncio.run(store.close())
     finally:
         if args.keep:

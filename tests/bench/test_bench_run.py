@@ -128,3 +128,19 @@ def test_bench_measures_the_clickhouse_backend_beside_sqlite(tmp_path: Path) -> 
         assert run["disk_bytes_per_event"] > 0
     assert report["runs"][1]["clickhouse_bytes"] > 0
     assert set(report["summary"]) == {"1", "clickhouse 1"}
+
+
+def test_the_clickhouse_scale_bench_reads_what_it_wrote(tmp_path: Path) -> None:
+    out = tmp_path / "scale.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.clickhouse_scale", "--events", "20000", "--pool",
+         "2000", "--query-seconds", "0.2", "--workdir", str(tmp_path), "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    for reads in (report["reads_as_loaded"], report["reads_merged"]):
+        assert reads["export_scan_raw"]["events"] == 4000  # the largest tenant: 20 %
+        assert reads["aggregate_type_hour_30d_largest"]["rows"] > 0
+        assert reads["fulltext_common"]["page_events"] > 0
+    assert report["index_merged"]["bytes_per_event"] > 0
+    assert not list(tmp_path.glob("auditstream-chscale-*")), "the work directory is removed"
