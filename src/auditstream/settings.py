@@ -138,9 +138,14 @@ class Settings:
             if getattr(self, name) < 1:
                 raise ValueError(f"AUDITSTREAM_{name.upper()} must be at least 1, got "
                                  f"{getattr(self, name)}")
-        if self.backend == "clickhouse" and not self.clickhouse_url:
-            raise ValueError("AUDITSTREAM_BACKEND=clickhouse needs AUDITSTREAM_CLICKHOUSE_URL "
-                             "(http(s)://user:password@host:port/database or chdb:///path)")
+        if self.backend == "clickhouse":
+            if not self.clickhouse_url:
+                raise ValueError("AUDITSTREAM_BACKEND=clickhouse needs "
+                                 "AUDITSTREAM_CLICKHOUSE_URL (http(s)://user:password@host:"
+                                 "port/database or chdb:///path)")
+            from .store.clickhouse.engine import database_of
+
+            database_of(self.clickhouse_url)  # the scheme and the database name
         for name in ("stream_heartbeat_seconds", "stream_stall_seconds"):
             if not 0 < getattr(self, name) <= 86_400:
                 raise ValueError(f"AUDITSTREAM_{name.upper()} must be between 0 and 86400 "

@@ -77,6 +77,9 @@ def database_of(url: str) -> str:
     """The database a URL names: the path of an http(s) URL, ``?database=`` of a chdb one
     (several stores of one process share its one chdb engine, each in its own database)."""
     parts = urlsplit(url)
+    if parts.scheme not in ("http", "https", "chdb"):
+        raise ValueError("AUDITSTREAM_CLICKHOUSE_URL must be http(s)://user:password@host:"
+                         f"port/database or chdb:///path, got {parts.scheme or 'no'} scheme")
     if parts.scheme == "chdb":
         name = parse_qs(parts.query).get("database", [""])[0]
     else:
