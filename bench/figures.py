@@ -98,7 +98,8 @@ def run_figures(report: dict[str, Any], concurrency: int) -> dict[str, dict[str,
     healthz = round(sum(hz) / len(hz))
     singles = h["single_event_posts"]["events_per_s"]
     page_c = h[f"page_{c}"]
-    agg_sql = eng["aggregate_sql_alone"]["p50_ms"]
+    # The ClickHouse backend has no SQLite SQL to replay: its in-process answer stands in.
+    agg_sql = (eng.get("aggregate_sql_alone") or eng["aggregate"])["p50_ms"]
     agg_1 = h["aggregate_1"]["p50_ms"]
     rss = report["server_rss"]
     return {
@@ -165,12 +166,15 @@ def _median(values: list[float]) -> float | None:
 def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
     """Per worker count, per figure: the median over the repeats, the range, the spread
     ((max − min) ÷ median) and how many repeats met the target."""
-    by_workers: dict[int, list[dict[str, Any]]] = {}
+    by_workers: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for r in runs:
         if "figures" in r:
-            by_workers.setdefault(r["workers"], []).append(r["figures"])
+            by_workers.setdefault((r.get("backend", "sqlite"), r["workers"]), []).append(
+                r["figures"])
     out: dict[str, dict[str, dict[str, Any]]] = {}
-    for workers, figs in sorted(by_workers.items()):
+    for (backend, nworkers), figs in sorted(by_workers.items(),
+                                             key=lambda kv: (kv[0][0] != "sqlite", kv[0])):
+        workers = nworkers if backend == "sqlite" else f"{backend} {nworkers}"
         per: dict[str, dict[str, Any]] = {}
         for name, t in TARGETS.items():
             vals = [f[name]["value"] for f in figs if f[name]["value"] is not None]

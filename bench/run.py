@@ -1,7 +1,12 @@
 """End-to-end benchmark of a real auditstream server: ingest, group commit, queries, memory.
 
     python -m bench.run --events N [--workers 1,2,3] [--repeat R] [--out FILE]
+                        [--backend sqlite|clickhouse]
     (make bench: N = 1,000,000, workers 1 and the default of ``serve``)
+
+``--backend clickhouse`` measures the ClickHouse index (embedded chdb in the work
+directory, one server process) after the SQLite backend on the same workload, so every
+ClickHouse figure has its SQLite baseline from the same run.
 
 What it does, in order (progress on stderr, ONE JSON document on stdout and in --out, and
 the summary table beside it as ``.md``):
@@ -155,14 +160,15 @@ class Server:
     """``auditstream serve --workers N`` as a subprocess; its figures cover the whole tree."""
 
     def __init__(self, db: Path, port: int, logfile: Path, switch_interval: float | None = None,
-                 workers: int = 1):
+                 workers: int = 1, env: dict[str, str] | None = None):
         self.db, self.port, self.logfile = db, port, logfile
+        self.env = env or {}
         self.switch_interval = switch_interval
         self.workers = workers
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = dict(os.environ)
+        env = dict(os.environ, **self.env)
         env["PYTHONUNBUFFERED"] = "1"
         self._log = open(self.logfile, "wb")  # noqa: SIM115 - closed in stop()
         cmd = ["serve", "--db", str(self.db), "--port", str(self.port), "--no-demo",
@@ -762,7 +768,8 @@ def _commit_stats(m0: dict[str, float], m1: dict[str, float]) -> dict[str, Any]:
 
 
 async def engine_baseline(db: Path, keys: dict[str, str], queries: Queries,
-                          seconds: float) -> dict[str, Any]:
+                          seconds: float, backend: dict[str, str] | None = None
+                          ) -> dict[str, Any]:
     """The same query mix in-process on the store (no HTTP, no auth, 1 thread), opened
     read-only through the composition root, and the aggregate's SQL alone on the file."""
     from auditstream.app import build_store
@@ -771,7 +778,7 @@ async def engine_baseline(db: Path, keys: dict[str, str], queries: Queries,
     from auditstream.store.base import AggregateSpec, EventQuery
 
     with SqlTrace() as trace:
-        store = build_store(Settings.from_env(db=str(db)), readonly=True)
+        store = build_store(Settings.from_env(db=str(db), **(backend or {})), readonly=True)
     rng = random.Random(5)
     out: dict[str, Any] = {}
     psi0, wall0 = cpu_pressure_us(), time.perf_counter()
@@ -825,13 +832,39 @@ async def engine_baseline(db: Path, keys: dict[str, str], queries: Queries,
             await store.aggregate(tenant, where, spec)
             lat.append(time.perf_counter() - t0)
         out["aggregate"] = lat_summary(lat)
-        out["aggregate_sql_alone"] = sql_alone(db, trace.queries())
+        if not backend:  # the SQL SQLite ran, alone on the file
+            out["aggregate_sql_alone"] = sql_alone(db, trace.queries())
+        out["export"] = await export_rate(store, queries.largest)
     finally:
         await store.close()
     psi1 = cpu_pressure_us()
     if psi0 is not None and psi1 is not None:
         out["machine_cpu_pressure"] = round((psi1 - psi0) / 1e6 / (time.perf_counter() - wall0), 2)
     return out
+
+
+async def export_rate(store: Any, tenant: str) -> dict[str, Any]:
+    """Every event of the largest tenant through ``scan`` (what exports read), parsed."""
+    from auditstream.query.filter import All
+
+    n = 0
+    t0 = time.perf_counter()
+    async for batch in store.scan(tenant, All(), batch=5000):
+        n += len(batch)
+    s = time.perf_counter() - t0
+    return {"events": n, "seconds": round(s, 3), "events_per_s": round(n / s) if s else None}
+
+
+def backend_settings(backend: str, work: Path, name: str) -> dict[str, str]:
+    """The settings (``Settings`` fields) that put a run's index on ``backend``."""
+    if backend == "sqlite":
+        return {}
+    return {"backend": backend, "clickhouse_url": f"chdb://{work / (name + '.chdb')}"}
+
+
+def tree_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() \
+        else 0
 
 
 class SqlTrace:
@@ -983,14 +1016,17 @@ def remove_db(db: Path) -> None:
 
 def run_config(args: argparse.Namespace, workers: int, repeat: int, work: Path,
                template: Path, spool: Spool, singles: list[bytes], keys: dict[str, str],
-               queries: Queries) -> dict[str, Any]:
+               queries: Queries, backend: str = "sqlite") -> dict[str, Any]:
     """One server with ``workers`` on a fresh copy of the database, and the baselines of
     the same run: the raw-SQLite ceiling just before it, the engine in-process after."""
-    run: dict[str, Any] = {"workers": workers, "repeat": repeat,
+    run: dict[str, Any] = {"workers": workers, "repeat": repeat, "backend": backend,
                            "loadavg_at_start": os.getloadavg()}
     t_start = time.perf_counter()
-    db = work / f"bench-w{workers}-r{repeat}.db"
+    name = f"bench-{backend}-w{workers}-r{repeat}"
+    db = work / f"{name}.db"
     copy_db(template, db)
+    settings = backend_settings(backend, work, name)
+    env = {"AUDITSTREAM_" + k.upper(): v for k, v in settings.items()}
 
     # the raw-SQLite ceiling
     raw_n = args.raw_events or args.events
@@ -1012,8 +1048,8 @@ def run_config(args: argparse.Namespace, workers: int, repeat: int, work: Path,
     run["raw_sqlite"] = raw
 
     # the server
-    server = Server(db, free_port(), work / f"server-w{workers}-r{repeat}.log",
-                    args.server_switch_interval, workers=workers)
+    server = Server(db, free_port(), work / f"server-{name}.log",
+                    args.server_switch_interval, workers=workers, env=env)
     rss: RssSampler | None = None
     try:
         server.start()
@@ -1051,13 +1087,20 @@ def run_config(args: argparse.Namespace, workers: int, repeat: int, work: Path,
         server.stop()
     run["db_bytes"] = sum(os.path.getsize(str(db) + s) for s in ("", "-wal")
                           if os.path.exists(str(db) + s))
+    stored = sum(spool.counts.values()) + int(
+        run["http"].get("single_event_posts", {}).get("events", 0) or 0)
+    if backend != "sqlite":
+        run["clickhouse_bytes"] = tree_bytes(work / f"{name}.chdb")
+    run["disk_bytes_per_event"] = round(
+        (run["db_bytes"] + run.get("clickhouse_bytes", 0)) / max(1, stored), 1)
 
     # the engine-only baseline for the queries, and the aggregate's SQL alone
     log("engine baseline (in-process store, no HTTP)")
     run["engine_inprocess"] = asyncio.run(
-        engine_baseline(db, keys, queries, args.query_seconds / 3))
+        engine_baseline(db, keys, queries, args.query_seconds / 3, settings or None))
     if not args.keep:
         remove_db(db)
+        shutil.rmtree(work / f"{name}.chdb", ignore_errors=True)
     run["figures"] = run_figures(run, args.concurrency)
     run["failed"] = sorted(k for k, v in run["figures"].items() if not v["pass"])
     run["seconds"] = round(time.perf_counter() - t_start, 1)
@@ -1075,6 +1118,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma list of `serve --workers` counts to measure, side by side; "
                     "'default' is the count serve uses (AUDITSTREAM_WORKERS) "
                     "(default: 1,default)")
+    ap.add_argument("--backend", choices=("sqlite", "clickhouse"), default="sqlite",
+                    help="clickhouse: also measure the ClickHouse index (embedded chdb, one "
+                    "server process), after the SQLite runs of the same workload")
     ap.add_argument("--repeat", type=int, default=1,
                     help="runs of each worker count, interleaved (1,2,3,1,2,3,...)")
     ap.add_argument("--out", help="also write the JSON here (default bench/out/bench-N.json); "
@@ -1108,7 +1154,7 @@ def main(argv: list[str] | None = None) -> int:
     out_path = Path(args.out) if args.out else ROOT / "bench" / "out" / f"bench-{args.events}.json"
     report: dict[str, Any] = {"command": "python -m bench.run " + " ".join(
         sys.argv[1:] if argv is None else argv), "workers": args.workers,
-        "repeat": args.repeat, "machine": machine(),
+        "repeat": args.repeat, "backend": args.backend, "machine": machine(),
         "server_settings": server_settings(args), "engine_source": source_digest()}
     runs: list[dict[str, Any]] = []
     try:
@@ -1142,6 +1188,9 @@ def main(argv: list[str] | None = None) -> int:
                 for workers in args.workers:
                     runs.append(run_config(args, workers, repeat, work, template, spool,
                                            singles, keys, queries))
+                if args.backend == "clickhouse":  # one process serves it (cli serve)
+                    runs.append(run_config(args, 1, repeat, work, template, spool,
+                                           singles, keys, queries, backend="clickhouse"))
     finally:
         if args.keep:
             log(f"kept {work}")

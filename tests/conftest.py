@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import socket
 import threading
 import time
@@ -61,19 +63,50 @@ def start_server(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, 
     return server, thread, app
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--store-backend", choices=("sqlite", "clickhouse"),
+        default=os.environ.get("AUDITSTREAM_TEST_BACKEND", "sqlite"),
+        help="the backend of the servers the fixtures start (make_server, server, "
+        "shared_server); clickhouse: embedded chdb, one engine for the whole run")
+
+
+@pytest.fixture(scope="session")
+def store_backend(request: pytest.FixtureRequest,
+                  tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Settings that put a test server's index on the chosen backend (see
+    ``backend_settings``)."""
+    name = request.config.getoption("--store-backend")
+    if name == "sqlite":
+        return {}
+    # chdb opens one data directory per process: every server of this run shares it, each
+    # database file with its own ClickHouse database.
+    return {"backend": name, "chdb": str(tmp_path_factory.mktemp("chdb"))}
+
+
+def backend_settings(backend: dict[str, str], db: str) -> dict[str, str]:
+    if not backend:
+        return {}
+    database = "t" + hashlib.sha256(os.path.abspath(db).encode()).hexdigest()[:20]
+    return {"backend": backend["backend"],
+            "clickhouse_url": f"chdb://{backend['chdb']}?database={database}"}
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "auditstream.db"
 
 
 @pytest.fixture
-def make_server(db_path: Path) -> Iterator[Any]:
+def make_server(db_path: Path, store_backend: dict[str, str]) -> Iterator[Any]:
     """Start servers with given settings; all are stopped at the end of the test."""
     running: list[tuple[uvicorn.Server, threading.Thread, Catalog]] = []
 
     def make(**overrides: Any) -> Server:
         overrides.setdefault("db", str(db_path))
         overrides.setdefault("demo", False)
+        for k, v in backend_settings(store_backend, overrides["db"]).items():
+            overrides.setdefault(k, v)
         settings = Settings(port=free_port(), **overrides)
         server, thread, app = start_server(settings)
         catalog = Catalog(settings.db)
@@ -93,11 +126,13 @@ def server(make_server: Any) -> Server:
 
 
 @pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def shared_server(tmp_path_factory: pytest.TempPathFactory,
+                  store_backend: dict[str, str]) -> Iterator[Server]:
     """One server and database for a whole module: for parametrised attacks that each use
     their own tenant, so hundreds of cases do not start hundreds of servers."""
-    settings = Settings(port=free_port(), db=str(tmp_path_factory.mktemp("shared") / "a.db"),
-                        demo=False)
+    db = str(tmp_path_factory.mktemp("shared") / "a.db")
+    settings = Settings(port=free_port(), db=db, demo=False,
+                        **backend_settings(store_backend, db))
     server, thread, app = start_server(settings)
     catalog = Catalog(settings.db)
     yield Server(f"http://127.0.0.1:{settings.port}", settings, app, catalog)

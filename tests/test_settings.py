@@ -23,3 +23,25 @@ def test_good_values() -> None:
     s = Settings.from_env({"AUDITSTREAM_INTEGRITY": "off", "AUDITSTREAM_DEMO": "Yes",
                            "AUDITSTREAM_SYNCHRONOUS": "normal"})
     assert (s.integrity, s.demo, s.synchronous) == (False, True, "normal")
+
+
+@pytest.mark.parametrize(("env", "accepted"), [
+    ({"AUDITSTREAM_BACKEND": "postgres"}, "sqlite, clickhouse"),
+    ({"AUDITSTREAM_BACKEND": "clickhouse"}, "needs AUDITSTREAM_CLICKHOUSE_URL"),
+    ({"AUDITSTREAM_BACKEND": "clickhouse", "AUDITSTREAM_CLICKHOUSE_URL": "ftp://h/db"},
+     "http"),
+    ({"AUDITSTREAM_BACKEND": "clickhouse", "AUDITSTREAM_CLICKHOUSE_URL": "chdb:///x?database=a-b"},
+     "database name"),
+])
+def test_a_bad_clickhouse_setting_is_refused_at_start(env: dict[str, str],
+                                                      accepted: str) -> None:
+    with pytest.raises(ValueError, match=accepted):
+        Settings.from_env(env)
+
+
+def test_clickhouse_urls() -> None:
+    for url in ("chdb:///var/lib/auditstream/ch", "https://u:p@ch.internal:8443/audit",
+                "http://localhost:8123"):
+        s = Settings.from_env({"AUDITSTREAM_BACKEND": "clickhouse",
+                               "AUDITSTREAM_CLICKHOUSE_URL": url})
+        assert (s.backend, s.clickhouse_url) == ("clickhouse", url)

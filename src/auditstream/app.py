@@ -76,6 +76,8 @@ def build_store(
     here, so that whatever writes also signs (a write without the signing key would leave
     the log with an unsigned, leafless entry). ``readonly``: for commands that only read,
     which must not migrate, analyse or create anything."""
+    if settings.backend == "clickhouse":
+        return _clickhouse_store(settings, on_commit, remote, readonly=readonly)
     if readonly:
         return SQLiteEventStore(settings.db, readers=1, canonical=settings.integrity,
                                 channel=ClosedChannel("opened read-only"))
@@ -90,6 +92,32 @@ def build_store(
         settings.db, indexed_paths=settings.indexed_path_list,
         synchronous=settings.synchronous, readers=settings.read_pool,
         idempotency_hours=settings.idempotency_hours, on_commit=on_commit,
+        signer=signer, deployment=settings.deployment,
+        max_queue_events=settings.writer_queue_events,
+    )
+
+
+def _clickhouse_store(
+    settings: Settings, on_commit: Callable[[int, int], None] | None,
+    remote: RemoteWriter | None, *, readonly: bool,
+) -> SQLiteEventStore:
+    """The log in the database file, the index in ClickHouse. One process both writes the
+    log and moves it to the index (``serve`` runs one process with this backend)."""
+    from .store.clickhouse import ClickHouseEventStore
+
+    if remote is not None:
+        raise ValueError("the clickhouse backend runs in one process (AUDITSTREAM_WORKERS=1)")
+    url = settings.clickhouse_url
+    if readonly:
+        return ClickHouseEventStore(settings.db, clickhouse_url=url, clients=1, readers=1,
+                                    canonical=settings.integrity,
+                                    channel=ClosedChannel("opened read-only"))
+    signer = (load_or_create_signer(settings.db, settings.deployment)
+              if settings.integrity else None)
+    return ClickHouseEventStore(
+        settings.db, clickhouse_url=url, clients=settings.read_pool,
+        indexed_paths=settings.indexed_path_list, synchronous=settings.synchronous,
+        readers=1, idempotency_hours=settings.idempotency_hours, on_commit=on_commit,
         signer=signer, deployment=settings.deployment,
         max_queue_events=settings.writer_queue_events,
     )

@@ -123,6 +123,12 @@ def serve(
     from .app import create_app
 
     settings = _settings(db=db, host=host, port=port, demo=demo, workers=workers)
+    if settings.backend == "clickhouse" and settings.workers > 1:
+        # One process writes the log, moves it to the index and serves (docs/scale-out.md):
+        # chdb opens its data in one process only; more nodes, not more workers, scale out.
+        err.print("auditstream: the clickhouse backend serves from one process "
+                  f"(AUDITSTREAM_WORKERS={settings.workers} ignored)")
+        settings = settings.with_(workers=1)
     sock = _listen(settings.host, settings.port)
     had_demo = has_tenant(settings.db, "demo")
     try:
@@ -188,6 +194,18 @@ def migrate(db: DbOpt = None) -> None:
     settings = _settings(db=db)
     _migrate(settings)
     print(f"{os.path.abspath(settings.db)}: schema is current")
+    if settings.backend == "clickhouse":
+        from .store.clickhouse.engine import Engine
+
+        try:
+            engine = Engine(settings.clickhouse_url, clients=1)
+            try:
+                engine.migrate()
+            finally:
+                engine.close()
+        except Exception as exc:  # the driver's errors: connection, auth, DDL
+            fail(f"cannot migrate the ClickHouse index: {exc}", FAILED)
+        print(f"ClickHouse database {engine.db}: schema is current")
 
 
 def _migrate(settings: Settings) -> None:
@@ -513,6 +531,17 @@ def verify(
         task = bar.add_task("verify", total=None)
         rep = verify_db(settings.db, verifier, progress=lambda n: bar.advance(task, n),
                         external=external)
+    if settings.backend == "clickhouse":
+        # The index holds derived copies of the log: every row readers see must be the
+        # row the verified log makes.
+        from .store.clickhouse.audit import verify_index
+        from .store.clickhouse.engine import Engine
+
+        engine = Engine(settings.clickhouse_url, clients=1)
+        try:
+            rep.problems.extend(verify_index(engine, settings.db))
+        finally:
+            engine.close()
     if not rep.ok:
         first = rep.problems[0]
         err.print(f"[red]FAIL[/red] first bad: {first}")

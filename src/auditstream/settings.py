@@ -19,6 +19,14 @@ def _setting(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
 @dataclass(frozen=True)
 class Settings:
     db: str = _setting("data/auditstream.db", "SQLite database file (created if missing).")
+    backend: str = _setting(
+        "sqlite", "Where the event index lives: sqlite (the database file) or clickhouse "
+        "(AUDITSTREAM_CLICKHOUSE_URL; the log stays in the database file).",
+        choices=("sqlite", "clickhouse"))
+    clickhouse_url: str = _setting(
+        "", "The ClickHouse of the clickhouse backend: http(s)://user:password@host:port/"
+        "database (a server or cluster) or chdb:///path (embedded, one process per path; "
+        "?database=NAME picks the database).")
     host: str = _setting("127.0.0.1", "Interface to listen on.")
     port: int = _setting(8080, "TCP port to listen on.")
     demo: bool = _setting(
@@ -159,6 +167,14 @@ class Settings:
             if getattr(self, name) < 1:
                 raise ValueError(f"AUDITSTREAM_{name.upper()} must be at least 1, got "
                                  f"{getattr(self, name)}")
+        if self.backend == "clickhouse":
+            if not self.clickhouse_url:
+                raise ValueError("AUDITSTREAM_BACKEND=clickhouse needs "
+                                 "AUDITSTREAM_CLICKHOUSE_URL (http(s)://user:password@host:"
+                                 "port/database or chdb:///path)")
+            from .store.clickhouse.engine import database_of
+
+            database_of(self.clickhouse_url)  # the scheme and the database name
         if not 0 < self.session_hours <= 24 * 30:
             raise ValueError("AUDITSTREAM_SESSION_HOURS must be between 0 and 720 hours, "
                              f"got {self.session_hours}")

@@ -106,3 +106,41 @@ def test_bench_runs_one_and_several_workers_side_by_side(tmp_path: Path) -> None
     table = out.with_suffix(".md").read_text()
     assert all(t.label in table for t in TARGETS.values())
     assert not list(tmp_path.glob("auditstream-bench-*")), "the work directory is removed"
+
+
+def test_bench_measures_the_clickhouse_backend_beside_sqlite(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--events", "2000", "--tenants", "2",
+         "--workers", "1", "--backend", "clickhouse", "--single-pool", "200",
+         "--single-seconds", "0.3", "--query-seconds", "0.6", "--floor-seconds", "0.2",
+         "--concurrency", "8", "--workdir", str(tmp_path), "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    # The SQLite baseline first, in the same run, then the ClickHouse index.
+    assert [(r["backend"], r["workers"]) for r in report["runs"]] == [
+        ("sqlite", 1), ("clickhouse", 1)]
+    for run in report["runs"]:
+        assert set(run["figures"]) == set(TARGETS)
+        assert run["http"]["ingest_batch"]["events"] == 2000
+        assert run["engine_inprocess"]["export"]["events"] >= 1000
+        assert run["disk_bytes_per_event"] > 0
+    assert report["runs"][1]["clickhouse_bytes"] > 0
+    assert set(report["summary"]) == {"1", "clickhouse 1"}
+
+
+def test_the_clickhouse_scale_bench_reads_what_it_wrote(tmp_path: Path) -> None:
+    out = tmp_path / "scale.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.clickhouse_scale", "--events", "20000", "--pool",
+         "2000", "--query-seconds", "0.2", "--workdir", str(tmp_path), "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    for reads in (report["reads_as_loaded"], report["reads_merged"]):
+        assert reads["export_scan_raw"]["events"] == 4000  # the largest tenant: 20 %
+        assert reads["aggregate_type_hour_30d_largest"]["rows"] > 0
+        assert reads["fulltext_common"]["page_events"] > 0
+    assert report["index_merged"]["bytes_per_event"] > 0
+    assert not list(tmp_path.glob("auditstream-chscale-*")), "the work directory is removed"

@@ -24,6 +24,9 @@ from auditstream.model.ids import new_event_id
 from auditstream.model.times import format_us, now_us
 from auditstream.query.filter import All
 from auditstream.store.base import EventStore
+from auditstream.store.clickhouse import ClickHouseEventStore
+from auditstream.store.clickhouse.audit import verify_index
+from auditstream.store.clickhouse.engine import Engine
 from auditstream.store.sqlite import SQLiteEventStore
 from auditstream.store.sqlite.audit import verify_db
 
@@ -55,8 +58,31 @@ def _audit_sqlite(directory: Path, verifier: Verifier) -> list[str]:
     return [str(p) for p in verify_db(directory / "store.db", verifier, DEPLOYMENT).problems]
 
 
+def _open_clickhouse(directory: Path, *, signer: Signer | None,
+                     indexed_paths: Sequence[str] = ()) -> EventStore:
+    # Embedded ClickHouse (chdb) beside the SQLite log: one store per process at a time,
+    # as chdb runs one data directory per process.
+    return ClickHouseEventStore(directory / "store.db", clickhouse_url=chdb_url(directory),
+                                indexed_paths=list(indexed_paths), signer=signer,
+                                deployment=DEPLOYMENT)
+
+
+def chdb_url(directory: Path) -> str:
+    return f"chdb://{directory / 'ch'}"
+
+
+def _audit_clickhouse(directory: Path, verifier: Verifier) -> list[str]:
+    engine = Engine(chdb_url(directory), clients=1)
+    try:
+        return _audit_sqlite(directory, verifier) + [
+            str(p) for p in verify_index(engine, str(directory / "store.db"))]
+    finally:
+        engine.close()
+
+
 BACKENDS: dict[str, Backend] = {b.name: b for b in [
     Backend("sqlite", _open_sqlite, _audit_sqlite),
+    Backend("clickhouse", _open_clickhouse, _audit_clickhouse),
 ]}
 
 #: The paths the suite's stores index, so each filter is tried on an indexed path and on

@@ -1,0 +1,80 @@
+"""``verify`` of the ClickHouse index: every row a reader can see is the log's entry.
+
+The log (SQLite) is proven by ``store.sqlite.audit.verify_db`` (leaf hashes, the tree,
+signed checkpoints, redaction records). The index holds derived copies, so proving it is
+re-deriving it: for every tenant, the rows that ``FINAL`` serves up to the watermark must
+be exactly one per seq 1..watermark, each byte for byte the row ``transfer.index_row``
+makes from the log's verified body (body, columns, search words). An edited body, type,
+timestamp or word list, a deleted or added row, or a watermark beyond the log is found.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...dbapi import sqlite3
+from ...integrity.logcheck import Problem
+from .engine import READ_SETTINGS, Engine
+from .transfer import COLUMNS, index_row
+
+_RAW = {"body": "bytes"}
+
+
+def verify_index(engine: Engine, log_path: str, *, limit: int = 100) -> list[Problem]:
+    """Problems found (at most ``limit``), none when the index is the log's."""
+    problems: list[Problem] = []
+    conn = sqlite3.connect(f"file:{log_path}?mode=ro", uri=True)
+    try:
+        tails = dict(conn.execute("SELECT tenant, MAX(seq) FROM events GROUP BY tenant"))
+        with engine.client() as c:
+            marks = dict(c.query(f"SELECT tenant, max(seq) FROM {engine.db}.watermarks "
+                                 "GROUP BY tenant").result_rows)
+            for tenant in sorted(set(tails) | set(marks)):
+                wm, tail = int(marks.get(tenant, 0)), int(tails.get(tenant, 0))
+                if wm > tail:
+                    problems.append(Problem(tenant, None, f"index watermark {wm} is beyond "
+                                            f"the log ({tail})"))
+                _tenant(c, engine.db, conn, tenant, min(wm, tail), problems, limit)
+                if len(problems) >= limit:
+                    break
+    finally:
+        conn.close()
+    return problems[:limit]
+
+
+def _tenant(c: Any, db: str, conn: sqlite3.Connection, tenant: str, wm: int,
+            problems: list[Problem], limit: int) -> None:
+    expected = 1
+    cols = ", ".join(COLUMNS)
+    log_rows = conn.execute(
+        "SELECT seq, CAST(body AS BLOB) FROM events WHERE tenant = ? AND seq <= ? ORDER BY seq",
+        (tenant, wm))
+    with c.query_rows_stream(
+            f"SELECT {cols} FROM {db}.events FINAL WHERE tenant = {{t:String}} AND "
+            "seq <= {wm:UInt64} ORDER BY seq", parameters={"t": tenant, "wm": wm},
+            column_formats=_RAW, settings=READ_SETTINGS) as stream:
+        for row in stream:
+            seq = int(row[1])
+            if seq != expected:
+                problems.append(Problem(tenant, expected, f"the index has seq {seq} here (a "
+                                        "row is missing or added)"))
+                return
+            logged = next(log_rows, None)
+            if logged is None or logged[0] != seq:
+                problems.append(Problem(tenant, seq, "in the index but not in the log"))
+                return
+            want = index_row(tenant, seq, bytes(logged[1]), ver=int(row[4]))
+            got = [*row[:10], bytes(row[10]), row[11]]
+            if got != want:
+                diff = [name for name, a, b in zip(COLUMNS, got, want, strict=True) if a != b]
+                problems.append(Problem(tenant, seq, "the index row differs from the log "
+                                        f"({', '.join(diff)})"))
+                if len(problems) >= limit:
+                    return
+            expected += 1
+    if expected - 1 != wm:
+        problems.append(Problem(tenant, expected, f"the index holds seqs 1..{expected - 1} "
+                                f"of 1..{wm}"))
+
+
+__all__ = ["verify_index"]

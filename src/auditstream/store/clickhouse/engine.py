@@ -1,0 +1,168 @@
+"""The ClickHouse connection: ``AUDITSTREAM_CLICKHOUSE_URL`` to a pool of clients, and the
+schema ``auditstream migrate`` creates.
+
+Two kinds of URL, both through clickhouse-connect:
+
+* ``http(s)://user:password@host:port/database``: a ClickHouse server or cluster;
+* ``chdb:///path``: embedded ClickHouse (chdb) keeping its data in ``path``. chdb runs one
+  engine per process, on one path: every client of this process shares it, and no other
+  process may open the same path while this one has it.
+
+clickhouse-connect (and chdb with it, ~hundreds of MB mapped) is imported here only, when a
+ClickHouse store is opened: a SQLite deployment never loads it.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
+
+from ...errors import StoreUnavailable
+
+T = TypeVar("T")
+
+DEFAULT_DATABASE = "auditstream"
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+#: The event index: one row per event version (a redaction adds the stub as a later
+#: version). ReplacingMergeTree keeps the highest ``ver`` of each (tenant, ts, seq); every
+#: read says FINAL, so a duplicate from an at-least-once retry and the content a stub
+#: replaced are never seen, merged away or not. ``ts`` of an event never changes, so the
+#: sort key names one event exactly as (tenant, seq) does.
+EVENTS = """
+CREATE TABLE IF NOT EXISTS {db}.events (
+    tenant LowCardinality(String),
+    seq UInt64,
+    ts Int64,
+    received Int64,
+    ver UInt64,
+    id String,
+    type LowCardinality(String),
+    category LowCardinality(Nullable(String)),
+    sev UInt8,
+    outcome LowCardinality(Nullable(String)),
+    body String CODEC(ZSTD(1)),
+    words String CODEC(ZSTD(1)),
+    INDEX seq_minmax seq TYPE minmax GRANULARITY 1,
+    INDEX id_bloom id TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX words_tokens words TYPE tokenbf_v1(8192, 3, 0) GRANULARITY 1
+) ENGINE = ReplacingMergeTree(ver)
+PARTITION BY toYYYYMM(toDateTime(greatest(0, least(intDiv(ts, 1000000), 4102444800)), 'UTC'))
+ORDER BY (tenant, ts, seq)
+"""
+
+#: Each tenant's visibility watermark: readers see seqs up to it and no further. It only
+#: moves after every row up to it is in ``events`` (max() reads it without FINAL).
+WATERMARKS = """
+CREATE TABLE IF NOT EXISTS {db}.watermarks (
+    tenant String,
+    seq UInt64
+) ENGINE = ReplacingMergeTree(seq)
+ORDER BY tenant
+"""
+
+#: Settings of every read: FINAL never needs to merge across months (a row and its
+#: versions share a partition).
+READ_SETTINGS = {"do_not_merge_across_partitions_select_final": 1}
+#: Settings of every insert: one block may span any number of months (a backfill).
+INSERT_SETTINGS = {"max_partitions_per_insert_block": 0}
+
+
+def database_of(url: str) -> str:
+    """The database a URL names: the path of an http(s) URL, ``?database=`` of a chdb one
+    (several stores of one process share its one chdb engine, each in its own database)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https", "chdb"):
+        raise ValueError("AUDITSTREAM_CLICKHOUSE_URL must be http(s)://user:password@host:"
+                         f"port/database or chdb:///path, got {parts.scheme or 'no'} scheme")
+    if parts.scheme == "chdb":
+        name = parse_qs(parts.query).get("database", [""])[0]
+    else:
+        name = unquote(parts.path.strip("/"))
+    name = name or DEFAULT_DATABASE
+    if not _NAME.match(name):
+        raise ValueError(f"AUDITSTREAM_CLICKHOUSE_URL: database name {name!r} must be letters, "
+                         "digits and '_'")
+    return name
+
+
+def _client(url: str) -> Any:
+    try:
+        import clickhouse_connect
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise StoreUnavailable(f"clickhouse-connect is not installed: {exc}") from None
+    parts = urlsplit(url)
+    if parts.scheme == "chdb":
+        return clickhouse_connect.get_client(dsn=urlunsplit(parts._replace(query="")))
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("AUDITSTREAM_CLICKHOUSE_URL must be http(s)://user:password@host:port"
+                         f"/database or chdb:///path, got scheme {parts.scheme!r}")
+    return clickhouse_connect.get_client(
+        host=parts.hostname or "localhost", port=parts.port or (8443 if parts.scheme == "https"
+                                                                else 8123),
+        username=unquote(parts.username or "default"), password=unquote(parts.password or ""),
+        secure=parts.scheme == "https")
+
+
+class Engine:
+    """A pool of clients over one ClickHouse (one thread per client at a time)."""
+
+    def __init__(self, url: str, *, clients: int = 4):
+        self.url = url
+        self.db = database_of(url)
+        self.embedded = url.startswith("chdb:")
+        self._pool: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._all: list[Any] = []
+        self._lock = threading.Lock()
+        from clickhouse_connect.driver.exceptions import OperationalError
+
+        for _ in range(max(1, clients)):
+            try:
+                c = _client(url)
+            except OperationalError as exc:
+                self.close()
+                raise StoreUnavailable(f"the ClickHouse index cannot be reached: {exc}"
+                                       ) from exc
+            self._all.append(c)
+            self._pool.put(c)
+
+    @contextmanager
+    def client(self) -> Iterator[Any]:
+        c = self._pool.get()
+        try:
+            yield c
+        finally:
+            self._pool.put(c)
+
+    def run(self, fn: Callable[[Any], T]) -> T:
+        """``fn(client)``; a ClickHouse that cannot be reached is ``StoreUnavailable`` (503
+        with Retry-After), not a 500: reads come back when it does."""
+        from clickhouse_connect.driver.exceptions import OperationalError
+
+        with self.client() as c:
+            try:
+                return fn(c)
+            except OperationalError as exc:
+                raise StoreUnavailable(f"the ClickHouse index cannot be reached: {exc}"
+                                       ) from exc
+
+    def migrate(self) -> None:
+        """Create the database and its tables (``auditstream migrate``; every open does)."""
+        with self.client() as c:
+            c.command(f"CREATE DATABASE IF NOT EXISTS {self.db}")
+            c.command(EVENTS.format(db=self.db))
+            c.command(WATERMARKS.format(db=self.db))
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._all = self._all, []
+        for c in clients:
+            c.close()
+
+
+__all__ = ["DEFAULT_DATABASE", "Engine", "database_of"]

@@ -1,0 +1,362 @@
+"""``EventStore`` with the log on SQLite and the index on ClickHouse.
+
+The log (sequencing, idempotency, leaf hashes, Merkle nodes, checkpoints, redaction
+records) is ``SQLiteEventStore``'s, unchanged, on the node that owns the tenants; readers
+(``get``, ``query``, ``count``, ``aggregate``, ``scan``) read ClickHouse, where
+``transfer.Indexer`` puts each commit before its notices go out (``IndexedFeed``) and
+before ``append`` returns. Every read is bounded by the tenant's visibility watermark,
+read from ClickHouse in the same call, so a reader on any node sees 1..N or nothing of
+N+1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio.to_thread
+import orjson
+
+from ...errors import InvalidRequest, StoreClosed
+from ...model.severity import SEVERITIES
+from ...query import cursor as cursors
+from ...query.filter import Node
+from ...query.predicate import Predicate, compile_predicate
+from ..base import AggregateRow, AggregateSpec, Bucket, CountRow, EventQuery, Page, RawPage
+from ..sqlite.store import SQLiteEventStore
+from . import aggregate as pyagg
+from .compile import INT_COLUMNS, STRING_COLUMNS, Compiler, ambiguous, json_args
+from .engine import READ_SETTINGS, Engine
+from .transfer import IndexedFeed, Indexer
+
+T = TypeVar("T")
+
+#: Rows a filtered read fetches per round when the predicate has the last word.
+CHUNK = 1000
+#: Seqs one ``scan`` query covers (the table is sorted by time; the ``seq`` skip index
+#: keeps each window's query to the granules that hold it).
+SCAN_WINDOW = 65_536
+_RAW = {"body": "bytes"}
+
+
+class ClickHouseEventStore(SQLiteEventStore):
+    def __init__(self, path: str | Path, *, clickhouse_url: str, clients: int = 4,
+                 hook: Callable[[str], None] | None = None, **kwargs: Any):
+        """``path``: the SQLite log; ``clickhouse_url``: the index (``engine``). ``hook``:
+        called at the steps of each transfer (``transfer.Indexer``; tests)."""
+        self.engine = Engine(clickhouse_url, clients=clients)
+        try:
+            if kwargs.get("channel") is None:  # a read-only store creates nothing
+                self.engine.migrate()
+            feed = IndexedFeed()
+            super().__init__(path, feed=feed, **kwargs)
+            self.indexer = Indexer(self.engine, self.path, hook=hook)
+            if kwargs.get("channel") is None:
+                # Anything the log committed that the index lacks (a crash between the
+                # two, a CLI that wrote the log) goes over before anyone reads.
+                self.indexer.catch_up()
+                feed.indexer = self.indexer
+        except BaseException:
+            self.engine.close()
+            raise
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    @property
+    def db(self) -> str:
+        return self.engine.db
+
+    async def _ch(self, fn: Callable[[Any], T]) -> T:
+        if self._closed:
+            raise StoreClosed("store is closed")
+        return await anyio.to_thread.run_sync(self.engine.run, fn)
+
+    def _base(self, c: Any, tenant: str, node: Node, *, fixed: bool = False
+              ) -> tuple[str, dict[str, Any], bool]:
+        """The tenant's visible events matching ``node`` (a superset unless exact). The
+        watermark is read inside the query (one round trip), or first with ``fixed``
+        (``params["wm"]``): for answers made of several queries that must agree."""
+        comp = Compiler()
+        sql, exact = comp.where(node)
+        params = comp.params.values
+        params["tenant"] = tenant
+        if fixed:
+            params["wm"] = _watermark(c, self.db, tenant)
+            visible = "seq <= {wm:UInt64}"
+        else:
+            visible = (f"seq <= (SELECT max(seq) FROM {self.db}.watermarks "
+                       "WHERE tenant = {tenant:String})")
+        return f"tenant = {{tenant:String}} AND {visible} AND {sql}", params, exact
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def last_seq(self, tenant: str) -> int:
+        """The tenant's visibility watermark: the log may be ahead by the commit being
+        indexed, which no reader can see yet."""
+        return await self._ch(lambda c: _watermark(c, self.db, tenant))
+
+    async def get_raw(self, tenant: str, event_id: str) -> bytes | None:
+        def run(c: Any) -> bytes | None:
+            rows = c.query(
+                f"SELECT body FROM {self.db}.events FINAL WHERE tenant = {{t:String}} AND "
+                f"id = {{i:String}} AND seq <= (SELECT max(seq) FROM {self.db}.watermarks "
+                "WHERE tenant = {t:String}) LIMIT 1",
+                parameters={"t": tenant, "i": event_id}, column_formats=_RAW,
+                settings=READ_SETTINGS).result_rows
+            return bytes(rows[0][0]) if rows else None
+
+        return await self._ch(run)
+
+    async def query(self, tenant: str, q: EventQuery) -> Page:
+        raw = await self.query_raw(tenant, q)
+        return Page([orjson.loads(b) for b in raw.events], raw.next_cursor, raw.has_more,
+                    raw.total)
+
+    async def query_raw(self, tenant: str, q: EventQuery) -> RawPage:
+        desc = q.order == "desc"
+        cmp = "<" if desc else ">"
+        direction = "DESC" if desc else "ASC"
+        keys = ["sev", "ts", "seq"] if q.sort == "severity" else ["ts", "seq"]
+        order_by = ", ".join(f"{k} {direction}" for k in keys)
+        cur = (cursors.decode(q.cursor, sort=q.sort, order=q.order, tenant=tenant)
+               if q.cursor else None)
+        if cur is not None and len(cur.key) != len(keys):
+            raise _bad_cursor()
+        pred = None
+
+        def run(c: Any) -> RawPage:
+            nonlocal pred
+            # With a total, the page and the count agree on one watermark.
+            where, params, exact = self._base(c, tenant, q.filter, fixed=q.include_total)
+            if not exact:
+                pred = compile_predicate(q.filter)
+            after = tuple(cur.key) if cur is not None else None
+            if after is not None and not c.query(
+                    f"SELECT count() FROM {self.db}.events WHERE tenant = {{tenant:String}} "
+                    "AND seq = {cs:Int64}", parameters={"tenant": tenant, "cs": after[-1]}
+                    ).result_rows[0][0]:
+                raise _bad_cursor()
+            found: list[tuple[bytes, int, int, int]] = []
+            want = q.limit + 1
+            while len(found) < want:
+                page_where = where
+                page_params = dict(params)
+                if after is not None:
+                    marks = []
+                    for i in range(len(keys)):
+                        page_params[f"k{i}"] = after[i]
+                        marks.append(f"{{k{i}:Int64}}")
+                    page_where += (f" AND ({', '.join(keys)}) {cmp} ({', '.join(marks)})"
+                                   f" AND {keys[0]} {cmp}= {marks[0]}")
+                n = want - len(found) if pred is None else max(CHUNK, want)
+                rows = c.query(
+                    f"SELECT body, sev, ts, seq FROM {self.db}.events FINAL WHERE {page_where} "
+                    f"ORDER BY {order_by} LIMIT {n}", parameters=page_params,
+                    column_formats=_RAW, settings=READ_SETTINGS).result_rows
+                for r in rows:
+                    if pred is None or pred(orjson.loads(r[0])):
+                        found.append((bytes(r[0]), r[1], r[2], r[3]))
+                if len(rows) < n:
+                    break
+                last = rows[-1]
+                after = (last[1], last[2], last[3]) if q.sort == "severity" else (last[2],
+                                                                                    last[3])
+            has_more = len(found) > q.limit
+            found = found[: q.limit]
+            next_cursor = None
+            if has_more and found:
+                last = found[-1]
+                key = (last[1], last[2], last[3]) if q.sort == "severity" else (last[2],
+                                                                                  last[3])
+                next_cursor = cursors.encode(cursors.Cursor(q.sort, q.order, key), tenant=tenant)
+            total = self._count(c, where, params, pred) if q.include_total else None
+            return RawPage([f[0] for f in found], next_cursor, has_more, total)
+
+        return await self._ch(run)
+
+    def _count(self, c: Any, where: str, params: dict[str, Any], pred: Predicate | None) -> int:
+        if pred is None:
+            return int(c.query(f"SELECT count() FROM {self.db}.events FINAL WHERE {where}",
+                               parameters=params, settings=READ_SETTINGS).result_rows[0][0])
+        n = 0
+        with c.query_rows_stream(f"SELECT body FROM {self.db}.events FINAL WHERE {where}",
+                                 parameters=params, column_formats=_RAW,
+                                 settings=READ_SETTINGS) as stream:
+            for (body,) in stream:
+                n += pred(orjson.loads(body))
+        return n
+
+    async def count(self, tenant: str, where: Node) -> int:
+        def run(c: Any) -> int:
+            sql, params, exact = self._base(c, tenant, where)
+            return self._count(c, sql, params, None if exact else compile_predicate(where))
+
+        return await self._ch(run)
+
+    async def aggregate(self, tenant: str, where: Node, spec: AggregateSpec) -> list[Bucket]:
+        if not spec.count_unique and not spec.metrics:
+            out: list[Bucket] = []
+            for ts, key, n in await self.aggregate_counts(tenant, where, spec):
+                if not out or out[-1].ts != ts:
+                    out.append(Bucket(ts, []))
+                out[-1].rows.append(AggregateRow(count=n, key=key))
+            return out
+
+        return await self._ch(lambda c: self._aggregate_py(c, tenant, where, spec))
+
+    def _aggregate_py(self, c: Any, tenant: str, where: Node, spec: AggregateSpec
+                      ) -> list[Bucket]:
+        """``aggregate`` over the matching events, in Python (``aggregate`` module)."""
+        sql, params, exact = self._base(c, tenant, where)
+        pred = None if exact else compile_predicate(where)
+
+        def events() -> Any:
+            with c.query_rows_stream(
+                    f"SELECT ts, body FROM {self.db}.events FINAL WHERE {sql}",
+                    parameters=params, column_formats=_RAW,
+                    settings=READ_SETTINGS) as stream:
+                for ts, body in stream:
+                    ev = orjson.loads(body)
+                    if pred is None or pred(ev):
+                        yield ts, ev
+
+        return pyagg.aggregate(events(), spec)
+
+    async def aggregate_counts(
+        self, tenant: str, where: Node, spec: AggregateSpec
+    ) -> list[CountRow]:
+        """Counts grouped in ClickHouse when the filter compiles exactly; ordered and cut to
+        ``max_groups`` here (rows per bucket are few)."""
+        if spec.count_unique or spec.metrics:
+            return await super().aggregate_counts(tenant, where, spec)
+
+        def run(c: Any) -> list[CountRow] | None:
+            sql, params, exact = self._base(c, tenant, where)
+            if not exact:
+                return None
+            bucket = _bucket_sql(spec.interval)
+            key, cond, decode = _group_sql(spec.group_by)
+            raw_keys = key.startswith("JSONExtractRaw")
+            if not raw_keys:
+                # Text keys (or none): ClickHouse orders and cuts them as the answer does
+                # (UTF-8 byte order is code-point order, as Python's str compares).
+                return [(b, k, int(n)) for b, k, n in c.query(
+                    f"SELECT b, k, n FROM (SELECT {bucket} AS b, {key} AS k, count() AS n "
+                    f"FROM {self.db}.events FINAL WHERE {sql} AND {cond} GROUP BY b, k) "
+                    f"ORDER BY b, n DESC, k LIMIT {int(spec.max_groups)} BY b",
+                    parameters=params, settings=READ_SETTINGS).result_rows]
+            rows = c.query(
+                f"SELECT {bucket} AS b, {key} AS k, count() AS n FROM {self.db}.events FINAL "
+                f"WHERE {sql} AND {cond} GROUP BY b, k", parameters=params,
+                settings=READ_SETTINGS).result_rows
+            merged: dict[Any, dict[Any, list[Any]]] = {}
+            for b, k, n in rows:
+                value = decode(k)
+                if raw_keys and isinstance(value, str) and ambiguous(value):
+                    return None  # maybe an integer beyond 64 bits (compile.ambiguous)
+                t = pyagg.typed(value) if spec.group_by else None
+                if spec.group_by and t is None:
+                    continue
+                row = merged.setdefault(b, {}).setdefault(t, [value, 0])
+                row[1] += n
+            out: list[CountRow] = []
+            for b in sorted(merged, key=lambda t: (t is not None, t)):
+                group = sorted(merged[b].values(), key=lambda r: (-r[1], str(r[0])))
+                out += [(b, k, n) for k, n in group[: spec.max_groups]]
+            return out
+
+        rows = await self._ch(run)
+        if rows is not None:
+            return rows
+        return [(b.ts, r.key, r.count) for b in await self._ch(
+            lambda c: self._aggregate_py(c, tenant, where, spec)) for r in b.rows]
+
+    async def scan(
+        self, tenant: str, where: Node, *, after_seq: int = 0, batch: int = 1000
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        async for raws in self.scan_raw(tenant, where, after_seq=after_seq, batch=batch):
+            yield [orjson.loads(b) for b in raws]
+
+    async def scan_raw(
+        self, tenant: str, where: Node, *, after_seq: int = 0, batch: int = 1000
+    ) -> AsyncIterator[list[bytes]]:
+        """``scan`` with each event as its stored JSON."""
+        pred = None
+        state: dict[str, Any] = {}
+
+        def prepare(c: Any) -> None:
+            nonlocal pred
+            sql, params, exact = self._base(c, tenant, where, fixed=True)
+            pred = None if exact else compile_predicate(where)
+            state.update(sql=sql, params=params)
+
+        await self._ch(prepare)
+        wm = int(state["params"]["wm"])
+        pending: list[bytes] = []
+        last = after_seq
+        while last < wm:
+            hi = min(wm, last + SCAN_WINDOW)
+
+            def window(c: Any, lo: int = last, hi: int = hi) -> list[tuple[int, bytes]]:
+                # At most ``batch`` rows per query: memory stays bounded by the batch.
+                rows = c.query(
+                    f"SELECT seq, body FROM {self.db}.events FINAL WHERE {state['sql']} AND "
+                    f"seq > {{lo:UInt64}} AND seq <= {{hi:UInt64}} ORDER BY seq LIMIT {batch}",
+                    parameters={**state["params"], "lo": lo, "hi": hi}, column_formats=_RAW,
+                    settings=READ_SETTINGS).result_rows
+                return [(int(r[0]), bytes(r[1])) for r in rows]
+
+            rows = await self._ch(window)
+            last = rows[-1][0] if len(rows) == batch else hi
+            pending += [b for _, b in rows if pred is None or pred(orjson.loads(b))]
+            while len(pending) >= batch:
+                yield pending[:batch]
+                pending = pending[batch:]
+        if pending:
+            yield pending
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        await super().close()
+        self.indexer.close()
+        self.engine.close()
+
+
+def _watermark(c: Any, db: str, tenant: str) -> int:
+    rows = c.query(f"SELECT max(seq) FROM {db}.watermarks WHERE tenant = {{t:String}}",
+                   parameters={"t": tenant}).result_rows
+    return int(rows[0][0] or 0)
+
+
+def _bad_cursor() -> InvalidRequest:
+    return InvalidRequest("cursor is not valid", errors=[
+        {"field": "cursor", "reason": "not a cursor returned by this API"}])
+
+
+def _bucket_sql(interval: str | None) -> str:
+    if interval is None:
+        return "NULL"
+    width, offset = pyagg.WIDTHS[interval]
+    # Floored as Python's // does (ClickHouse's % truncates toward zero).
+    return f"(ts - (((ts + {offset}) % {width}) + {width}) % {width})"
+
+
+def _group_sql(path: str | None) -> tuple[str, str, Callable[[Any], Any]]:
+    """(key expression, condition that leaves out rows without a key, key decoder)."""
+    if path is None:
+        return "NULL", "1", lambda k: None
+    if path == "severity":
+        names = ", ".join(f"'{s}'" for s in SEVERITIES)
+        return f"arrayElement([{names}], sev + 1)", "1", lambda k: k
+    if path in STRING_COLUMNS and path not in INT_COLUMNS:
+        col = STRING_COLUMNS[path]
+        return f"assumeNotNull({col})", f"ifNull({col} != '', 0)", lambda k: k
+    args = json_args(path)
+    return (f"JSONExtractRaw({args})",
+            f"JSONType({args}) NOT IN ('Null', 'Object', 'Array')",
+            lambda k: orjson.loads(k))
+
+
+__all__ = ["ClickHouseEventStore"]

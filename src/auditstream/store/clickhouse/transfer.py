@@ -1,0 +1,187 @@
+"""From the log to the index: committed entries flow from the SQLite log into ClickHouse.
+
+``Indexer.transfer(notices)`` runs on the writer's thread right after each log commit,
+before the commit's notices reach anyone (``IndexedFeed``): it reads the tenants' new
+entries from the log, inserts them into ``events`` in one block, then moves each tenant's
+visibility watermark. Guarantees:
+
+* **At least once.** An entry is in the index before its seq is below the watermark. A
+  crash between the log commit and the index insert leaves the watermark behind the log:
+  ``catch_up`` (every open) sends the gap again.
+* **No observable duplicate.** Sending a range again writes rows ClickHouse already has;
+  ``events`` is a ReplacingMergeTree on (tenant, ts, seq) read with FINAL, so a reader sees
+  one row per event whatever was sent twice.
+* **Redactions travel with their record.** A redaction record (its own entry) names the
+  seqs it blanked; sending the record sends their stubs too, as a later version (``ver``
+  = the record's seq) that replaces the content in every read.
+* **Readers never see N+1 before N.** The watermark moves only after the insert that holds
+  every seq up to it returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from ...dbapi import sqlite3
+from ...integrity.redaction import RECORD_TYPE
+from ...log.feed import CommitFeed
+from ...log.protocol import CommitNotice
+from ...model.severity import RANK
+from ...model.times import parse_us
+from ..sqlite.schema import connect
+from .compile import words_of
+from .engine import INSERT_SETTINGS, Engine
+
+log = logging.getLogger("auditstream")
+
+COLUMNS = ["tenant", "seq", "ts", "received", "ver", "id", "type", "category", "sev",
+           "outcome", "body", "words"]
+#: Entries read from the log and inserted per block (bounds the writer's memory).
+BATCH = 50_000
+
+
+def index_row(tenant: str, seq: int, body: bytes, ver: int = 0) -> list[Any]:
+    ev = orjson.loads(body)
+    return [tenant, seq, parse_us(ev["timestamp"]), parse_us(ev["received_at"]), ver, ev["id"],
+            ev["type"], ev.get("category"), RANK.get(ev.get("severity", "info"), 0),
+            ev.get("outcome"), body, words_of(ev.get("title"), ev.get("description"))]
+
+
+class Indexer:
+    def __init__(self, engine: Engine, log_path: str, *,
+                 hook: Callable[[str], None] | None = None):
+        self.engine = engine
+        self.log_path = log_path
+        #: Called with "insert" between the log commit and the index insert, and with
+        #: "watermark" between the insert and the watermark (a test kills the process there).
+        self.hook = hook
+        self._marks: dict[str, int] = {}
+        self._conn: sqlite3.Connection | None = None
+
+    def _log(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = connect(self.log_path, readonly=True)
+        return self._conn
+
+    def watermark(self, tenant: str) -> int:
+        if tenant not in self._marks:
+            self._marks[tenant] = read_watermark(self.engine, tenant)
+        return self._marks[tenant]
+
+    def catch_up(self) -> int:
+        """Send whatever the log committed beyond each tenant's watermark (after a crash,
+        or a write by another process on the same log); returns how many entries."""
+        tails = self._log().execute(
+            "SELECT tenant, MAX(seq) FROM events GROUP BY tenant").fetchall()
+        with self.engine.client() as c:
+            marks = dict(c.query(f"SELECT tenant, max(seq) FROM {self.engine.db}.watermarks "
+                                 "GROUP BY tenant").result_rows)
+        self._marks.update({t: int(s) for t, s in marks.items()})
+        behind = [CommitNotice(t, int(s)) for t, s in tails if int(s) > self._marks.get(t, 0)]
+        n = sum(n.last_seq - self._marks.get(n.tenant, 0) for n in behind)
+        if behind:
+            log.info("index: catching up %d entries of %d tenants from the log", n, len(behind))
+            self.transfer(behind)
+        return n
+
+    def transfer(self, notices: list[CommitNotice]) -> None:
+        if self.hook is not None:
+            self.hook("insert")
+        conn = self._log()
+        rows: list[list[Any]] = []
+        marks: list[tuple[str, int]] = []
+        for notice in notices:
+            lo, hi = self.watermark(notice.tenant), notice.last_seq
+            if hi <= lo:
+                continue
+            while lo < hi:
+                chunk = conn.execute(
+                    "SELECT seq, CAST(body AS BLOB), type FROM events WHERE tenant = ? "
+                    "AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+                    (notice.tenant, lo, hi, BATCH)).fetchall()
+                if not chunk:
+                    break
+                for seq, body, type_ in chunk:
+                    rows.append(index_row(notice.tenant, seq, bytes(body)))
+                    if type_ == RECORD_TYPE:
+                        rows += self._stubs(conn, notice.tenant, seq, bytes(body))
+                lo = chunk[-1][0]
+                if len(rows) >= BATCH:
+                    self._insert(rows)
+                    rows = []
+            marks.append((notice.tenant, hi))
+        self._insert(rows)
+        if marks:
+            if self.hook is not None:
+                self.hook("watermark")
+            self.engine.run(lambda c: c.insert(f"{self.engine.db}.watermarks",
+                                               [list(m) for m in marks],
+                                               column_names=["tenant", "seq"]))
+            self._marks.update(dict(marks))
+
+    def _stubs(self, conn: sqlite3.Connection, tenant: str, by: int,
+               record: bytes) -> list[list[Any]]:
+        claim = orjson.loads(record).get("payload", {}).get("redaction", {})
+        first, last = claim.get("first_seq"), claim.get("last_seq")
+        if not isinstance(first, int) or not isinstance(last, int):
+            return []
+        out = []
+        for seq, body in conn.execute(
+                "SELECT seq, CAST(body AS BLOB) FROM events WHERE tenant = ? AND seq >= ? "
+                "AND seq <= ? AND json_extract(body, '$.redacted.by') = ?",
+                (tenant, first, last, by)):
+            out.append(index_row(tenant, seq, bytes(body), ver=by))
+        return out
+
+    def _insert(self, rows: list[list[Any]]) -> None:
+        if rows:
+            self.engine.run(lambda c: c.insert(f"{self.engine.db}.events", rows,
+                                               column_names=COLUMNS, settings=INSERT_SETTINGS))
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def read_watermark(engine: Engine, tenant: str) -> int:
+    with engine.client() as c:
+        rows = c.query(f"SELECT max(seq) FROM {engine.db}.watermarks WHERE tenant = {{t:String}}",
+                       parameters={"t": tenant}).result_rows
+    return int(rows[0][0] or 0)
+
+
+class IndexedFeed(CommitFeed):
+    """The store's commit feed: a log commit's notices are published once the index has
+    its entries (so whoever wakes on ``(tenant, N)`` and reads the index sees 1..N).
+
+    A failed transfer is retried until it succeeds: the writer waits, its queue fills and
+    ingest answers 503; nothing is acknowledged that readers cannot find (a store closed
+    meanwhile waits too, for the same reason)."""
+
+    RETRY_S = (0.05, 0.2, 1.0, 5.0)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.indexer: Indexer | None = None
+
+    def publish(self, notices: list[CommitNotice]) -> None:
+        if self.indexer is not None:
+            attempt = 0
+            while True:
+                try:
+                    self.indexer.transfer(notices)
+                    break
+                except Exception:
+                    log.exception("index: transfer failed; retrying")
+                    time.sleep(self.RETRY_S[min(attempt, len(self.RETRY_S) - 1)])
+                    attempt += 1
+        super().publish(notices)
+
+
+__all__ = ["COLUMNS", "IndexedFeed", "Indexer", "index_row", "read_watermark"]
