@@ -26,6 +26,7 @@ import asyncio
 import json
 import multiprocessing
 import os
+import re
 import sys
 import tempfile
 import time
@@ -39,6 +40,8 @@ from .run import Http, Server, free_port, machine, pct, source_digest
 from .stream import Ingest
 
 TENANT = "push"
+#: A canonical event's own seq (nested objects hold no "seq" key in this workload).
+SEQ = re.compile(rb'"seq":(\d+)')
 
 
 # -- the receiver's process ---------------------------------------------------------------
@@ -62,12 +65,17 @@ def receiver_main(port: int) -> None:
                 break
         if scope["method"] == "POST":
             now = time.time()
-            for event in orjson.loads(body)["data"]:
-                seqs.append(event["seq"])
-                arrivals.append(now)
-                sent = (event.get("context") or {}).get("sent_us")
-                if sent is not None:
-                    lags_ms.append((now * 1e6 - sent) / 1000)
+            if b'"sent_us"' in body:  # the paced phase: every event's lag
+                for event in orjson.loads(body)["data"]:
+                    seqs.append(event["seq"])
+                    arrivals.append(now)
+                    lags_ms.append((now * 1e6 - event["context"]["sent_us"]) / 1000)
+            else:
+                # The receiver shares the server's 2 cores: it only picks the seqs out (a
+                # real receiver runs elsewhere), so its CPU does not count against ingest.
+                found = [int(s) for s in SEQ.findall(body)]
+                seqs.extend(found)
+                arrivals.extend([now] * len(found))
             answer = b"{}"
         else:  # GET /stats?since=N: what arrived from the N-th event on
             since = int(scope["query_string"].decode().partition("=")[2] or 0)
