@@ -251,7 +251,8 @@ def test_ten_servers_start_at_once_on_a_fresh_file(tmp_path: Path) -> None:
          "--no-demo"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for p in ports]
     try:
         for p, proc in zip(ports, procs, strict=True):
-            wait_up(f"http://127.0.0.1:{p}", proc)
+            # Forty processes import the app at once on 2 cores: give them time.
+            wait_up(f"http://127.0.0.1:{p}", proc, timeout=240)
         key = api_key(db)
         for p in ports:  # every one of them writes
             # One worker answering is not both up: ten servers booting on 2 cores take
