@@ -313,6 +313,14 @@ class Catalog:
         return {"id": token_id, "token": secret, "tenant": tenant, "q": q,
                 "expires": now + seconds}
 
+    def revoke_viewer_token(self, tenant: str, token_id: str) -> bool:
+        """End a viewer token of ``tenant`` at once; False if there is no such live one."""
+        with self._lock:
+            cur = self._conn.execute(
+                "DELETE FROM viewer_tokens WHERE id = ? AND tenant = ? AND expires > ?",
+                (token_id, tenant, int(self._wall())))
+        return cur.rowcount > 0
+
     def authenticate_viewer(self, secret: str) -> Principal | None:
         rows = self._q("SELECT id, tenant, q FROM viewer_tokens WHERE hash = ? AND expires > ?",
                        (hash_key(secret), int(self._wall())))

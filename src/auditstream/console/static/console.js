@@ -119,6 +119,10 @@ function showApp() {
   $("nav").hidden = EMBED;
   $("signout").hidden = EMBED;
   $("who").textContent = EMBED ? "read-only viewer" : api.auth.user || "";
+  // A signed-in user without the admin scope has no use for the admin page (the API
+  // would refuse it anyway); a pasted key's scopes are not known, so it keeps the link.
+  const admin = document.querySelector("nav a[data-page=admin]");
+  admin.hidden = Boolean(api.auth.scopes) && !api.auth.scopes.includes("admin");
   route();
 }
 
