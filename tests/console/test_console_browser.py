@@ -140,6 +140,18 @@ def test_sign_in_and_out(browser: Any, console: Server) -> None:
     context.close()
 
 
+def test_paste_an_api_key(browser: Any, console: Server) -> None:
+    context = new_context(browser, console)
+    page = context.new_page()
+    page.goto("/console")
+    page.fill("input[name=key]", console.key("demo", "events:read"))
+    page.click("#key-form button")
+    searched(page)
+    assert page.locator("#results tbody tr").count() == 50
+    assert page.locator("#who").text_content() == "API key"
+    context.close()
+
+
 def test_search_with_q_and_the_url_holds_the_view(page: Any) -> None:
     page.goto("/console")
     n = searched(page)
