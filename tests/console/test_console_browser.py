@@ -370,6 +370,43 @@ def test_integrations_say_when_the_server_has_none(page: Any) -> None:
     page.locator("#integrations-status").filter(has_text="not available").wait_for()
 
 
+def test_integrations_page_against_the_push_routes(page: Any) -> None:
+    """The push routes as their names are agreed (served here by the test, until the push
+    issue's own test replaces this): list, attempts, dead letters, redeliver, test."""
+    hook = {"id": "int_1", "name": "soc-webhook", "kind": "webhook", "rule": "severity:>=high",
+            "format": "json", "enabled": True, "state": "failing", "lag": 42,
+            "last_success_at": "2026-11-27T10:00:00Z", "last_error": "HTTP 503 from SIEM"}
+    posted: list[tuple[str, str | None]] = []
+
+    def serve(route: Any) -> None:
+        url, method = route.request.url, route.request.method
+        if method == "POST":
+            posted.append((url.rsplit("/", 1)[1], route.request.headers.get("x-csrf-token")))
+            body: Any = {"ok": True}
+        elif url.endswith("/attempts"):
+            body = {"data": [{"at": "2026-11-27T10:01:00Z", "status": "failed",
+                              "latency_ms": 812, "response_code": 503}]}
+        elif url.endswith("/dead-letters"):
+            body = {"data": [{"seq": 7, "error": "HTTP 503"}]}
+        else:
+            body = {"data": [hook]}
+        route.fulfill(status=200, content_type="application/json", body=orjson.dumps(body))
+
+    page.route("**/v1/integrations**", serve)
+    page.goto("/console?page=integrations")
+    row = page.locator("#integrations-table tbody tr").filter(has_text="soc-webhook")
+    row.wait_for()
+    assert "failing" in row.text_content() and "HTTP 503 from SIEM" in row.text_content()
+    row.get_by_text("attempts").click()
+    page.locator("#integration-detail").filter(has_text="812 ms").wait_for()
+    page.locator("#integration-detail").get_by_text("redeliver").click()
+    page.locator("#integrations-status").filter(has_text="redeliver →").wait_for()
+    row.get_by_text("send test event").click()
+    page.locator("#integrations-status").filter(has_text="test →").wait_for()
+    csrf = page.context.request.get("/v1/session").json()["csrf_token"]
+    assert sorted(posted) == [("redeliver", csrf), ("test", csrf)]
+
+
 def test_results_page_with_the_cursor_as_you_scroll(page: Any) -> None:
     page.goto("/console?range=30d")
     searched(page)

@@ -731,13 +731,13 @@ async function loadIntegrations() {
 }
 
 async function integrationAction(it, action) {
-  const box = $("integration-detail");
+  const status = $("integrations-status");
   try {
     const answer = await api.json(`/v1/integrations/${encodeURIComponent(it.id)}/${action}`, { method: "POST", body: {} });
-    box.prepend(el("p", { class: "hint", text: `${it.name}: ${action} → ${JSON.stringify(answer)}` }));
+    status.textContent = `${it.name}: ${action} → ${JSON.stringify(answer)}`;
     if (action === "redeliver") integrationDetail(it);
   } catch (err) {
-    box.prepend(el("p", { class: "error", text: `${it.name}: ${action} failed: ${err.message}` }));
+    status.textContent = `${it.name}: ${action} failed: ${err.message}`;
   }
 }
 
