@@ -276,6 +276,47 @@ def test_a_tampered_proof_fails(page: Any, console: Server, tamper: Any, reason:
     assert page.locator("#proof-status.verified").count() == 0
 
 
+def test_without_ed25519_in_webcrypto_the_page_says_the_signature_was_not_checked(
+        browser: Any, console: Server, session_cookie: dict[str, Any]) -> None:
+    context = new_context(browser, console)
+    context.add_cookies([session_cookie])
+    # A browser without Ed25519: importKey refuses the algorithm, as such browsers do.
+    context.add_init_script("""(() => {
+        const importKey = crypto.subtle.importKey.bind(crypto.subtle);
+        crypto.subtle.importKey = (format, key, alg, ...rest) =>
+            (alg && (alg.name || alg) === 'Ed25519')
+                ? Promise.reject(new DOMException('Unrecognized name.', 'NotSupportedError'))
+                : importKey(format, key, alg, ...rest);
+    })()""")
+    page = context.new_page()
+    with api(console) as c:
+        event = c.get("/v1/events", params={"limit": 1}).json()["data"][0]
+    page.goto(f"/console?event={event['id']}")
+    status = page.locator("#proof-status.partial")
+    status.wait_for()
+    assert "signature was NOT checked" in status.text_content()
+    assert "Inclusion verified against checkpoint" in status.text_content()
+    context.close()
+
+
+def test_export_the_current_search(page: Any) -> None:
+    page.goto("/console?q=type:install+outcome:block&range=30d")
+    searched(page)
+    shown = page.locator("#results tbody tr").count()
+    with page.expect_download() as download:
+        page.click("[data-export=ndjson]")
+    lines = Path(download.value.path()).read_text().splitlines()
+    events = [orjson.loads(line) for line in lines]
+    assert len(events) >= shown > 0
+    assert {(e["type"], e["outcome"]) for e in events} == {("install", "block")}
+    with page.expect_download() as download:
+        page.click("[data-export=csv]")
+    assert download.value.suggested_filename.endswith(".csv")
+    with page.expect_download() as download:
+        page.click("[data-export=parquet]")
+    assert Path(download.value.path()).read_bytes()[:4] == b"PAR1"
+
+
 def test_live_tail_receives_a_new_event(page: Any, console: Server) -> None:
     page.goto("/console?page=live")
     page.wait_for_function("() => document.body.dataset.live === 'subscribed'")
