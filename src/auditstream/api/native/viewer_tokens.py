@@ -22,8 +22,8 @@ from ...model.times import format_us, now_us
 from ...query.qlang import parse_q
 from ..deps import admin
 from ..openapi import Param, content, operation, ref, request_body
+from .body import json_object, string_field
 from .events import json_response
-from .session import json_object, string_field
 
 router = APIRouter(prefix="/v1", tags=["console"])
 DEFAULT_TTL_S = 900
