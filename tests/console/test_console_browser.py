@@ -208,6 +208,14 @@ def test_zoom_the_histogram_by_dragging(page: Any) -> None:
     times = [datetime.fromisoformat(t.replace(" ", "T") + "+00:00")
              for t in column(page, 1)]
     assert times and all(since <= t <= until for t in times)
+    # A click on a bar zooms to that bar: one hour.
+    n = searched(page)
+    box = page.locator("#histogram .u-over").bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] - 2)
+    searched(page, n)
+    since = datetime.fromisoformat(page.input_value("#since") + "+00:00")
+    until = datetime.fromisoformat(page.input_value("#until") + "+00:00")
+    assert (until - since).total_seconds() == 3600
 
 
 def test_open_an_event_and_see_its_proof_verified(page: Any, console: Server) -> None:
