@@ -346,6 +346,42 @@ def test_live_tail_receives_a_new_event(page: Any, console: Server) -> None:
                                                         ).count() == 1
 
 
+def test_live_tail_fills_the_gap_of_a_lost_connection_from_the_store(
+        page: Any, console: Server) -> None:
+    """The first stream the page opens is cut after one event (a test fixture serves it
+    and ends it); an event is stored while the page is cut off; the page reconnects with
+    that event's seq as Last-Event-ID, and the server's replay from the store fills the
+    gap: each event shown once, with markers."""
+    with api(console) as c:
+        before = c.post("/v1/events", json={"type": "login", "title": "before-the-cut"}
+                        ).json()["data"][0]
+        raw = c.get(f"/v1/events/{before['id']}").content
+    opened: list[str] = []
+
+    def cut_first_stream(route: Any) -> None:
+        opened.append(route.request.headers.get("last-event-id", ""))
+        if len(opened) > 1:
+            route.continue_()
+            return
+        body = (f": subscribed after seq {before['seq'] - 1}\n\n"
+                f"id: {before['seq']}\nevent: event\ndata: ").encode() + raw + b"\n\n"
+        route.fulfill(status=200, content_type="text/event-stream", body=body)
+
+    page.route("**/v1/events/stream**", cut_first_stream)
+    page.goto("/console?page=live")
+    page.locator("#live-table tr.marker").filter(has_text="connection lost").wait_for()
+    with api(console) as c:
+        assert c.post("/v1/events", json={"type": "login", "title": "during-the-cut"}
+                      ).status_code == 201
+    page.locator("#live-table tbody tr").filter(has_text="during-the-cut").wait_for()
+    assert opened[:2] == ["", str(before["seq"])]
+    assert page.locator("#live-table tr.marker").filter(has_text="filled from the store"
+                                                        ).count() == 1
+    titles = page.locator("#live-table tbody tr:not(.marker) td:nth-child(6)"
+                          ).all_text_contents()
+    assert titles.count("before-the-cut") == 1 and titles.count("during-the-cut") == 1
+
+
 def test_an_embed_token_cannot_read_outside_its_scope_or_write(page: Any,
                                                                 console: Server) -> None:
     with api(console) as c:
