@@ -278,6 +278,25 @@ def test_only_an_admin_makes_viewer_tokens(shared_server: Server, tenant: str) -
         assert c.post("/v1/viewer-tokens", json={}).status_code == 403
 
 
+def test_a_viewer_token_is_revoked_by_its_tenants_admin_only(shared_server: Server,
+                                                               tenant: str) -> None:
+    other = tenant + "-o"
+    shared_server.catalog.create_tenant(other)
+    with shared_server.client(shared_server.key(tenant, "admin")) as c:
+        made = c.post("/v1/viewer-tokens", json={}).json()
+    with bearer(shared_server, made["token"]) as v:
+        assert v.get("/v1/events").status_code == 200
+        assert v.delete(f"/v1/viewer-tokens/{made['id']}").status_code == 403
+    with shared_server.client(shared_server.key(other, "admin")) as c:
+        assert c.delete(f"/v1/viewer-tokens/{made['id']}").status_code == 404
+    with shared_server.client(shared_server.key(tenant, "admin")) as c:
+        r = c.delete(f"/v1/viewer-tokens/{made['id']}")
+        assert r.status_code == 200 and r.json() == {"id": made["id"], "revoked": True}
+        assert c.delete(f"/v1/viewer-tokens/{made['id']}").status_code == 404
+    with bearer(shared_server, made["token"]) as v:
+        assert v.get("/v1/events").status_code == 401
+
+
 def test_a_viewer_token_expires(db_path: Any) -> None:
     now = [1_000_000.0]
     catalog = Catalog(db_path, wall=lambda: now[0])

@@ -41,7 +41,8 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     from auditstream.auth.catalog import Catalog
 
     settings = Settings(port=free_port(), db=str(tmp_path_factory.mktemp("c") / "a.db"),
-                        demo=True, workers=1, push_allow_private="127.0.0.1")
+                        demo=True, workers=1, push_allow_private="127.0.0.1",
+                        push_max_attempts=1, push_retry_base_seconds=0.05)
     server, thread, app = start_server(settings)
     catalog = Catalog(settings.db)
     catalog.create_user("demo", "admin", PASSWORD, ["admin", "events:read"])
@@ -140,6 +141,18 @@ def test_sign_in_and_out(browser: Any, console: Server) -> None:
     context.close()
 
 
+def test_paste_an_api_key(browser: Any, console: Server) -> None:
+    context = new_context(browser, console)
+    page = context.new_page()
+    page.goto("/console")
+    page.fill("input[name=key]", console.key("demo", "events:read"))
+    page.click("#key-form button")
+    searched(page)
+    assert page.locator("#results tbody tr").count() == 50
+    assert page.locator("#who").text_content() == "API key"
+    context.close()
+
+
 def test_search_with_q_and_the_url_holds_the_view(page: Any) -> None:
     page.goto("/console")
     n = searched(page)
@@ -196,6 +209,14 @@ def test_zoom_the_histogram_by_dragging(page: Any) -> None:
     times = [datetime.fromisoformat(t.replace(" ", "T") + "+00:00")
              for t in column(page, 1)]
     assert times and all(since <= t <= until for t in times)
+    # A click on a bar zooms to that bar: one hour.
+    n = searched(page)
+    box = page.locator("#histogram .u-over").bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] - 2)
+    searched(page, n)
+    since = datetime.fromisoformat(page.input_value("#since") + "+00:00")
+    until = datetime.fromisoformat(page.input_value("#until") + "+00:00")
+    assert (until - since).total_seconds() == 3600
 
 
 def test_open_an_event_and_see_its_proof_verified(page: Any, console: Server) -> None:
@@ -264,6 +285,47 @@ def test_a_tampered_proof_fails(page: Any, console: Server, tamper: Any, reason:
     assert page.locator("#proof-status.verified").count() == 0
 
 
+def test_without_ed25519_in_webcrypto_the_page_says_the_signature_was_not_checked(
+        browser: Any, console: Server, session_cookie: dict[str, Any]) -> None:
+    context = new_context(browser, console)
+    context.add_cookies([session_cookie])
+    # A browser without Ed25519: importKey refuses the algorithm, as such browsers do.
+    context.add_init_script("""(() => {
+        const importKey = crypto.subtle.importKey.bind(crypto.subtle);
+        crypto.subtle.importKey = (format, key, alg, ...rest) =>
+            (alg && (alg.name || alg) === 'Ed25519')
+                ? Promise.reject(new DOMException('Unrecognized name.', 'NotSupportedError'))
+                : importKey(format, key, alg, ...rest);
+    })()""")
+    page = context.new_page()
+    with api(console) as c:
+        event = c.get("/v1/events", params={"limit": 1}).json()["data"][0]
+    page.goto(f"/console?event={event['id']}")
+    status = page.locator("#proof-status.partial")
+    status.wait_for()
+    assert "signature was NOT checked" in status.text_content()
+    assert "Inclusion verified against checkpoint" in status.text_content()
+    context.close()
+
+
+def test_export_the_current_search(page: Any) -> None:
+    page.goto("/console?q=type:install+outcome:block&range=30d")
+    searched(page)
+    shown = page.locator("#results tbody tr").count()
+    with page.expect_download() as download:
+        page.click("[data-export=ndjson]")
+    lines = Path(download.value.path()).read_text().splitlines()
+    events = [orjson.loads(line) for line in lines]
+    assert len(events) >= shown > 0
+    assert {(e["type"], e["outcome"]) for e in events} == {("install", "block")}
+    with page.expect_download() as download:
+        page.click("[data-export=csv]")
+    assert download.value.suggested_filename.endswith(".csv")
+    with page.expect_download() as download:
+        page.click("[data-export=parquet]")
+    assert Path(download.value.path()).read_bytes()[:4] == b"PAR1"
+
+
 def test_live_tail_receives_a_new_event(page: Any, console: Server) -> None:
     page.goto("/console?page=live")
     page.wait_for_function("() => document.body.dataset.live === 'subscribed'")
@@ -283,6 +345,42 @@ def test_live_tail_receives_a_new_event(page: Any, console: Server) -> None:
     page.locator("#live-table tbody tr").filter(has_text="while-paused").wait_for()
     assert page.locator("#live-table tr.marker").filter(has_text="filled from the store"
                                                         ).count() == 1
+
+
+def test_live_tail_fills_the_gap_of_a_lost_connection_from_the_store(
+        page: Any, console: Server) -> None:
+    """The first stream the page opens is cut after one event (a test fixture serves it
+    and ends it); an event is stored while the page is cut off; the page reconnects with
+    that event's seq as Last-Event-ID, and the server's replay from the store fills the
+    gap: each event shown once, with markers."""
+    with api(console) as c:
+        before = c.post("/v1/events", json={"type": "login", "title": "before-the-cut"}
+                        ).json()["data"][0]
+        raw = c.get(f"/v1/events/{before['id']}").content
+    opened: list[str] = []
+
+    def cut_first_stream(route: Any) -> None:
+        opened.append(route.request.headers.get("last-event-id", ""))
+        if len(opened) > 1:
+            route.continue_()
+            return
+        body = (f": subscribed after seq {before['seq'] - 1}\n\n"
+                f"id: {before['seq']}\nevent: event\ndata: ").encode() + raw + b"\n\n"
+        route.fulfill(status=200, content_type="text/event-stream", body=body)
+
+    page.route("**/v1/events/stream**", cut_first_stream)
+    page.goto("/console?page=live")
+    page.locator("#live-table tr.marker").filter(has_text="connection lost").wait_for()
+    with api(console) as c:
+        assert c.post("/v1/events", json={"type": "login", "title": "during-the-cut"}
+                      ).status_code == 201
+    page.locator("#live-table tbody tr").filter(has_text="during-the-cut").wait_for()
+    assert opened[:2] == ["", str(before["seq"])]
+    assert page.locator("#live-table tr.marker").filter(has_text="filled from the store"
+                                                        ).count() == 1
+    titles = page.locator("#live-table tbody tr:not(.marker) td:nth-child(6)"
+                          ).all_text_contents()
+    assert titles.count("before-the-cut") == 1 and titles.count("during-the-cut") == 1
 
 
 def test_an_embed_token_cannot_read_outside_its_scope_or_write(page: Any,
@@ -353,25 +451,44 @@ def test_keyboard_slash_arrows_enter_escape(page: Any) -> None:
     page.locator("#detail").wait_for(state="hidden")
 
 
-def test_integrations_show_state_send_a_test_and_list_attempts(
+def test_integrations_state_test_attempts_dead_letters_and_redeliver(
         page: Any, console: Server) -> None:
-    from delivery.receiver import Receiver
+    from delivery.receiver import Answer, Receiver
 
     receiver = Receiver()
     try:
-        with console.client(console.key("demo", "admin")) as admin:
+        with console.client(console.key("demo", "admin", "events:write")) as admin:
             r = admin.post("/v1/integrations", json={
-                "name": "siem-hook", "kind": "webhook", "config": {"url": receiver.url}})
+                "name": "siem-hook", "kind": "webhook", "rule": "type:console.push",
+                "config": {"url": receiver.url, "batch_size": 1}})
             assert r.status_code == 201, r.text
+            page.goto("/console?page=integrations")
+            row = page.locator("#integrations-table tbody tr").filter(has_text="siem-hook")
+            row.filter(has_text="active").wait_for()
+            row.get_by_role("button", name="send test event").click()
+            page.locator("#integrations-status").filter(has_text='"ok":true').wait_for()
+            assert receiver.requests[0].json()["data"][0]["type"] == "auditstream.test"
+            # The receiver refuses the next event: with one attempt allowed here, it is a
+            # dead letter at once.
+            receiver.answer(Answer(422))
+            assert admin.post("/v1/events", json={"type": "console.push"}).status_code == 201
+            receiver.wait_for(lambda: any(q.status == 422 for q in receiver.requests))
         page.goto("/console?page=integrations")
-        row = page.locator("#integrations-table tbody tr").filter(has_text="siem-hook")
-        row.filter(has_text="active").wait_for()
-        row.get_by_role("button", name="send test event").click()
-        page.locator("#integration-detail").filter(has_text='"ok":true').wait_for()
-        assert receiver.requests[0].json()["data"][0]["type"] == "auditstream.test"
         row.get_by_role("button", name="attempts").click()
-        attempts = page.locator("#attempts-table tbody tr")
-        attempts.filter(has_text="test").filter(has_text="200").wait_for()
+        detail = page.locator("#integration-detail")
+        detail.filter(has_text="Dead letters (1)").wait_for()
+        page.locator("#attempts-table tbody tr").filter(has_text="test").filter(
+            has_text="200").wait_for()
+        page.locator("#attempts-table tbody tr").filter(has_text="deliver").filter(
+            has_text="422").wait_for()
+        detail.get_by_role("button", name="redeliver").click()
+        receiver.wait_for(lambda: len(receiver.delivered()) == 2)
+        assert receiver.delivered()[1]["type"] == "console.push"
+        with console.client(console.key("demo", "admin")) as admin:  # saved, not only sent
+            receiver.wait_for(lambda: admin.get(
+                f"/v1/integrations/{r.json()['id']}").json()["dead_letters"] == 0)
+        row.get_by_role("button", name="attempts").click()
+        detail.filter(has_text="Dead letters (0)").wait_for()
     finally:
         receiver.stop()
 

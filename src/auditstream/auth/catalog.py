@@ -232,7 +232,7 @@ class Catalog:
             self._principals[digest] = principal
             return principal
 
-    # -- users (password login for the platform-audit profile) --------------------
+    # -- users (password login: the console, and the platform-audit profile) -------
 
     def create_user(
         self, tenant: str, username: str, password: str,
@@ -275,6 +275,7 @@ class Catalog:
         """A new session of a signed-in user: (secret for the cookie, expiry in Unix s)."""
         secret = _random_secret(SESSION_PREFIX)
         now = int(self._wall())
+        self._q("DELETE FROM sessions WHERE expires <= ?", (now,))  # keep the table small
         self._q("INSERT INTO sessions(hash, tenant, username, scopes, created, expires) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (hash_key(secret), user.tenant, user.subject, " ".join(sorted(user.scopes)),
@@ -307,11 +308,20 @@ class Catalog:
             raise NotFound(f"no tenant {tenant!r}")
         secret = _random_secret(VIEWER_PREFIX)
         token_id, now = new_id("vt"), int(self._wall())
+        self._q("DELETE FROM viewer_tokens WHERE expires <= ?", (now,))
         self._q("INSERT INTO viewer_tokens(id, tenant, hash, q, created_by, created, expires) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (token_id, tenant, hash_key(secret), q, created_by, now, now + seconds))
         return {"id": token_id, "token": secret, "tenant": tenant, "q": q,
                 "expires": now + seconds}
+
+    def revoke_viewer_token(self, tenant: str, token_id: str) -> bool:
+        """End a viewer token of ``tenant`` at once; False if there is no such live one."""
+        with self._lock:
+            cur = self._conn.execute(
+                "DELETE FROM viewer_tokens WHERE id = ? AND tenant = ? AND expires > ?",
+                (token_id, tenant, int(self._wall())))
+        return cur.rowcount > 0
 
     def authenticate_viewer(self, secret: str) -> Principal | None:
         rows = self._q("SELECT id, tenant, q FROM viewer_tokens WHERE hash = ? AND expires > ?",

@@ -17,8 +17,8 @@ from ...auth.principal import DEFAULT_SCOPES, SCOPES, Principal
 from ...errors import InvalidRequest, NotFound
 from ..deps import admin
 from ..openapi import Param, content, operation, ref, request_body
+from .body import json_object, string_field
 from .events import json_response
-from .session import json_object, string_field
 
 router = APIRouter(prefix="/v1", tags=["admin"])
 

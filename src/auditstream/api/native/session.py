@@ -13,20 +13,19 @@ from __future__ import annotations
 from typing import Any, NotRequired
 
 import anyio
-import orjson
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 from typing_extensions import TypedDict
 
 from ...auth.principal import Principal
-from ...errors import AuthenticationRequired, InvalidRequest, UnsupportedMediaType
+from ...errors import AuthenticationRequired
 from ...model.times import format_us
 from ..deps import SESSION_COOKIE, authenticate, credential, csrf_token
 from ..openapi import content, operation, ref, request_body
-from .events import json_response, read_body
+from .body import json_object, string_field
+from .events import json_response
 
 router = APIRouter(prefix="/v1", tags=["session"])
-MAX_BODY = 16 * 1024
 
 
 class SessionInfo(TypedDict):
@@ -44,35 +43,6 @@ SIGN_IN = request_body({"application/json": {
     "type": "object", "required": ["username", "password"],
     "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
 }}, "A user's name and password (users: `auditstream users create` or `POST /v1/users`).")
-
-
-async def json_object(request: Request, limit: int = MAX_BODY) -> dict[str, Any]:
-    """The body as a JSON object; 415 unless it is declared JSON (a cross-site form cannot
-    send JSON), 400 when it is not one object."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype != "application/json":
-        raise UnsupportedMediaType("send Content-Type: application/json")
-    body = await read_body(request, limit)
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest("the body is not valid JSON", errors=[
-            {"field": "(body)", "reason": "not valid JSON"}]) from None
-    if not isinstance(doc, dict):
-        raise InvalidRequest("expected a JSON object", errors=[
-            {"field": "(body)", "reason": "must be an object"}])
-    return doc
-
-
-def string_field(doc: dict[str, Any], name: str, *, required: bool = True,
-                 max_len: int = 1024) -> str | None:
-    value = doc.get(name)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value or len(value) > max_len:
-        raise InvalidRequest(f"invalid {name}", errors=[
-            {"field": name, "reason": f"a non-empty string of at most {max_len} characters"}])
-    return value
 
 
 def session_doc(principal: Principal, secret: str, expires: int | None = None
@@ -139,4 +109,4 @@ async def sign_out(request: Request,
     return response
 
 
-__all__ = ["router", "json_object", "string_field"]
+__all__ = ["router"]

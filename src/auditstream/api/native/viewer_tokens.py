@@ -17,13 +17,13 @@ from starlette.responses import Response
 from typing_extensions import TypedDict
 
 from ...auth.principal import Principal
-from ...errors import InvalidRequest, QuerySyntaxError
+from ...errors import InvalidRequest, NotFound, QuerySyntaxError
 from ...model.times import format_us, now_us
 from ...query.qlang import parse_q
 from ..deps import admin
-from ..openapi import content, operation, ref, request_body
+from ..openapi import Param, content, operation, ref, request_body
+from .body import json_object, string_field
 from .events import json_response
-from .session import json_object, string_field
 
 router = APIRouter(prefix="/v1", tags=["console"])
 DEFAULT_TTL_S = 900
@@ -77,6 +77,26 @@ async def create_viewer_token(request: Request,
         "expires_at": format_us(made["expires"] * 1_000_000),
         "embed_url": "/console/embed?token=" + quote(made["token"]),
     }, status=201, headers={"Cache-Control": "no-store"})
+
+
+class ViewerTokenRevoked(TypedDict):
+    id: str
+    revoked: bool
+
+
+TOKEN_ID = Param("token_id", {"type": "string"}, "The token's id (`vt_…`).", location="path")
+
+
+@router.delete("/viewer-tokens/{token_id}", summary="End a viewer token before it expires",
+               **operation(ok={200: content("application/json", ref(ViewerTokenRevoked),
+                                            "The token no longer works.")},
+                           errors=(404,), params=(TOKEN_ID,), scope="admin"))
+async def revoke_viewer_token(token_id: str, request: Request,
+                              principal: Principal = Depends(admin)) -> Response:
+    # Another tenant's token does not exist for this caller: the same 404 as an unknown id.
+    if not request.app.state.services.catalog.revoke_viewer_token(principal.tenant, token_id):
+        raise NotFound(f"no live viewer token {token_id!r}")
+    return json_response({"id": token_id, "revoked": True})
 
 
 __all__ = ["router"]

@@ -84,7 +84,7 @@ export async function restore(embed) {
   } catch { /* no session */ }
   const key = sessionStorage.getItem(KEY_STORE);
   if (key) {
-    Object.assign(auth, { mode: "key", key, user: "API key" });
+    Object.assign(auth, { mode: "key", key, user: "API key", scopes: null });
     try { await json("/v1/events?limit=1"); return true; } catch { sessionStorage.removeItem(KEY_STORE); }
   }
   Object.assign(auth, { mode: null, key: null });
@@ -98,7 +98,7 @@ export async function signIn(username, password) {
 }
 
 export async function useKey(key) {
-  Object.assign(auth, { mode: "key", key, user: "API key" });
+  Object.assign(auth, { mode: "key", key, user: "API key", scopes: null });
   await json("/v1/events?limit=1");  // throws if the key cannot read
   sessionStorage.setItem(KEY_STORE, key);
 }
@@ -106,5 +106,5 @@ export async function useKey(key) {
 export async function signOut() {
   if (auth.mode === "session") await request("/v1/session", { method: "DELETE" });
   sessionStorage.removeItem(KEY_STORE);
-  Object.assign(auth, { mode: null, key: null, csrf: null, user: null });
+  Object.assign(auth, { mode: null, key: null, csrf: null, user: null, scopes: null });
 }

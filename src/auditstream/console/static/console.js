@@ -119,6 +119,10 @@ function showApp() {
   $("nav").hidden = EMBED;
   $("signout").hidden = EMBED;
   $("who").textContent = EMBED ? "read-only viewer" : api.auth.user || "";
+  // A signed-in user without the admin scope has no use for the admin page (the API
+  // would refuse it anyway); a pasted key's scopes are not known, so it keeps the link.
+  const admin = document.querySelector("nav a[data-page=admin]");
+  admin.hidden = Boolean(api.auth.scopes) && !api.auth.scopes.includes("admin");
   route();
 }
 
@@ -727,13 +731,13 @@ async function loadIntegrations() {
 }
 
 async function integrationAction(it, action) {
-  const box = $("integration-detail");
+  const status = $("integrations-status");
   try {
     const answer = await api.json(`/v1/integrations/${encodeURIComponent(it.id)}/${action}`, { method: "POST", body: {} });
-    box.prepend(el("p", { class: "hint", text: `${it.name}: ${action} → ${JSON.stringify(answer)}` }));
+    status.textContent = `${it.name}: ${action} → ${JSON.stringify(answer)}`;
     if (action === "redeliver") integrationDetail(it);
   } catch (err) {
-    box.prepend(el("p", { class: "error", text: `${it.name}: ${action} failed: ${err.message}` }));
+    status.textContent = `${it.name}: ${action} failed: ${err.message}`;
   }
 }
 
