@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
+import orjson
+
 from ..api.compat.authpi import to_record as authpi_record
 from ..api.compat.vaultterm import event_record as vaultterm_record
 
@@ -47,4 +49,20 @@ def formatter(fmt: Format, deployment: str) -> Callable[[dict[str, Any]], dict[s
     return lambda event: event
 
 
-__all__ = ["CLOUDEVENTS_TYPE_PREFIX", "FORMATS", "Format", "cloudevent", "formatter"]
+def text_of(value: Any) -> str:
+    """A field as text for a message: "" for none, JSON for what is not a string."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
+def object_of(event: dict[str, Any], name: str) -> dict[str, Any]:
+    """An object field of the event, or {} (absent, null, or redacted away)."""
+    value = event.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+__all__ = ["CLOUDEVENTS_TYPE_PREFIX", "FORMATS", "Format", "cloudevent", "formatter",
+           "object_of", "text_of"]

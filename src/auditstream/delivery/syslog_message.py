@@ -51,10 +51,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from .. import __version__
 from ..model.times import format_us, parse_time
+from .payload import object_of, text_of
 
 #: Default facility: 13, "log audit" (RFC 5424 table 1).
 AUDIT_FACILITY = 13
@@ -84,19 +83,6 @@ def timestamp(value: str) -> str:
     return format_us(parse_time(value))  # another RFC 3339 form: the canonical one is
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return orjson.dumps(value).decode()
-
-
-def _obj(event: dict[str, Any], name: str) -> dict[str, Any]:
-    value = event.get(name)
-    return value if isinstance(value, dict) else {}
-
-
 def cef_header(text: str) -> str:
     return (text.replace("\\", "\\\\").replace("|", "\\|")
             .replace("\r\n", " ").replace("\r", " ").replace("\n", " "))
@@ -116,36 +102,36 @@ def _ip(value: Any) -> str:
 
 
 def cef_extension(event: dict[str, Any], deployment: str) -> list[tuple[str, str]]:
-    actor, subject, source = _obj(event, "actor"), _obj(event, "subject"), _obj(event, "source")
+    actor, subject, source = (object_of(event, k) for k in ("actor", "subject", "source"))
     who = actor.get("name") if actor.get("name") is not None else actor.get("id")
-    what = ":".join(_text(subject[k]) for k in ("type", "id") if subject.get(k) is not None)
+    what = ":".join(text_of(subject[k]) for k in ("type", "id") if subject.get(k) is not None)
     ip = _ip(source.get("ip")) or _ip(actor.get("ip"))
     pairs = [
         ("rt", str(parse_time(event["timestamp"]) // 1000)),
-        ("cat", _text(event.get("category"))),
-        ("act", _text(event.get("type"))),
-        ("outcome", _text(event.get("outcome"))),
-        ("suser", _text(who)),
-        ("suid", _text(actor.get("id"))),
+        ("cat", text_of(event.get("category"))),
+        ("act", text_of(event.get("type"))),
+        ("outcome", text_of(event.get("outcome"))),
+        ("suser", text_of(who)),
+        ("suid", text_of(actor.get("id"))),
         ("src", ip),
     ]
     if what:
         pairs += [("cs2", what), ("cs2Label", "subject")]
-    pairs += [("msg", _text(event.get("description"))), ("externalId", _text(event.get("id")))]
+    pairs += [("msg", text_of(event.get("description"))), ("externalId", text_of(event.get("id")))]
     if event.get("tenant") is not None:
-        pairs += [("cs1", _text(event["tenant"])), ("cs1Label", "tenant")]
+        pairs += [("cs1", text_of(event["tenant"])), ("cs1Label", "tenant")]
     if event.get("seq") is not None:
-        pairs += [("cn1", _text(event["seq"])), ("cn1Label", "seq")]
+        pairs += [("cn1", text_of(event["seq"])), ("cn1Label", "seq")]
     pairs.append(("dvchost", deployment))
     return [(k, v) for k, v in pairs if v != ""]
 
 
 def cef(event: dict[str, Any], deployment: str) -> str:
     severity = str(event.get("severity") or "info")
-    title = _text(event.get("title")) or _text(event.get("type"))
+    title = text_of(event.get("title")) or text_of(event.get("type"))
     header = [
         "CEF:0", "auditstream", "auditstream", __version__,
-        cef_header(_text(event.get("type"))), cef_header(title),
+        cef_header(text_of(event.get("type"))), cef_header(title),
         str(CEF_SEVERITY.get(severity, 1)),
     ]
     extension = " ".join(f"{k}={cef_value(v)}" for k, v in cef_extension(event, deployment))
@@ -155,11 +141,11 @@ def cef(event: dict[str, Any], deployment: str) -> str:
 def header(event: dict[str, Any], facility: int, hostname: str, app_name: str) -> bytes:
     """Everything before the BOM, with its trailing space."""
     pri = facility * 8 + SEVERITY.get(str(event.get("severity")), 6)
-    sd = (f'[{SD_ID} tenant="{sd_value(_text(event.get("tenant")))}" '
-          f'seq="{sd_value(_text(event.get("seq")))}" id="{sd_value(_text(event["id"]))}"]')
+    sd = (f'[{SD_ID} tenant="{sd_value(text_of(event.get("tenant")))}" '
+          f'seq="{sd_value(text_of(event.get("seq")))}" id="{sd_value(text_of(event["id"]))}"]')
     return (f"<{pri}>1 {timestamp(event['timestamp'])} {header_value(hostname, 255)} "
             f"{header_value(app_name, 48)} {NILVALUE} "
-            f"{header_value(_text(event.get('type')), 32)} {sd} ").encode()
+            f"{header_value(text_of(event.get('type')), 32)} {sd} ").encode()
 
 
 def truncate_utf8(data: bytes, limit: int) -> bytes:

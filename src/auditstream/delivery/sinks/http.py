@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import time
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator
 
 from ...errors import InvalidRequest
-from ..guard import DestinationPolicy, DestinationRefused
-from .base import Outcome
+from ..guard import DestinationPolicy, DestinationRefused, guarded_client
+from ..payload import Format
+from .base import Outcome, Sink, SinkConfig, SinkContext
 
 if TYPE_CHECKING:
     import httpx
@@ -119,4 +120,29 @@ async def post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[s
                    retry_after=_retry_after(r.headers.get("retry-after")) if outage else None)
 
 
-__all__ = ["URL", "check_host", "check_url", "post"]
+class HttpSink(Sink):
+    """A sink that POSTs to its config's ``url``, ``batch_size`` events at most (the part
+    webhook, Slack and Splunk HEC share)."""
+
+    def __init__(self, config: Any, fmt: Format, context: SinkContext):
+        super().__init__(config, fmt, context)
+        self._client = guarded_client(context.policy, context.timeout)
+
+    @property
+    def max_batch(self) -> int:
+        return int(self.config.batch_size)
+
+    @classmethod
+    def prepare(cls, config: SinkConfig, policy: DestinationPolicy, fmt: Format
+                ) -> dict[str, Any]:
+        check_host(policy, "config.url", config.url)  # type: ignore[attr-defined]
+        return {}
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
+        return await post(self._client, url, body, headers, self.context.max_response_bytes)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+__all__ = ["URL", "HttpSink", "check_host", "check_url", "post"]

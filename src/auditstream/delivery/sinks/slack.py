@@ -42,10 +42,9 @@ from typing import Annotated, Any, ClassVar
 import orjson
 from pydantic import Field
 
-from ..guard import DestinationPolicy, guarded_client
-from ..payload import Format
-from .base import Outcome, Sink, SinkConfig, SinkContext
-from .http import URL, check_host, post
+from ..payload import Format, object_of, text_of
+from .base import Outcome, SinkConfig
+from .http import URL, HttpSink
 
 #: Slack's limits, in UTF-16 code units.
 HEADER_MAX = 150
@@ -89,24 +88,11 @@ def clip(text: str, limit: int, escape: bool = True) -> str:
     return "".join(kept) + _ELLIPSIS
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return orjson.dumps(value).decode()
-
-
-def _obj(event: dict[str, Any], name: str) -> dict[str, Any]:
-    value = event.get(name)
-    return value if isinstance(value, dict) else {}
-
-
 def key_fields(event: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, raw value) of the fields a message shows, those the event has."""
-    actor, subject, source = _obj(event, "actor"), _obj(event, "subject"), _obj(event, "source")
+    actor, subject, source = (object_of(event, k) for k in ("actor", "subject", "source"))
     who = actor.get("name") if actor.get("name") is not None else actor.get("id")
-    what = ":".join(_text(subject[k]) for k in ("type", "id") if subject.get(k) is not None)
+    what = ":".join(text_of(subject[k]) for k in ("type", "id") if subject.get(k) is not None)
     ip = source.get("ip") if source.get("ip") is not None else actor.get("ip")
     fields = [
         ("Type", event.get("type")), ("Category", event.get("category")),
@@ -114,16 +100,16 @@ def key_fields(event: dict[str, Any]) -> list[tuple[str, str]]:
         ("Source IP", ip), ("Time", event.get("timestamp")), ("Seq", event.get("seq")),
         ("Tenant", event.get("tenant")),
     ]
-    return [(label, _text(value)) for label, value in fields if _text(value) != ""]
+    return [(label, text_of(value)) for label, value in fields if text_of(value) != ""]
 
 
 def event_blocks(event: dict[str, Any]) -> list[dict[str, Any]]:
     severity = str(event.get("severity") or "info")
-    title = _text(event.get("title")) or _text(event.get("type"))
+    title = text_of(event.get("title")) or text_of(event.get("type"))
     heading = f"{SEVERITY_EMOJI.get(severity, '')} {severity.upper()}: {title}".strip()
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {
         "type": "plain_text", "text": clip(heading, HEADER_MAX, escape=False), "emoji": True}}]
-    description = _text(event.get("description"))
+    description = text_of(event.get("description"))
     if description.strip():
         blocks.append({"type": "section", "text": {
             "type": "mrkdwn", "text": clip(description, SECTION_MAX)}})
@@ -146,7 +132,7 @@ def message(events: list[dict[str, Any]]) -> dict[str, Any]:
         blocks.extend(event_blocks(event))
         severity = str(event.get("severity") or "info").upper()
         lines.append(f"[{severity}] "
-                     + (_text(event.get("title")) or _text(event.get("type"))))
+                     + (text_of(event.get("title")) or text_of(event.get("type"))))
     return {"text": clip("\n".join(lines), TEXT_MAX), "blocks": blocks}
 
 
@@ -155,40 +141,21 @@ class SlackConfig(SinkConfig):
     batch_size: int = Field(1, ge=1, le=10)
 
 
-class SlackSink(Sink):
+class SlackSink(HttpSink):
     kind: ClassVar[str] = "slack"
     Config = SlackConfig
     SECRETS = ("url",)
     FORMATS: ClassVar[tuple[Format, ...]] = ("native",)
     config: SlackConfig
 
-    def __init__(self, config: SlackConfig, fmt: Format, context: SinkContext):
-        super().__init__(config, fmt, context)
-        self._client = guarded_client(context.policy, context.timeout)
-
-    @property
-    def max_batch(self) -> int:
-        return self.config.batch_size
-
-    @classmethod
-    def prepare(cls, config: SinkConfig, policy: DestinationPolicy, fmt: Format
-                ) -> dict[str, Any]:
-        assert isinstance(config, SlackConfig)
-        check_host(policy, "config.url", config.url)
-        return {}
-
     async def send(self, events: list[dict[str, Any]], message_id: str) -> Outcome:
         body = orjson.dumps(message(events))
-        outcome = await post(self._client, self.config.url, body,
-                             {"content-type": "application/json",
-                              "user-agent": "auditstream-slack"},
-                             self.context.max_response_bytes)
+        outcome = await self.post(self.config.url, body,
+                                  {"content-type": "application/json",
+                                   "user-agent": "auditstream-slack"})
         if outcome.status_code in WEBHOOK_GONE:
             return dataclasses.replace(outcome, refused=False)
         return outcome
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
 
 __all__ = ["SlackConfig", "SlackSink", "clip", "message"]

@@ -42,10 +42,9 @@ import orjson
 from pydantic import Field
 
 from ...model.times import parse_time
-from ..guard import DestinationPolicy, guarded_client
 from ..payload import FORMATS, Format, formatter
-from .base import Outcome, Sink, SinkConfig, SinkContext
-from .http import URL, check_host, post
+from .base import Outcome, SinkConfig, SinkContext
+from .http import URL, HttpSink
 
 ENDPOINT = "/services/collector/event"
 #: HEC codes that blame the events (see the module docstring); every other code is an outage.
@@ -111,7 +110,7 @@ def classify(outcome: Outcome) -> Outcome:
     return dataclasses.replace(outcome, refused=refused, error=error)
 
 
-class SplunkHecSink(Sink):
+class SplunkHecSink(HttpSink):
     kind: ClassVar[str] = "splunk_hec"
     Config = SplunkHecConfig
     SECRETS = ("token",)
@@ -123,18 +122,6 @@ class SplunkHecSink(Sink):
         self._record = formatter(fmt, context.deployment)
         self._url = endpoint(config.url)
         self._channel = str(uuid.uuid4())
-        self._client = guarded_client(context.policy, context.timeout)
-
-    @property
-    def max_batch(self) -> int:
-        return self.config.batch_size
-
-    @classmethod
-    def prepare(cls, config: SinkConfig, policy: DestinationPolicy, fmt: Format
-                ) -> dict[str, Any]:
-        assert isinstance(config, SplunkHecConfig)
-        check_host(policy, "config.url", config.url)
-        return {}
 
     def body(self, events: list[dict[str, Any]]) -> bytes:
         meta: dict[str, Any] = {
@@ -155,11 +142,7 @@ class SplunkHecSink(Sink):
             "user-agent": "auditstream-splunk-hec",
             "x-splunk-request-channel": self._channel,
         }
-        return classify(await post(self._client, self._url, self.body(events), headers,
-                                   self.context.max_response_bytes))
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+        return classify(await self.post(self._url, self.body(events), headers))
 
 
 __all__ = ["SplunkHecConfig", "SplunkHecSink", "classify", "endpoint", "epoch"]

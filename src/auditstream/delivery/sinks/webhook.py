@@ -21,10 +21,10 @@ import orjson
 from pydantic import AfterValidator, Field
 from standardwebhooks.webhooks import Webhook
 
-from ..guard import DestinationPolicy, guarded_client
+from ..guard import DestinationPolicy
 from ..payload import FORMATS, Format, formatter
-from .base import Outcome, Sink, SinkConfig, SinkContext
-from .http import URL, check_host, post
+from .base import Outcome, SinkConfig, SinkContext
+from .http import URL, HttpSink
 
 
 def _check_secret(value: str) -> str:
@@ -73,7 +73,7 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-class WebhookSink(Sink):
+class WebhookSink(HttpSink):
     kind: ClassVar[str] = "webhook"
     Config = WebhookConfig
     SECRETS = ("secret",)
@@ -85,17 +85,12 @@ class WebhookSink(Sink):
         self._record = formatter(fmt, context.deployment)
         assert config.secret is not None  # ``prepare`` generates one
         self._signer = Webhook(config.secret)
-        self._client = guarded_client(context.policy, context.timeout)
-
-    @property
-    def max_batch(self) -> int:
-        return self.config.batch_size
 
     @classmethod
     def prepare(cls, config: SinkConfig, policy: DestinationPolicy, fmt: Format
                 ) -> dict[str, Any]:
         assert isinstance(config, WebhookConfig)
-        check_host(policy, "config.url", config.url)
+        super().prepare(config, policy, fmt)
         return {} if config.secret else {"secret": new_secret()}
 
     def body(self, events: list[dict[str, Any]]) -> tuple[bytes, str]:
@@ -119,11 +114,7 @@ class WebhookSink(Sink):
             "webhook-timestamp": str(int(when.timestamp())),
             "webhook-signature": self._signer.sign(message_id, when, body.decode()),
         }
-        return await post(self._client, self.config.url, body, headers,
-                          self.context.max_response_bytes)
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+        return await self.post(self.config.url, body, headers)
 
 
 __all__ = ["WebhookConfig", "WebhookSink", "new_secret"]
