@@ -123,9 +123,9 @@ class Settings:
     push_max_response_bytes: int = _setting(
         65_536, "Most bytes of a receiver's answer that are read.")
     push_max_attempts: int = _setting(
-        8, "Failed attempts in a row, the last a refusal (HTTP 4xx), after which an event "
-        "goes to the integration's dead letters. Outages are retried for as long as they "
-        "last.")
+        8, "Refusals (an HTTP 4xx) of one event after which it goes to the integration's "
+        "dead letters. Outages (no answer, 5xx, 429) do not count: they are retried for as "
+        "long as they last.")
     push_retry_base_seconds: float = _setting(
         1.0, "Wait after the first failed push attempt; it doubles with each failure "
         "(with jitter) up to push_retry_max_seconds.")

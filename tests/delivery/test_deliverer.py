@@ -172,6 +172,20 @@ async def test_a_refused_event_goes_to_the_dead_letters_alone_and_can_be_redeliv
     assert harness.service.attempts("acme", made["id"], 1)[0]["action"] == "redeliver"
 
 
+async def test_outages_before_a_refusal_do_not_count_towards_the_dead_letters(
+        harness: Harness, receiver: Receiver) -> None:
+    receiver.answer(*[Answer(503)] * MAX_ATTEMPTS, *[Answer(422)] * MAX_ATTEMPTS)
+    made = await harness.create("acme", receiver.url, config={"batch_size": 1})
+    await harness.ingest("acme", 2)
+    await drive(harness, made["id"], lambda: len(receiver.delivered()) == 1,
+                "the next event after the dead letter")
+    assert [r.status for r in receiver.requests] == (
+        [503] * MAX_ATTEMPTS + [422] * MAX_ATTEMPTS + [200])
+    (letter,) = harness.service.dead_letters("acme", made["id"], 0, 10)["data"]
+    assert (letter["seq"], letter["attempts"]) == (1, 2 * MAX_ATTEMPTS)
+    assert seqs(receiver) == [2]
+
+
 async def test_a_receiver_that_hangs_is_a_timeout_then_retried(
         harness: Harness, receiver: Receiver) -> None:
     receiver.hang = 3.0  # the harness's timeout is 2 s

@@ -191,13 +191,14 @@ class Deliverer:
         failures = p.failures + 1
         if outcome.refused and len(events) > 1:  # find the event it refuses, alone
             return Progress(cursor=p.cursor, failures=failures, single=last), []
-        if outcome.refused and failures >= self.schedule.max_attempts:
+        refusals = p.refusals + outcome.refused
+        if refusals >= self.schedule.max_attempts:
             dead = DeadLetter(self.id, last, str(events[-1]["id"]), failures,
                               outcome.error or "refused", now)
             return Progress(cursor=last, single=p.single if p.single > last else 0), [dead]
         wait = self.schedule.delay(failures, outcome.retry_after)
         return Progress(cursor=p.cursor, failures=failures, retry_at=now + wait,
-                        pending_through=last, single=p.single), []
+                        pending_through=last, single=p.single, refusals=refusals), []
 
     async def _redeliver(self, integration: Integration) -> bool:
         letters = await asyncio.to_thread(self.state.redeliveries, self.id, 1)

@@ -42,6 +42,9 @@ class Progress:
     #: seq (the refused batch's last), so that only the event the receiver refuses goes
     #: to the dead letters, not its whole batch. 0: batches.
     single: int = 0
+    #: Of ``failures``, the refusals (what counts towards the dead letters: a receiver
+    #: that was down for a while and then refuses an event gets as many tries as any).
+    refusals: int = 0
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ day). With the defaults (1 s, 10 min): about 1, 2, 4, … 512 s, then every 5–
 * An **outage** (no connection, timeout, 408, 425, 429, 5xx) is retried on this schedule
   for as long as it lasts: nothing goes to the dead letters because a receiver is down.
 * A **refusal** (another 4xx) of a batch makes the integration send one event per message
-  until one is accepted; a single event refused on its ``max_attempts``-th failed attempt
-  in a row goes to the dead letters, and delivery goes on with the next.
+  until it is past that batch; a single event refused ``max_attempts`` times (outages in
+  between do not count) goes to the dead letters, and delivery goes on with the next.
 """
 
 from __future__ import annotations

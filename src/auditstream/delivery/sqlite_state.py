@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS integrations (
     retry_at REAL,
     pending_through INTEGER NOT NULL DEFAULT 0,
     single INTEGER NOT NULL DEFAULT 0,
+    refusals INTEGER NOT NULL DEFAULT 0,
     last_attempt_at REAL,
     last_success_at REAL,
     last_error TEXT,
@@ -74,7 +75,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 
 _COLUMNS = ("id, tenant, name, kind, format, rule, config, enabled, created_at, updated_at, "
             "cursor, failures, retry_at, pending_through, single, last_attempt_at, "
-            "last_success_at, last_error, last_error_at")
+            "last_success_at, last_error, last_error_at, refusals")
 _ATTEMPT_COLUMNS = ("integration, at, action, ok, first_seq, last_seq, events, status_code, "
                     "latency_ms, error, message_id, response")
 _LETTER_COLUMNS = "integration, seq, event_id, attempts, last_error, dead_at, redeliver"
@@ -86,7 +87,7 @@ def _integration(row: tuple[Any, ...]) -> Integration:
         config=orjson.loads(row[6]), enabled=bool(row[7]), created_at=row[8],
         updated_at=row[9],
         progress=Progress(cursor=row[10], failures=row[11], retry_at=row[12],
-                          pending_through=row[13], single=row[14]),
+                          pending_through=row[13], single=row[14], refusals=row[19]),
         last_attempt_at=row[15], last_success_at=row[16], last_error=row[17],
         last_error_at=row[18])
 
@@ -135,11 +136,11 @@ class SQLiteStateStore(StateStore):
         i, p = integration, integration.progress
         with self._tx() as c:
             c.execute(f"INSERT INTO integrations ({_COLUMNS}) VALUES "
-                      "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                      "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                       (i.id, i.tenant, i.name, i.kind, i.format, i.rule, orjson.dumps(i.config),
                        int(i.enabled), i.created_at, i.updated_at, p.cursor, p.failures,
                        p.retry_at, p.pending_through, p.single, i.last_attempt_at,
-                       i.last_success_at, i.last_error, i.last_error_at))
+                       i.last_success_at, i.last_error, i.last_error_at, p.refusals))
 
     def get(self, tenant: str, integration_id: str) -> Integration | None:
         rows = self._rows(f"SELECT {_COLUMNS} FROM integrations WHERE tenant = ? AND id = ?",
@@ -196,8 +197,8 @@ class SQLiteStateStore(StateStore):
         with self._tx() as c:
             moved = c.execute(
                 "UPDATE integrations SET cursor = ?, failures = ?, retry_at = ?, "
-                "pending_through = ?, single = ? WHERE id = ? AND cursor = ?",
-                (p.cursor, p.failures, p.retry_at, p.pending_through, p.single,
+                "pending_through = ?, single = ?, refusals = ? WHERE id = ? AND cursor = ?",
+                (p.cursor, p.failures, p.retry_at, p.pending_through, p.single, p.refusals,
                  integration_id, expect_cursor)).rowcount
             if not moved:
                 return False
