@@ -107,7 +107,8 @@ def make_server(db_path: Path, store_backend: dict[str, str]) -> Iterator[Any]:
         overrides.setdefault("demo", False)
         for k, v in backend_settings(store_backend, overrides["db"]).items():
             overrides.setdefault(k, v)
-        settings = Settings(port=free_port(), **overrides)
+        overrides.setdefault("port", free_port())
+        settings = Settings(**overrides)
         server, thread, app = start_server(settings)
         catalog = Catalog(settings.db)
         running.append((server, thread, catalog))

@@ -18,7 +18,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__, console
-from .api import compat, docs, openapi, problems
+from .api import compat, docs, homes, openapi, problems
 from .api.native import admin as native_admin
 from .api.native import contract
 from .api.native import events as native_events
@@ -119,7 +119,7 @@ def _clickhouse_store(
         indexed_paths=settings.indexed_path_list, synchronous=settings.synchronous,
         readers=1, idempotency_hours=settings.idempotency_hours, on_commit=on_commit,
         signer=signer, deployment=settings.deployment,
-        max_queue_events=settings.writer_queue_events,
+        max_queue_events=settings.writer_queue_events, homes=settings.homes,
     )
 
 
@@ -179,8 +179,9 @@ def build_services(settings: Settings, remote: RemoteWriter | None = None) -> Se
 
 
 async def load_demo(svc: Services, *, announce: Callable[[str], None] = print) -> str | None:
-    """On an empty database: a ``demo`` tenant, one key (printed once) and demo events."""
-    if svc.catalog.tenants():
+    """On an empty database: a ``demo`` tenant, one key (printed once) and demo events
+    (on the node that is the demo tenant's home)."""
+    if svc.catalog.tenants() or not svc.settings.homes.owns("demo"):
         return None
     from .demo import demo_events
 
@@ -276,6 +277,7 @@ def create_app(settings: Settings | None = None, *, remote: RemoteWriter | None 
         redoc_url=None,
     )
     problems.install(app)
+    homes.install(app, node=settings.node, forward=settings.forward_appends)
     app.include_router(native_integrity.router)
     app.include_router(native_export.router)  # before events: /v1/events/export is no {id}
     app.include_router(native_stream.router)  # before events: /v1/events/stream is no {id}

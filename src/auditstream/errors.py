@@ -6,6 +6,7 @@ documented shape. Nothing here knows about HTTP framing beyond a status code.
 
     AuditstreamError
     ├── ProblemError                 an answer to a client: carries status, title, detail
+    │   ├── ElsewhereHome        307 another node sequences this tenant (``location``)
     │   ├── InvalidRequest       400 malformed input (bad JSON, bad parameter, unknown filter)
     │   │   ├── ValidationFailed 400 one or more field errors (``errors`` lists them)
     │   │   └── QuerySyntaxError 400 the ``q`` language could not be parsed (``position``)
@@ -32,6 +33,7 @@ __all__ = [
     "AuditstreamError",
     "AuthenticationRequired",
     "Conflict",
+    "ElsewhereHome",
     "FieldError",
     "InternalError",
     "InvalidRequest",
@@ -83,6 +85,20 @@ class ProblemError(AuditstreamError):
             body["errors"] = self.errors
         body.update(self.extra)
         return body
+
+
+class ElsewhereHome(ProblemError):
+    """An append for a tenant whose home is another node (``auditstream.homes``): the
+    HTTP layer redirects it there (``Location``) or forwards it."""
+
+    status = 307
+    title = "Temporary Redirect"
+    type_slug = "https://auditstream.dev/problems/elsewhere-home"
+
+    def __init__(self, tenant: str, home: str, location: str):
+        super().__init__(f"tenant {tenant!r} is sequenced by node {home!r}; send its appends "
+                         f"to {location}", home=home)
+        self.location = location
 
 
 class InvalidRequest(ProblemError):

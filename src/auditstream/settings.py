@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from .homes import TenantHomes
+
 
 def _setting(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
     return field(default=default, metadata={"help": help, "choices": choices})
@@ -27,6 +29,20 @@ class Settings:
         "", "The ClickHouse of the clickhouse backend: http(s)://user:password@host:port/"
         "database (a server or cluster) or chdb:///path (embedded, one process per path; "
         "?database=NAME picks the database).")
+    node: str = _setting(
+        "", "This node's name, when several nodes share one ClickHouse index "
+        "(docs/scale-out.md).")
+    nodes: str = _setting(
+        "", "Every node's base URL, as name=URL pairs separated by commas "
+        "(a=https://node-a:8080,b=https://node-b:8080): where appends for another node's "
+        "tenants are redirected or forwarded.")
+    tenant_homes: str = _setting(
+        "", "The node that sequences each tenant's appends, as tenant=node pairs separated by "
+        "commas; *=node is the home of every other tenant. Empty: this node is every "
+        "tenant's home (one node). Needs the clickhouse backend.")
+    forward_appends: bool = _setting(
+        False, "Forward an append for another node's tenant to its home and relay the "
+        "answer, instead of answering 307 with the home's URL.")
     host: str = _setting("127.0.0.1", "Interface to listen on.")
     port: int = _setting(8080, "TCP port to listen on.")
     demo: bool = _setting(
@@ -175,6 +191,10 @@ class Settings:
             from .store.clickhouse.engine import database_of
 
             database_of(self.clickhouse_url)  # the scheme and the database name
+        elif self.tenant_homes:
+            raise ValueError("AUDITSTREAM_TENANT_HOMES needs AUDITSTREAM_BACKEND=clickhouse: "
+                             "nodes share tenants through the ClickHouse index")
+        self.homes  # noqa: B018 (parsed once here so that a bad map stops the start)
         if not 0 < self.session_hours <= 24 * 30:
             raise ValueError("AUDITSTREAM_SESSION_HOURS must be between 0 and 720 hours, "
                              f"got {self.session_hours}")
@@ -203,6 +223,10 @@ class Settings:
     @property
     def push_state_path(self) -> str:
         return self.push_state_db or f"{self.db}.delivery"
+
+    @property
+    def homes(self) -> TenantHomes:
+        return TenantHomes.parse(self.node, self.nodes, self.tenant_homes)
 
     @property
     def indexed_path_list(self) -> list[str]:

@@ -50,7 +50,10 @@ async def read_body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise PayloadTooLarge(f"body larger than the limit of {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    # Kept in the request's scope for a forwarded append (``api.homes``): the stream is spent.
+    request.state.body = body
+    return body
 
 
 @router.post("/events", status_code=201, summary="Ingest one event, a JSON array or NDJSON",

@@ -11,6 +11,8 @@ N+1.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,7 +20,9 @@ from typing import Any, TypeVar
 import anyio.to_thread
 import orjson
 
-from ...errors import InvalidRequest, StoreClosed
+from ...errors import ElsewhereHome, InvalidRequest, StoreClosed, StoreUnavailable
+from ...homes import TenantHomes
+from ...log.protocol import Appended
 from ...model.severity import SEVERITIES
 from ...query import cursor as cursors
 from ...query.filter import Node
@@ -31,6 +35,7 @@ from .engine import READ_SETTINGS, Engine
 from .transfer import IndexedFeed, Indexer
 
 T = TypeVar("T")
+log = logging.getLogger("auditstream")
 
 #: Rows a filtered read fetches per round when the predicate has the last word.
 CHUNK = 1000
@@ -41,10 +46,18 @@ _RAW = {"body": "bytes"}
 
 
 class ClickHouseEventStore(SQLiteEventStore):
+    #: How often (seconds, per tenant) an append checks that no other node writes the tenant.
+    SOLE_WRITER_CHECK_S = 1.0
+
     def __init__(self, path: str | Path, *, clickhouse_url: str, clients: int = 4,
-                 hook: Callable[[str], None] | None = None, **kwargs: Any):
+                 hook: Callable[[str], None] | None = None,
+                 homes: TenantHomes | None = None, **kwargs: Any):
         """``path``: the SQLite log; ``clickhouse_url``: the index (``engine``). ``hook``:
-        called at the steps of each transfer (``transfer.Indexer``; tests)."""
+        called at the steps of each transfer (``transfer.Indexer``; tests). ``homes``: the
+        tenants this node may append for (``auditstream.homes``; default: all)."""
+        self.homes = homes or TenantHomes()
+        self._checked: dict[str, float] = {}
+        self._ahead: set[str] = set()
         self.engine = Engine(clickhouse_url, clients=clients)
         try:
             if kwargs.get("channel") is None:  # a read-only store creates nothing
@@ -88,6 +101,46 @@ class ClickHouseEventStore(SQLiteEventStore):
             visible = (f"seq <= (SELECT max(seq) FROM {self.db}.watermarks "
                        "WHERE tenant = {tenant:String})")
         return f"tenant = {{tenant:String}} AND {visible} AND {sql}", params, exact
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def _check_home(self, tenant: str) -> None:
+        """Appends (events and redaction records) only for the tenants this node owns: two
+        nodes sequencing one tenant would give two events the same seq in the index.
+
+        The configured map is the guard; the index is the check that the map is obeyed.
+        At most every ``SOLE_WRITER_CHECK_S`` per tenant, the tenant's watermark (read
+        first) is compared with this log's tail (read second): this node's own commits
+        reach the index after its log, so a watermark beyond the tail was written by
+        another node, and the tenant's appends stop here (503) until an operator fixes
+        the map (docs/scale-out.md)."""
+        if not self.homes.owns(tenant):
+            home = self.homes.home_of(tenant)
+            raise ElsewhereHome(tenant, home, self.homes.url_of(home))
+        now = time.monotonic()
+        if tenant not in self._ahead and now - self._checked.get(tenant, -1e9) >= \
+                self.SOLE_WRITER_CHECK_S:
+            mark = await self._ch(lambda c: _watermark(c, self.db, tenant))
+            tail = await SQLiteEventStore.last_seq(self, tenant)
+            if mark > tail:
+                self._ahead.add(tenant)
+            self._checked[tenant] = now
+        if tenant in self._ahead:
+            log.error("tenant %r: the index holds seqs this node's log never wrote: another "
+                      "node appends for it (check AUDITSTREAM_TENANT_HOMES)", tenant)
+            raise StoreUnavailable(f"tenant {tenant!r} is appended to by another node too; "
+                                   "appends are stopped until the tenant map is fixed")
+
+    async def append(self, tenant: str, events: list[dict[str, Any]], **kwargs: Any
+                     ) -> list[Appended]:
+        await self._check_home(tenant)
+        return await super().append(tenant, events, **kwargs)
+
+    async def _submit_redaction(self, tenant: str, reason: str,
+                                actor: dict[str, Any] | None, **what: Any
+                                ) -> dict[str, Any] | None:
+        await self._check_home(tenant)
+        return await super()._submit_redaction(tenant, reason, actor, **what)
 
     # -- reads ---------------------------------------------------------------------------
 

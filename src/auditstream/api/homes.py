@@ -1,0 +1,71 @@
+"""Appends for a tenant whose home is another node (``auditstream.homes``).
+
+The store refuses them with ``ElsewhereHome`` before anything is written; this handler
+turns that into either a ``307 Temporary Redirect`` to the same path and query on the home
+node (the method and body are to be re-sent there), or, with
+``AUDITSTREAM_FORWARD_APPENDS=true``, a forward: the request goes to the home with its
+headers and body, and the home's answer is relayed as it is.
+
+A 307 suits clients that re-send credentials across hosts; most HTTP libraries drop an
+``Authorization`` header on a redirect to another origin, which is what forwarding is for.
+A forwarded request carries ``X-Auditstream-Forwarded-By``; a node never forwards such a
+request again (it redirects instead), so maps that disagree between nodes cannot loop.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+from ..errors import ElsewhereHome, ProblemError
+from .problems import problem_response
+
+FORWARDED_BY = "x-auditstream-forwarded-by"
+#: Hop-by-hop and framing headers a proxy must not copy (RFC 9110 §7.6.1).
+_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+                  "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length"})
+
+
+#: How long a forwarded append may take at the home (a large batch, a busy writer).
+FORWARD_TIMEOUT_S = 30.0
+
+
+def install(app: FastAPI, *, node: str, forward: bool) -> None:
+    @app.exception_handler(ElsewhereHome)
+    async def _elsewhere(request: Request, exc: ElsewhereHome) -> Response:
+        target = exc.location + request.url.path + (
+            "?" + request.url.query if request.url.query else "")
+        body = getattr(request.state, "body", None)
+        if forward and body is not None and FORWARDED_BY not in request.headers:
+            return await _forward(request, target, body, node)
+        response = problem_response(request, exc)
+        response.headers["Location"] = target
+        return response
+
+
+async def _forward(request: Request, target: str, body: bytes, node: str) -> Response:
+    import httpx  # only forwarding nodes pay for it (it loads rich; ~0.5 s per worker)
+
+    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP]
+    headers.append((FORWARDED_BY, node))
+    # One client per forward: forwarding is the fallback for clients that cannot follow
+    # a redirect, not the hot path, and a shared client would need the lifespan to close it.
+    async with httpx.AsyncClient(timeout=FORWARD_TIMEOUT_S, follow_redirects=False,
+                                 trust_env=False) as client:
+        try:
+            answer = await client.request(request.method, target, headers=headers,
+                                          content=body)
+        except httpx.HTTPError:
+            # Nothing was acknowledged here; the client retries, as after any 503 (an
+            # idempotency key makes that safe if the home did store it).
+            err = ProblemError("the tenant's home node did not answer; retry later")
+            err.status, err.title = 503, "Service unavailable"
+            response = problem_response(request, err)
+            response.headers["Retry-After"] = "5"
+            return response
+    relayed = {k: v for k, v in answer.headers.items()
+               if k.lower() not in _HOP and k.lower() != "content-encoding"}
+    return Response(answer.content, status_code=answer.status_code, headers=relayed)
+
+
+__all__ = ["FORWARDED_BY", "install"]
