@@ -136,6 +136,12 @@ class ClickHouseEventStore(SQLiteEventStore):
         await self._check_home(tenant)
         return await super().append(tenant, events, **kwargs)
 
+    async def purge(self, tenant: str, before_us: int, reason: str, *,
+                    actor: dict[str, Any] | None = None) -> int:
+        # Before the log is searched: elsewhere, this node's log has nothing to purge.
+        await self._check_home(tenant)
+        return await super().purge(tenant, before_us, reason, actor=actor)
+
     async def _submit_redaction(self, tenant: str, reason: str,
                                 actor: dict[str, Any] | None, **what: Any
                                 ) -> dict[str, Any] | None:
