@@ -14,6 +14,8 @@ request again (it redirects instead), so maps that disagree between nodes cannot
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
@@ -33,7 +35,10 @@ FORWARD_TIMEOUT_S = 30.0
 def install(app: FastAPI, *, node: str, forward: bool) -> None:
     @app.exception_handler(ElsewhereHome)
     async def _elsewhere(request: Request, exc: ElsewhereHome) -> Response:
-        target = exc.location + request.url.path + (
+        # The path as the client sent it (still percent-encoded): a decoded %0D%0A in an
+        # event id would otherwise break the Location header, a decoded %2F the path.
+        raw = request.scope.get("raw_path") or quote(request.url.path).encode()
+        target = exc.location + raw.decode("latin-1") + (
             "?" + request.url.query if request.url.query else "")
         body = getattr(request.state, "body", None)
         if forward and body is not None and FORWARDED_BY not in request.headers:

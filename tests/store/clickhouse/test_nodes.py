@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 import jwt
+import orjson
+from websockets.sync.client import connect
 from tests.conftest import free_port
 
 SECRET = "s3cret-for-tests-only-0123456789abcdef"
@@ -89,6 +91,10 @@ def test_an_append_to_a_node_that_is_not_the_tenants_home_is_redirected(
         r = cb.post(f"/v1/events/{event_id}/redact", json={"reason": "gdpr"})
         assert r.status_code == 307, r.text
         assert r.headers["location"] == f"{a.url}/v1/events/{event_id}/redact"
+        # The Location repeats the path and query as sent: an encoded CR LF stays encoded.
+        r = cb.post("/v1/events?x=%0D%0ASet-Cookie:%20a=1", json={"type": "login"})
+        assert r.status_code == 307 and "set-cookie" not in r.headers, r.text
+        assert r.headers["location"] == f"{a.url}/v1/events?x=%0D%0ASet-Cookie:%20a=1"
         assert cb.get(f"/v1/events/{event_id}").json()["title"] == "to a"
     # b's own tenants are appended on b as before.
     with b.client(b.key("globex")) as cb:
@@ -158,3 +164,29 @@ def test_a_second_node_appending_for_the_same_tenant_is_stopped(
         assert [(e["seq"], e["title"]) for e in page] == [(1, "a"), (2, "a"), (3, "a")]
     with a.client(a.key("acme")) as ca:  # the rightful home goes on
         assert ca.post("/v1/events", json={"type": "login"}).json()["data"][0]["seq"] == 4
+
+
+def test_a_live_stream_on_another_node_gets_the_homes_events(make_server: Any,
+                                                             tmp_path: Path) -> None:
+    # The commit feed is per process: node b hears of acme's commits on a by polling the
+    # index's watermark (once a second), and streams them in order like its own.
+    a, b = _two_nodes(make_server, tmp_path)
+    token = b.key("acme", "events:read")
+    with connect(b.url.replace("http://", "ws://") + f"/v1/events/stream?token={token}",
+                 open_timeout=10) as ws:
+        ws.send(orjson.dumps({"type": "subscribe", "filters": {"type": ["login"]}}).decode())
+        assert _next(ws, "subscribed")["tenant"] == "acme"
+        with a.client(a.key("acme")) as ca:
+            r = ca.post("/v1/events", json=[{"type": "login", "title": "1"}, {"type": "noise"},
+                                            {"type": "login", "title": "2"}])
+            assert r.status_code == 201
+        got = [_next(ws, "event") for _ in range(2)]
+        assert [(e["seq"], e["event"]["title"]) for e in got] == [(1, "1"), (3, "2")]
+
+
+def _next(ws: Any, kind: str) -> dict[str, Any]:
+    while True:
+        msg: dict[str, Any] = orjson.loads(ws.recv(timeout=10))
+        if msg["type"] == kind:
+            return msg
+        assert msg["type"] == "heartbeat", msg
