@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import jwt
 import orjson
-from websockets.sync.client import connect
 from tests.conftest import free_port
+from websockets.sync.client import connect
 
 SECRET = "s3cret-for-tests-only-0123456789abcdef"
 
