@@ -40,7 +40,8 @@ def install(app: FastAPI, *, node: str, forward: bool) -> None:
         raw = request.scope.get("raw_path") or quote(request.url.path).encode()
         target = exc.location + raw.decode("latin-1") + (
             "?" + request.url.query if request.url.query else "")
-        body = getattr(request.state, "body", None)
+        body = getattr(request.state, "body",
+                       b"" if request.method in ("GET", "HEAD") else None)
         if forward and body is not None and FORWARDED_BY not in request.headers:
             return await _forward(request, target, body, node)
         response = problem_response(request, exc)

@@ -43,6 +43,8 @@ COLUMNS = ["tenant", "seq", "ts", "received", "ver", "id", "type", "category", "
            "outcome", "body", "words"]
 #: Entries read from the log and inserted per block (bounds the writer's memory).
 BATCH = 50_000
+#: How long (seconds) a watermark this process moved stands for ClickHouse's in reads.
+OWN_MARK_S = 1.0
 
 
 def index_row(tenant: str, seq: int, body: bytes, ver: int = 0) -> list[Any]:
@@ -61,6 +63,8 @@ class Indexer:
         #: "watermark" between the insert and the watermark (a test kills the process there).
         self.hook = hook
         self._marks: dict[str, int] = {}
+        #: The watermarks this process moved, with when (``own_mark``).
+        self._own: dict[str, tuple[int, float]] = {}
         self._conn: sqlite3.Connection | None = None
 
     def _log(self) -> sqlite3.Connection:
@@ -72,6 +76,16 @@ class Indexer:
         if tenant not in self._marks:
             self._marks[tenant] = read_watermark(self.engine, tenant)
         return self._marks[tenant]
+
+    def own_mark(self, tenant: str) -> int | None:
+        """The watermark this process last moved for ``tenant``, if within ``OWN_MARK_S``:
+        readers may use it instead of reading ClickHouse. It is never ahead of
+        ClickHouse's (it moves after the insert); it may lag a write by another process
+        (a CLI on the same log) for that long, as the live stream's poll does."""
+        own = self._own.get(tenant)
+        if own is None or time.monotonic() - own[1] > OWN_MARK_S:
+            return None
+        return own[0]
 
     def catch_up(self) -> int:
         """Send whatever the log committed beyond each tenant's watermark (after a crash,
@@ -123,6 +137,8 @@ class Indexer:
                                                [list(m) for m in marks],
                                                column_names=["tenant", "seq"]))
             self._marks.update(dict(marks))
+            now = time.monotonic()
+            self._own.update({t: (m, now) for t, m in marks})
 
     def _stubs(self, conn: sqlite3.Connection, tenant: str, by: int,
                record: bytes) -> list[list[Any]]:
