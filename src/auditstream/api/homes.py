@@ -69,9 +69,14 @@ async def _forward(request: Request, target: str, body: bytes, node: str) -> Res
             response = problem_response(request, err)
             response.headers["Retry-After"] = "5"
             return response
-    relayed = {k: v for k, v in answer.headers.items()
-               if k.lower() not in _HOP and k.lower() != "content-encoding"}
-    return Response(answer.content, status_code=answer.status_code, headers=relayed)
+    response = Response(answer.content, status_code=answer.status_code)
+    # Each header as the home sent it (a repeated one stays repeated), except framing:
+    # httpx decoded the body, and uvicorn adds its own date and server.
+    response.raw_headers.extend(
+        (k.lower().encode("latin-1"), v.encode("latin-1"))
+        for k, v in answer.headers.multi_items()
+        if k.lower() not in _HOP | {"content-encoding", "date", "server"})
+    return response
 
 
 __all__ = ["FORWARDED_BY", "install"]

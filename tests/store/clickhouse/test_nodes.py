@@ -121,6 +121,8 @@ def test_a_node_forwards_an_append_to_the_home_and_relays_its_answer(
         assert r.status_code == 201, r.text
         first = r.json()["data"]
         assert [x["seq"] for x in first] == [1, 2, 3]
+        assert r.headers["content-type"] == "application/json"
+        assert len(r.headers.get_list("date")) == 1
         # A retry through b is the home's idempotent replay, not new events.
         again = c.post(f"{b.url}/v1/events", json=[{"type": "login", "title": f"fwd {i}"}
                                                    for i in range(3)],
