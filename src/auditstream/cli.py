@@ -539,7 +539,7 @@ def verify(
 
         engine = Engine(settings.clickhouse_url, clients=1)
         try:
-            rep.problems.extend(verify_index(engine, settings.db))
+            rep.problems.extend(verify_index(engine, settings.db, homes=settings.homes))
         finally:
             engine.close()
     if not rep.ok:

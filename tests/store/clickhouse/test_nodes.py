@@ -19,6 +19,9 @@ import orjson
 from tests.conftest import free_port
 from websockets.sync.client import connect
 
+from auditstream.store.clickhouse.audit import verify_index
+from auditstream.store.clickhouse.engine import Engine
+
 SECRET = "s3cret-for-tests-only-0123456789abcdef"
 
 
@@ -104,6 +107,16 @@ def test_an_append_to_a_node_that_is_not_the_tenants_home_is_redirected(
     # b's own tenants are appended on b as before.
     with b.client(b.key("globex")) as cb:
         assert cb.post("/v1/events", json={"type": "login"}).status_code == 201
+    # Each node proves the index rows of its own tenants against its log; the other
+    # node's tenants are not reported as rows its log lacks.
+    engine = Engine(a.settings.clickhouse_url, clients=1)
+    try:
+        for node in (a, b):
+            assert verify_index(engine, node.settings.db, homes=node.settings.homes) == []
+        # Without the map, b would claim acme and find its log behind the index.
+        assert "beyond the log" in str(verify_index(engine, b.settings.db)[0])
+    finally:
+        engine.close()
 
 
 def test_a_node_forwards_an_append_to_the_home_and_relays_its_answer(

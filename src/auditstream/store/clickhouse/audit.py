@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...dbapi import sqlite3
+from ...homes import TenantHomes
 from ...integrity.logcheck import Problem
 from .engine import READ_SETTINGS, Engine
 from .transfer import COLUMNS, index_row
@@ -20,8 +21,13 @@ from .transfer import COLUMNS, index_row
 _RAW = {"body": "bytes"}
 
 
-def verify_index(engine: Engine, log_path: str, *, limit: int = 100) -> list[Problem]:
-    """Problems found (at most ``limit``), none when the index is the log's."""
+def verify_index(engine: Engine, log_path: str, *, homes: TenantHomes | None = None,
+                 limit: int = 100) -> list[Problem]:
+    """Problems found (at most ``limit``), none when the index is the log's.
+
+    Only the tenants of this node's log, and those ``homes`` says it owns, are checked:
+    another node's tenants are that node's to prove (their log is there)."""
+    homes = homes or TenantHomes()
     problems: list[Problem] = []
     conn = sqlite3.connect(f"file:{log_path}?mode=ro", uri=True)
     try:
@@ -29,7 +35,7 @@ def verify_index(engine: Engine, log_path: str, *, limit: int = 100) -> list[Pro
         with engine.client() as c:
             marks = dict(c.query(f"SELECT tenant, max(seq) FROM {engine.db}.watermarks "
                                  "GROUP BY tenant").result_rows)
-            for tenant in sorted(set(tails) | set(marks)):
+            for tenant in sorted(set(tails) | {t for t in marks if homes.owns(t)}):
                 wm, tail = int(marks.get(tenant, 0)), int(tails.get(tenant, 0))
                 if wm > tail:
                     problems.append(Problem(tenant, None, f"index watermark {wm} is beyond "
