@@ -88,16 +88,17 @@ class ProblemError(AuditstreamError):
 
 
 class ElsewhereHome(ProblemError):
-    """An append for a tenant whose home is another node (``auditstream.homes``): the
-    HTTP layer redirects it there (``Location``) or forwards it."""
+    """A write for, or a read of the log of, a tenant whose home is another node
+    (``auditstream.homes``): the HTTP layer redirects it there (``Location``) or forwards
+    it."""
 
     status = 307
     title = "Temporary Redirect"
     type_slug = "https://auditstream.dev/problems/elsewhere-home"
 
     def __init__(self, tenant: str, home: str, location: str):
-        super().__init__(f"tenant {tenant!r} is sequenced by node {home!r}; send its appends "
-                         f"to {location}", home=home)
+        super().__init__(f"tenant {tenant!r} is sequenced by node {home!r}: send this "
+                         f"request to {location}", home=home)
         self.location = location
 
 

@@ -41,8 +41,9 @@ class Settings:
         "commas; *=node is the home of every other tenant. Empty: this node is every "
         "tenant's home (one node). Needs the clickhouse backend.")
     forward_appends: bool = _setting(
-        False, "Forward an append for another node's tenant to its home and relay the "
-        "answer, instead of answering 307 with the home's URL.")
+        False, "Forward a request for another node's tenant that its home must answer (an "
+        "append, a redaction, a checkpoint or proof) and relay the answer, instead of "
+        "answering 307 with the home's URL.")
     host: str = _setting("127.0.0.1", "Interface to listen on.")
     port: int = _setting(8080, "TCP port to listen on.")
     demo: bool = _setting(

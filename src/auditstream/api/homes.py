@@ -1,4 +1,5 @@
-"""Appends for a tenant whose home is another node (``auditstream.homes``).
+"""Requests for a tenant whose home is another node (``auditstream.homes``): appends,
+redactions, and reads of its log (checkpoints, proofs).
 
 The store refuses them with ``ElsewhereHome`` before anything is written; this handler
 turns that into either a ``307 Temporary Redirect`` to the same path and query on the home
@@ -28,7 +29,7 @@ _HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-autho
                   "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length"})
 
 
-#: How long a forwarded append may take at the home (a large batch, a busy writer).
+#: How long a forwarded request may take at the home (a large batch, a busy writer).
 FORWARD_TIMEOUT_S = 30.0
 
 
