@@ -64,7 +64,12 @@ def _open_clickhouse(directory: Path, *, signer: Signer | None,
     # as chdb runs one data directory per process.
     return ClickHouseEventStore(directory / "store.db", clickhouse_url=chdb_url(directory),
                                 indexed_paths=list(indexed_paths), signer=signer,
-                                deployment=DEPLOYMENT)
+                                deployment=DEPLOYMENT, rollup_block=ROLLUP_BLOCK)
+
+
+#: Seqs per block of the hourly counts: small, so that the suite's few events fill blocks
+#: and every count-by-hour aggregate reads the rollup as well as the events.
+ROLLUP_BLOCK = 4
 
 
 def chdb_url(directory: Path) -> str:

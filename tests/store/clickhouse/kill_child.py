@@ -20,7 +20,7 @@ import orjson
 from auditstream.integrity.checkpoint import Signer
 from auditstream.store.clickhouse import ClickHouseEventStore
 
-from ..backends import DEPLOYMENT, chdb_url, ev, put
+from ..backends import DEPLOYMENT, ROLLUP_BLOCK, chdb_url, ev, put
 
 
 async def main(directory: Path, key: str, step: str, n: int) -> None:
@@ -35,7 +35,7 @@ async def main(directory: Path, key: str, step: str, n: int) -> None:
 
     store = ClickHouseEventStore(directory / "store.db", clickhouse_url=chdb_url(directory),
                                  signer=Signer.from_key_string(key), deployment=DEPLOYMENT,
-                                 hook=hook)
+                                 hook=hook, rollup_block=ROLLUP_BLOCK)
     while True:
         events = [ev(title=f"kill {i}") for i in range(10)]
         seqs = await put(store, "a", *events)

@@ -19,7 +19,16 @@ from auditstream.store.clickhouse import ClickHouseEventStore
 from auditstream.store.clickhouse.audit import verify_index
 from auditstream.store.clickhouse.engine import Engine
 
-from ..backends import BACKENDS, DEPLOYMENT, assert_verified, chdb_url, ev, everything, put
+from ..backends import (
+    BACKENDS,
+    DEPLOYMENT,
+    ROLLUP_BLOCK,
+    assert_verified,
+    chdb_url,
+    ev,
+    everything,
+    put,
+)
 
 TESTS = Path(__file__).resolve().parents[2]
 BACKEND = BACKENDS["clickhouse"]
@@ -37,7 +46,7 @@ def signer() -> Signer:
 
 def _open(directory: Path, signer: Signer) -> ClickHouseEventStore:
     return ClickHouseEventStore(directory / "store.db", clickhouse_url=chdb_url(directory),
-                                signer=signer, deployment=DEPLOYMENT)
+                                signer=signer, deployment=DEPLOYMENT, rollup_block=ROLLUP_BLOCK)
 
 
 def _run_until_killed(directory: Path, signer: Signer, step: str, n: int) -> list[list]:
@@ -149,6 +158,11 @@ EDITS = {
         "category, sev, outcome, replaceOne(body, 'event 6', 'event 0'), words "
         "FROM auditstream.events WHERE seq = 7", "seq 7"),
     "watermark": ("INSERT INTO auditstream.watermarks VALUES ('a', 12)", "watermark 12"),
+    # A count raised in a later version of its row: what FINAL (and the aggregate) reads.
+    "hourly count": (
+        f"INSERT INTO auditstream.hourly_{ROLLUP_BLOCK} SELECT tenant, hour, block, type, "
+        f"category, sev, outcome, n + 1, ver + 100 FROM auditstream.hourly_{ROLLUP_BLOCK} FINAL "
+        "WHERE block = 0 LIMIT 1", "hourly counts of block 0"),
 }
 
 

@@ -10,11 +10,13 @@ timestamp or word list, a deleted or added row, or a watermark beyond the log is
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from ...dbapi import sqlite3
 from ...homes import TenantHomes
 from ...integrity.logcheck import Problem
+from . import rollup
 from .engine import READ_SETTINGS, Engine
 from .transfer import COLUMNS, index_row
 
@@ -26,7 +28,8 @@ def verify_index(engine: Engine, log_path: str, *, homes: TenantHomes | None = N
     """Problems found (at most ``limit``), none when the index is the log's.
 
     Only the tenants of this node's log, and those ``homes`` says it owns, are checked:
-    another node's tenants are that node's to prove (their log is there)."""
+    another node's tenants are that node's to prove (their log is there). The hourly
+    counts (``rollup``) are recounted from the log, in every block size the index has."""
     homes = homes or TenantHomes()
     problems: list[Problem] = []
     conn = sqlite3.connect(f"file:{log_path}?mode=ro", uri=True)
@@ -35,12 +38,20 @@ def verify_index(engine: Engine, log_path: str, *, homes: TenantHomes | None = N
         with engine.client() as c:
             marks = dict(c.query(f"SELECT tenant, max(seq) FROM {engine.db}.watermarks "
                                  "GROUP BY tenant").result_rows)
+            blocks = [int(name.rpartition("_")[2]) for (name,) in c.query(
+                "SELECT name FROM system.tables WHERE database = {d:String} AND "
+                "match(name, '^hourly_[0-9]+$')", parameters={"d": engine.db}).result_rows]
+            if not blocks:
+                problems.append(Problem(None, None, "the index has no hourly counts table "
+                                        "(auditstream migrate makes it)"))
             for tenant in sorted(set(tails) | {t for t in marks if homes.owns(t)}):
                 wm, tail = int(marks.get(tenant, 0)), int(tails.get(tenant, 0))
                 if wm > tail:
                     problems.append(Problem(tenant, None, f"index watermark {wm} is beyond "
                                             f"the log ({tail})"))
                 _tenant(c, engine.db, conn, tenant, min(wm, tail), problems, limit)
+                for block in blocks:
+                    _counts(c, engine.db, conn, tenant, min(wm, tail), block, problems)
                 if len(problems) >= limit:
                     break
     finally:
@@ -81,6 +92,23 @@ def _tenant(c: Any, db: str, conn: sqlite3.Connection, tenant: str, wm: int,
     if expected - 1 != wm:
         problems.append(Problem(tenant, expected, f"the index holds seqs 1..{expected - 1} "
                                 f"of 1..{wm}"))
+
+
+def _counts(c: Any, db: str, conn: sqlite3.Connection, tenant: str, wm: int, block: int,
+            problems: list[Problem]) -> None:
+    """The rollup rows readers use (complete blocks at or below the watermark)."""
+    want = rollup.recount(conn, tenant, wm, block)
+    got: Counter[tuple[int, rollup.Key]] = Counter()
+    for blk, hour, type_, category, sev, outcome, n in c.query(
+            f"SELECT block, hour, type, category, sev, outcome, n FROM {db}."
+            f"{rollup.table(block)} FINAL WHERE tenant = {{t:String}} AND block < {{b:UInt64}}",
+            parameters={"t": tenant, "b": wm // block}).result_rows:
+        got[int(blk), (int(hour), type_, category, int(sev), outcome)] = int(n)
+    if got != want:
+        blk, key = min(k for k in set(got) | set(want) if got[k] != want[k])
+        problems.append(Problem(tenant, blk * block + 1, f"the hourly counts of block {blk} "
+                                f"differ from the log at {key}: {got[blk, key]} counted, "
+                                f"{want[blk, key]} in the log"))
 
 
 __all__ = ["verify_index"]

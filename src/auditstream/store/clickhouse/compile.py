@@ -55,11 +55,12 @@ def ambiguous(value: str) -> bool:
 class Params:
     """Server-side bound parameters (``{p0:String}``): no value is ever spliced into SQL."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "p") -> None:
+        self.prefix = prefix  # two compilers in one query need their own names
         self.values: dict[str, Any] = {}
 
     def add(self, value: Any, kind: str | None = None) -> str:
-        name = f"p{len(self.values)}"
+        name = f"{self.prefix}{len(self.values)}"
         if kind is None:
             kind = ("String" if isinstance(value, str) else "Float64"
                     if isinstance(value, float) else "Int64")
@@ -81,8 +82,8 @@ def _bool(sql: str) -> str:
 
 
 class Compiler:
-    def __init__(self) -> None:
-        self.params = Params()
+    def __init__(self, prefix: str = "p") -> None:
+        self.params = Params(prefix)
 
     def where(self, node: Node) -> tuple[str, bool]:
         return self._node(node)
@@ -132,7 +133,7 @@ class Compiler:
             nums: list[int | float] = [
                 v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
             if path in TIME_PATHS:
-                nums += [_time(v, path) for v in values if isinstance(v, str)]
+                nums += [time_value(v, path) for v in values if isinstance(v, str)]
             if not nums:
                 return "0", True
             return "(" + " OR ".join(f"{col} = {self.params.add(_num(v))}"
@@ -183,7 +184,7 @@ class Compiler:
             return f"sev {op} {RANK[value]}", True
         if path in INT_COLUMNS:
             if path in TIME_PATHS and isinstance(value, str):
-                value = _time(value, path)
+                value = time_value(value, path)
             if not isinstance(value, int | float) or isinstance(value, bool):
                 return "0", True
             return f"{INT_COLUMNS[path]} {op} {self.params.add(_num(value))}", True
@@ -250,7 +251,7 @@ class Compiler:
         return "(" + " AND ".join(parts) + ")", True
 
 
-def _time(value: str, path: str) -> int | float:
+def time_value(value: str, path: str) -> int | float:
     from ...query.predicate import _filter_time  # the predicate's own reading of it
 
     try:
@@ -282,4 +283,4 @@ def words_of(title: Any, description: Any) -> str:
     return "\n".join(out)
 
 
-__all__ = ["Compiler", "Params", "words_of"]
+__all__ = ["Compiler", "Params", "time_value", "words_of"]

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from ...errors import StoreUnavailable
+from . import rollup
 
 T = TypeVar("T")
 
@@ -151,12 +152,14 @@ class Engine:
                 raise StoreUnavailable(f"the ClickHouse index cannot be reached: {exc}"
                                        ) from exc
 
-    def migrate(self) -> None:
-        """Create the database and its tables (``auditstream migrate``; every open does)."""
+    def migrate(self, block: int = rollup.BLOCK) -> None:
+        """Create the database and its tables (``auditstream migrate``; every open does),
+        and count an index that has no hourly counts yet (``rollup.backfill``)."""
         with self.client() as c:
             c.command(f"CREATE DATABASE IF NOT EXISTS {self.db}")
             c.command(EVENTS.format(db=self.db))
             c.command(WATERMARKS.format(db=self.db))
+            rollup.migrate(c, self.db, block)
 
     def close(self) -> None:
         with self._lock:

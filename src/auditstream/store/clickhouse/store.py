@@ -27,7 +27,7 @@ from ...homes import TenantHomes
 from ...log.protocol import Appended
 from ...model.severity import SEVERITIES
 from ...query import cursor as cursors
-from ...query.filter import Node
+from ...query.filter import All, And, Cmp, Eq, Node
 from ...query.predicate import Predicate, compile_predicate
 from ..base import (
     AggregateRow,
@@ -41,7 +41,8 @@ from ..base import (
 )
 from ..sqlite.store import SQLiteEventStore
 from . import aggregate as pyagg
-from .compile import INT_COLUMNS, STRING_COLUMNS, Compiler, ambiguous, json_args
+from . import rollup
+from .compile import INT_COLUMNS, STRING_COLUMNS, Compiler, ambiguous, json_args, time_value
 from .engine import READ_SETTINGS, Engine
 from .transfer import IndexedFeed, Indexer
 
@@ -62,10 +63,13 @@ class ClickHouseEventStore(SQLiteEventStore):
 
     def __init__(self, path: str | Path, *, clickhouse_url: str, clients: int = 4,
                  hook: Callable[[str], None] | None = None,
-                 homes: TenantHomes | None = None, **kwargs: Any):
+                 homes: TenantHomes | None = None, rollup_block: int = rollup.BLOCK,
+                 **kwargs: Any):
         """``path``: the SQLite log; ``clickhouse_url``: the index (``engine``). ``hook``:
         called at the steps of each transfer (``transfer.Indexer``; tests). ``homes``: the
-        tenants this node may append for (``auditstream.homes``; default: all)."""
+        tenants this node may append for (``auditstream.homes``; default: all).
+        ``rollup_block``: seqs per block of the hourly counts (``rollup``; tests make it
+        small so that a few events fill blocks)."""
         self.homes = homes or TenantHomes()
         self._checked: dict[str, float] = {}
         self._ahead: set[str] = set()
@@ -74,10 +78,10 @@ class ClickHouseEventStore(SQLiteEventStore):
         self.engine = Engine(clickhouse_url, clients=clients)
         try:
             if kwargs.get("channel") is None:  # a read-only store creates nothing
-                self.engine.migrate()
+                self.engine.migrate(rollup_block)
             feed = IndexedFeed()
             super().__init__(path, feed=feed, **kwargs)
-            self.indexer = Indexer(self.engine, self.path, hook=hook)
+            self.indexer = Indexer(self.engine, self.path, hook=hook, block=rollup_block)
             if kwargs.get("channel") is None:
                 # Anything the log committed that the index lacks (a crash between the
                 # two, a CLI that wrote the log) goes over before anyone reads.
@@ -350,18 +354,20 @@ class ClickHouseEventStore(SQLiteEventStore):
             return await super().aggregate_counts(tenant, where, spec)
 
         def run(c: Any) -> list[CountRow] | None:
-            sql, params, exact = self._base(c, tenant, where)
+            sql, params, exact = self._base(c, tenant, where, fixed=True)
             if not exact:
                 return None
             bucket = _bucket_sql(spec.interval)
             key, cond, decode = _group_sql(spec.group_by)
             raw_keys = key.startswith("JSONExtractRaw")
             if not raw_keys:
+                counted = (self._rollup_sql(sql, where, spec, params)
+                           or f"SELECT {bucket} AS b, {key} AS k, count() AS n FROM "
+                              f"{self.db}.events FINAL WHERE {sql} AND {cond} GROUP BY b, k")
                 # Text keys (or none): ClickHouse orders and cuts them as the answer does
                 # (UTF-8 byte order is code-point order, as Python's str compares).
                 return [(b, k, int(n)) for b, k, n in c.query(
-                    f"SELECT b, k, n FROM (SELECT {bucket} AS b, {key} AS k, count() AS n "
-                    f"FROM {self.db}.events FINAL WHERE {sql} AND {cond} GROUP BY b, k) "
+                    f"SELECT b, k, n FROM ({counted}) "
                     f"ORDER BY b, n DESC, k LIMIT {int(spec.max_groups)} BY b",
                     parameters=params, settings=READ_SETTINGS).result_rows]
             rows = c.query(
@@ -389,6 +395,38 @@ class ClickHouseEventStore(SQLiteEventStore):
             return rows
         return [(b.ts, r.key, r.count) for b in await self._ch(
             lambda c: self._aggregate_py(c, tenant, where, spec)) for r in b.rows]
+
+    def _rollup_sql(self, visible: str, where: Node, spec: AggregateSpec,
+                    params: dict[str, Any]) -> str | None:
+        """The counts of ``where`` as whole hours of complete blocks from the rollup plus
+        the rest (edge hours, the block the watermark is in) from ``events``; None when
+        the filter or the grouping is not one the rollup's columns answer. ``visible``:
+        ``where`` compiled for ``events`` (``_base`` with ``fixed``), whose parameters
+        (the watermark ``wm`` among them) are in ``params``; this adds its own."""
+        plan = _rollup_plan(where, spec)
+        if plan is None:
+            return None
+        lo, hi, dims = plan
+        h0, h1 = -(-lo // rollup.HOUR) * rollup.HOUR, hi // rollup.HOUR * rollup.HOUR
+        if h1 <= h0:
+            return None
+        comp = Compiler(prefix="r")
+        dims_sql, exact = comp.where(And(tuple(dims)) if dims else All())
+        if not exact:
+            return None
+        params.update(comp.params.values, h0=h0, h1=h1,
+                      full=int(params["wm"]) // self.indexer.rollup.block)
+        key, cond, _ = _group_sql(spec.group_by)
+        full_blocks = f"{{full:UInt64}} * {self.indexer.rollup.block}"
+        return (
+            f"SELECT b, k, sum(n) AS n FROM ("
+            f"SELECT {_bucket_sql(spec.interval, 'hour')} AS b, {key} AS k, sum(n) AS n "
+            f"FROM {self.db}.{rollup.table(self.indexer.rollup.block)} FINAL "
+            "WHERE tenant = {tenant:String} AND hour >= {h0:Int64} AND hour < {h1:Int64} "
+            f"AND block < {{full:UInt64}} AND {dims_sql} AND {cond} GROUP BY b, k "
+            f"UNION ALL SELECT {_bucket_sql(spec.interval)} AS b, {key} AS k, count() AS n "
+            f"FROM {self.db}.events FINAL WHERE {visible} AND {cond} AND (ts < {{h0:Int64}} OR "
+            f"ts >= {{h1:Int64}} OR seq > {full_blocks}) GROUP BY b, k) GROUP BY b, k")
 
     async def scan(
         self, tenant: str, where: Node, *, after_seq: int = 0, batch: int = 1000
@@ -456,12 +494,52 @@ def _bad_cursor() -> InvalidRequest:
         {"field": "cursor", "reason": "not a cursor returned by this API"}])
 
 
-def _bucket_sql(interval: str | None) -> str:
+def _bucket_sql(interval: str | None, col: str = "ts") -> str:
     if interval is None:
         return "NULL"
     width, offset = pyagg.WIDTHS[interval]
     # Floored as Python's // does (ClickHouse's % truncates toward zero).
-    return f"(ts - (((ts + {offset}) % {width}) + {width}) % {width})"
+    return f"({col} - ((({col} + {offset}) % {width}) + {width}) % {width})"
+
+
+#: Times beyond any event's (µs): the open ends of a range.
+_NEVER = 2**62
+
+
+def _rollup_plan(where: Node, spec: AggregateSpec) -> tuple[int, int, list[Node]] | None:
+    """``(from, to, dims)`` when the rollup can count ``where`` grouped as ``spec`` asks:
+    ``where`` is a conjunction of a time range [from, to) and conditions on the rollup's
+    columns (``dims``), the grouping is by one of them or none, in buckets of whole hours;
+    None otherwise."""
+    if spec.count_unique or spec.metrics or (
+            spec.group_by is not None and spec.group_by not in rollup.DIMS):
+        return None
+    if spec.interval is not None:
+        width, offset = pyagg.WIDTHS[spec.interval]
+        if width % rollup.HOUR or offset % rollup.HOUR:
+            return None
+    lo, hi, dims = -_NEVER, _NEVER, list[Node]()
+    for node in where.children if isinstance(where, And) else (where,):
+        if isinstance(node, All):
+            continue
+        if isinstance(node, Eq | Cmp) and node.path in rollup.DIMS:
+            dims.append(node)
+            continue
+        if not isinstance(node, Cmp) or node.path != "timestamp":
+            return None
+        value = node.value
+        if isinstance(value, str):
+            try:
+                value = time_value(value, "timestamp")
+            except InvalidRequest:
+                return None
+        if not isinstance(value, int) or isinstance(value, bool):
+            return None
+        if node.op in (">", ">="):
+            lo = max(lo, value + (node.op == ">"))
+        else:
+            hi = min(hi, value + (node.op == "<="))
+    return lo, hi, dims
 
 
 def _group_sql(path: str | None) -> tuple[str, str, Callable[[Any], Any]]:

@@ -34,6 +34,7 @@ from ...log.protocol import CommitNotice
 from ...model.severity import RANK
 from ...model.times import parse_us
 from ..sqlite.schema import connect
+from . import rollup
 from .compile import words_of
 from .engine import INSERT_SETTINGS, Engine
 
@@ -56,9 +57,10 @@ def index_row(tenant: str, seq: int, body: bytes, ver: int = 0) -> list[Any]:
 
 class Indexer:
     def __init__(self, engine: Engine, log_path: str, *,
-                 hook: Callable[[str], None] | None = None):
+                 hook: Callable[[str], None] | None = None, block: int = rollup.BLOCK):
         self.engine = engine
         self.log_path = log_path
+        self.rollup = rollup.Rollup(block)
         #: Called with "insert" between the log commit and the index insert, and with
         #: "watermark" between the insert and the watermark (a test kills the process there).
         self.hook = hook
@@ -108,6 +110,7 @@ class Indexer:
             self.hook("insert")
         conn = self._log()
         rows: list[list[Any]] = []
+        counts: list[list[Any]] = []
         marks: list[tuple[str, int]] = []
         for notice in notices:
             lo, hi = self.watermark(notice.tenant), notice.last_seq
@@ -120,16 +123,20 @@ class Indexer:
                     (notice.tenant, lo, hi, BATCH)).fetchall()
                 if not chunk:
                     break
+                counted = []
                 for seq, body, type_ in chunk:
-                    rows.append(index_row(notice.tenant, seq, bytes(body)))
+                    row = index_row(notice.tenant, seq, bytes(body))
+                    rows.append(row)
+                    counted.append((seq, row[2], *row[6:10]))
                     if type_ == RECORD_TYPE:
                         rows += self._stubs(conn, notice.tenant, seq, bytes(body))
+                counts += self.rollup.rows(conn, notice.tenant, counted)
                 lo = chunk[-1][0]
                 if len(rows) >= BATCH:
-                    self._insert(rows)
-                    rows = []
+                    self._insert(rows, counts)
+                    rows, counts = [], []
             marks.append((notice.tenant, hi))
-        self._insert(rows)
+        self._insert(rows, counts)
         if marks:
             if self.hook is not None:
                 self.hook("watermark")
@@ -154,10 +161,15 @@ class Indexer:
             out.append(index_row(tenant, seq, bytes(body), ver=by))
         return out
 
-    def _insert(self, rows: list[list[Any]]) -> None:
+    def _insert(self, rows: list[list[Any]], counts: list[list[Any]]) -> None:
+        """The events, then their counts: both before the watermark covers them."""
         if rows:
             self.engine.run(lambda c: c.insert(f"{self.engine.db}.events", rows,
                                                column_names=COLUMNS, settings=INSERT_SETTINGS))
+        if counts:
+            name = rollup.table(self.rollup.block)
+            self.engine.run(lambda c: c.insert(f"{self.engine.db}.{name}", counts,
+                                               column_names=rollup.COLUMNS))
 
     def close(self) -> None:
         if self._conn is not None:
