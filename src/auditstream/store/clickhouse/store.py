@@ -417,16 +417,21 @@ class ClickHouseEventStore(SQLiteEventStore):
         params.update(comp.params.values, h0=h0, h1=h1,
                       full=int(params["wm"]) // self.indexer.rollup.block)
         key, cond, _ = _group_sql(spec.group_by)
-        full_blocks = f"{{full:UInt64}} * {self.indexer.rollup.block}"
+        counted = (f"SELECT {_bucket_sql(spec.interval)} AS b, {key} AS k, count() AS n "
+                   f"FROM {self.db}.events FINAL WHERE {visible} AND {cond} AND ")
+        # The rest as three parts, each one ClickHouse can narrow (by the sort key's time,
+        # or the seq skip index): one condition OR-ing them reads the whole range.
         return (
             f"SELECT b, k, sum(n) AS n FROM ("
             f"SELECT {_bucket_sql(spec.interval, 'hour')} AS b, {key} AS k, sum(n) AS n "
             f"FROM {self.db}.{rollup.table(self.indexer.rollup.block)} FINAL "
             "WHERE tenant = {tenant:String} AND hour >= {h0:Int64} AND hour < {h1:Int64} "
             f"AND block < {{full:UInt64}} AND {dims_sql} AND {cond} GROUP BY b, k "
-            f"UNION ALL SELECT {_bucket_sql(spec.interval)} AS b, {key} AS k, count() AS n "
-            f"FROM {self.db}.events FINAL WHERE {visible} AND {cond} AND (ts < {{h0:Int64}} OR "
-            f"ts >= {{h1:Int64}} OR seq > {full_blocks}) GROUP BY b, k) GROUP BY b, k")
+            f"UNION ALL {counted} ts < {{h0:Int64}} GROUP BY b, k "
+            f"UNION ALL {counted} ts >= {{h1:Int64}} GROUP BY b, k "
+            f"UNION ALL {counted} ts >= {{h0:Int64}} AND ts < {{h1:Int64}} AND "
+            f"seq > {{full:UInt64}} * {self.indexer.rollup.block} GROUP BY b, k"
+            ") GROUP BY b, k")
 
     async def scan(
         self, tenant: str, where: Node, *, after_seq: int = 0, batch: int = 1000
