@@ -14,6 +14,8 @@ visibility watermark. Guarantees:
 * **Redactions travel with their record.** A redaction record (its own entry) names the
   seqs it blanked; sending the record sends their stubs too, as a later version (``ver``
   = the record's seq) that replaces the content in every read.
+* **Counts travel with their events**: the hourly counts of the entries (``rollup``) are
+  inserted after them and before the watermark.
 * **Readers never see N+1 before N.** The watermark moves only after the insert that holds
   every seq up to it returned.
 """
