@@ -3,17 +3,21 @@ grouping every event under FINAL (224 ms for a 2M-event tenant at 10M events).
 
 Rows of ``hourly_<B>``: per tenant, *block* of ``B`` seqs (block ``k`` holds seqs
 ``k·B+1 … (k+1)·B``) and (hour, type, category, severity, outcome), the number of the
-block's events with those values, as counted up to ``ver`` (the last seq counted for
-that row). Guarantees:
+block's events with those values, as counted up to ``ver`` (the last seq counted).
+Guarantees:
 
-* **Exact under FINAL.** Counts in a block only grow, so the row with the highest
-  ``ver`` of a key is its count (a ReplacingMergeTree on ``ver``). The indexer, not a
-  materialized view, writes them: a view would count a range sent twice twice.
+* **Written once a block is complete**, in the transfer that completes it, before the
+  watermark passes it: one small insert per ``B`` events of a tenant, not one per
+  commit. The open block's counts are the indexer's, in memory.
+* **Exact under FINAL.** A ReplacingMergeTree on ``ver``: a block's final rows carry its
+  last seq, above any earlier row of the block (``backfill`` counts partial blocks too,
+  with their last seq). The indexer, not a materialized view, writes them: a view would
+  count a range sent twice twice.
 * **Idempotent.** A re-sent range recounts from the log (``Rollup.rows`` reloads a
   block's counts whenever the seqs it is given do not follow the ones it counted), so
   the same rows come again, with the same ``ver``.
 * **Read only where complete.** Readers take blocks that lie wholly at or below the
-  watermark; the partial block and the edge hours of a range come from ``events``.
+  watermark; the open block and the edge hours of a range come from ``events``.
 * **Redactions change nothing**: a stub keeps the fields counted here
   (``integrity.redaction.KEEPS``).
 * **Proven by verify**: ``audit`` recounts every complete block from the log.
@@ -75,23 +79,25 @@ class Rollup:
     def rows(self, log: sqlite3.Connection, tenant: str,
              entries: list[tuple[int, int, str, str | None, int, str | None]]
              ) -> list[list[Any]]:
-        """Rows to upsert for ``entries`` (seq, ts, type, category, sev, outcome), given
-        in seq order with no gap: each touched key with its count so far in its block.
-        Entries that do not follow the last ones counted (a retry after a failed insert,
-        a range sent again) recount their block's earlier seqs from the log."""
-        touched: dict[tuple[int, Key], tuple[int, int]] = {}
+        """Rows to insert for ``entries`` (seq, ts, type, category, sev, outcome), given
+        in seq order with no gap: the final counts of each block they complete (readers
+        use no other), all with ``ver`` = the block's last seq. Entries that do not follow
+        the last ones counted (a retry after a failed insert, a range sent again) recount
+        their block's earlier seqs from the log."""
+        out: list[list[Any]] = []
         for seq, ts, type_, category, sev, outcome in entries:
             blk = (seq - 1) // self.block
             cur = self._open.get(tenant)
             if cur is None or cur[0] != blk or cur[1] != seq - 1:
-                cur = (blk, seq - 1, self._load(log, tenant, blk, seq - 1))
-            key: Key = (hour_of(ts), type_, category, sev, outcome)
+                first = (seq - 1) % self.block == 0  # nothing of the block before it
+                cur = (blk, seq - 1, Counter() if first else
+                       self._load(log, tenant, blk, seq - 1))
             counts = cur[2]
-            counts[key] += 1
+            counts[hour_of(ts), type_, category, sev, outcome] += 1
             self._open[tenant] = (blk, seq, counts)
-            touched[blk, key] = (counts[key], seq)
-        return [[tenant, key[0], blk, *key[1:], n, ver]
-                for (blk, key), (n, ver) in touched.items()]
+            if seq == (blk + 1) * self.block:
+                out += [[tenant, key[0], blk, *key[1:], n, seq] for key, n in counts.items()]
+        return out
 
     def _load(self, log: sqlite3.Connection, tenant: str, blk: int, upto: int
               ) -> Counter[Key]:
