@@ -12,7 +12,6 @@ terminal or forge a line.
 from __future__ import annotations
 
 import contextlib
-import re
 import sys
 from typing import Annotated, Any
 
@@ -22,20 +21,12 @@ from rich.markup import escape
 from rich.text import Text
 
 from .cli_support import FAILED, USAGE, err, fail
+from .model.text import clean
 
 __all__ = ["format_line", "register", "tail_cmd"]
 
 SEVERITY_STYLES = {"info": "dim", "low": "cyan", "medium": "yellow", "high": "bold red",
                    "critical": "bold white on red"}
-# C0 and C1 controls, DEL, and the bidi embeddings/overrides/isolates ("Trojan Source").
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def clean(value: Any) -> str:
-    """``value`` as one line of inert text: each unsafe character becomes ``\\xNN`` /
-    ``\\uNNNN``."""
-    text = value if isinstance(value, str) else "" if value is None else str(value)
-    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _actor(event: dict[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -218,6 +219,27 @@ def test_admin_scope_and_tenant_walls(push_server: Server, admin: httpx.Client,
         problem(intruder.request(method, path, json=body), 404)
     assert receiver.requests == []  # the intruder's test sent nothing
     assert admin.get(base).json()["enabled"] is True
+    # Guessed ids, well formed or not, are as absent as another tenant's.
+    for guess in [f"int_{secrets.token_hex(12)}" for _ in range(30)] + [
+            "int_", "x" * 300, "int_%00", "..%2F..%2Fadmin"]:
+        r = intruder.get(f"/v1/integrations/{guess}/attempts")
+        assert r.status_code == 404, (guess, r.text)
+
+
+def test_dead_letter_pages_take_any_seq_up_to_2_63(admin: httpx.Client,
+                                                   receiver: Receiver) -> None:
+    base = f"/v1/integrations/{create(admin, receiver.url)['id']}/dead-letters"
+    assert admin.get(base, params={"after_seq": 2**63 - 1}).json()["data"] == []
+    for bad in (2**63, -1, "1e3", "", "0x10", "٣"):
+        body = problem(admin.get(base, params={"after_seq": bad}), 400)
+        assert body["errors"][0]["field"] == "after_seq", body
+
+
+def _nested(depth: int) -> Any:
+    doc: Any = "x"
+    for _ in range(depth):
+        doc = {"a": doc}
+    return doc
 
 
 @pytest.mark.parametrize(("doc", "field"), [
@@ -270,6 +292,16 @@ def test_admin_scope_and_tenant_walls(push_server: Server, admin: httpx.Client,
     ({"name": "x", "kind": "webhook", "start_after_seq": True,
       "config": {"url": "https://e.com"}}, "start_after_seq"),
     ({"name": "x" * 201, "kind": "webhook", "config": {"url": "https://e.com"}}, "name"),
+    # Names are shown in the console and the CLI: no controls, no bidi overrides.
+    ({"name": "a\x00b", "kind": "webhook", "config": {"url": "https://e.com"}}, "name"),
+    ({"name": "siem\u202egpj.exe", "kind": "webhook", "config": {"url": "https://e.com"}},
+     "name"),
+    ({"name": "\x1b[2Jok", "kind": "webhook", "config": {"url": "https://e.com"}}, "name"),
+    ({"name": "x", "kind": "webhook", "config": {"url": "https://e.com",
+                                                 "headers": {"x-a": _nested(200)}}},
+     "config.headers.x-a"),
+    ({"name": "x", "kind": "webhook", "config": {"url": "https://e.com",
+                                                 "batch_size": 2**64}}, "config.batch_size"),
     ({"name": "x", "kind": "webhook", "config": "https://e.com"}, "config"),
     ({"name": "x", "kind": "webhook", "config": {"url": "https://e.com"}, "extra": 1}, "extra"),
 ])
@@ -284,6 +316,9 @@ def test_bad_integrations_are_400_with_the_field_and_create_nothing(
 
 def test_bodies_that_are_not_json_objects_or_too_large(admin: httpx.Client) -> None:
     problem(admin.post("/v1/integrations", content=b"{nope"), 400)
+    # Nested beyond what any parser here takes: refused whole, not a crash.
+    problem(admin.post("/v1/integrations", content=b'{"config":' * 5000 + b"1" + b"}" * 5000,
+                       headers={"Content-Type": "application/json"}), 400)
     problem(admin.post("/v1/integrations", json=[1, 2]), 400)
     problem(admin.post("/v1/integrations", json={"name": "x", "kind": "webhook", "config": {
         "url": "https://e.com", "headers": {"a": "b" * 70_000}}}), 413)

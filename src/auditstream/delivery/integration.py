@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from ..errors import InvalidRequest, QuerySyntaxError
+from ..model.text import UNSAFE
 from ..model.times import now_us
 from ..query.filter import Node, check_size
 from ..query.qlang import parse_q
@@ -130,6 +131,9 @@ def _string(doc: dict[str, Any], name: str, *, required: bool, limit: int) -> st
         raise _bad(name, f"at most {limit} characters")
     if name == "name" and not value.strip():
         raise _bad(name, "must not be empty")
+    if name == "name" and UNSAFE.search(value):
+        # A name is shown in the console and the CLI: it must read as it is stored.
+        raise _bad(name, "control and bidirectional-override characters are not allowed")
     return value
 
 

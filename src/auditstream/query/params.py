@@ -7,6 +7,7 @@ An unknown name is an error, not silently ignored: a typo must not widen a query
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from ..errors import InvalidRequest, ValidationFailed
@@ -114,14 +115,17 @@ def filter_from_params(
     return and_(*nodes)
 
 
+_INTEGER = re.compile(r"-?[0-9]{1,30}")
+
+
 def int_param(name: str, raw: str | None, default: int, lo: int, hi: int) -> int:
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
+    # ASCII digits only: int() also reads "٣", " 7 " and "1_000", which no client means.
+    if not _INTEGER.fullmatch(raw):
         raise ValidationFailed(f"{name} must be an integer", errors=[
-            {"field": name, "reason": f"not an integer: {raw!r}"}]) from None
+            {"field": name, "reason": f"not an integer: {raw!r}"}])
+    value = int(raw)
     if not lo <= value <= hi:
         raise ValidationFailed(f"{name} out of range", errors=[
             {"field": name, "reason": f"must be between {lo} and {hi}"}])
