@@ -310,31 +310,38 @@ async def scan_batches(
     """Every matching event with ``seq > after_seq`` (at most ``limit``), in seq order, in
     batches of about ``target_bytes`` of event JSON.
 
-    ``EventStore.scan`` counts its batches in events; this reads one store batch at a time
-    and sizes the next from the heaviest event of the last: starting at one event, at
-    most doubling, at most :data:`MAX_BATCH`. So a batch of heavy events is a few events
-    and a batch of light ones up to :data:`MAX_BATCH`; only right after lighter events can
-    a batch exceed the target, and then by at most twice the last batch's count of heavy
-    events. Each read resumes after the last seq, so nothing is skipped or repeated.
+    ``EventStore.scan`` counts its batches in events; this sizes each batch from the
+    heaviest event of the last: starting at one event, at most doubling, at most
+    :data:`MAX_BATCH`. So a batch of heavy events is a few events and a batch of light
+    ones up to :data:`MAX_BATCH`; only right after lighter events can a batch exceed the
+    target, and then by at most twice the last batch's count of heavy events. One scan
+    serves as long as the size holds (a scan on ClickHouse costs a query to open); a new
+    size opens a new scan after the last seq, so nothing is skipped or repeated.
     """
     last, remaining, size = after_seq, limit, 1
-    while remaining is None or remaining > 0:
-        want = size if remaining is None else min(size, remaining)
-        reader = store.scan(tenant, where, after_seq=last, batch=want)
-        try:
+    reader: AsyncIterator[list[dict[str, Any]]] | None = None
+    open_size = 0
+    try:
+        while remaining is None or remaining > 0:
+            want = size if remaining is None else min(size, remaining)
+            if reader is None or want != open_size:
+                if reader is not None:
+                    await reader.aclose()  # type: ignore[attr-defined]
+                reader, open_size = store.scan(tenant, where, after_seq=last, batch=want), want
             batch = await anext(reader, None)
-        finally:
+            if not batch:
+                return
+            yield batch
+            if len(batch) < want:
+                return
+            last = batch[-1]["seq"]
+            if remaining is not None:
+                remaining -= len(batch)
+            heaviest = max(len(orjson.dumps(e)) for e in batch)
+            size = max(1, min(MAX_BATCH, 2 * size, target_bytes // heaviest))
+    finally:
+        if reader is not None:
             await reader.aclose()  # type: ignore[attr-defined]
-        if not batch:
-            return
-        yield batch
-        if len(batch) < want:
-            return
-        last = batch[-1]["seq"]
-        if remaining is not None:
-            remaining -= len(batch)
-        heaviest = max(len(orjson.dumps(e)) for e in batch)
-        size = max(1, min(MAX_BATCH, 2 * size, target_bytes // heaviest))
 
 
 def _time_us(text: str | None) -> int | None:
