@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from auditstream.integrity.checkpoint import Signer, generate_signer
+from auditstream.integrity.checkpoint import Signer
 from auditstream.model.severity import RANK
 from auditstream.query.filter import All, And, Cmp, Eq, Node
 from auditstream.store.base import AggregateSpec
@@ -26,16 +26,6 @@ from ..backends import DEPLOYMENT, T0, chdb_url, ev, everything, put
 HOUR = 3_600_000_000
 TYPES = ("login", "install", "llm.call")
 SEVERITIES = ("info", "medium", "high")
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def signer() -> Signer:
-    return generate_signer(DEPLOYMENT)
 
 
 def _open(directory: Path, signer: Signer, block: int) -> ClickHouseEventStore:

@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from auditstream.integrity.checkpoint import Signer, generate_signer
+from auditstream.integrity.checkpoint import Signer
 from auditstream.query.filter import All, Eq
 from auditstream.store.base import AggregateSpec, EventQuery
 from auditstream.store.clickhouse import ClickHouseEventStore
@@ -32,16 +32,6 @@ from ..backends import (
 
 TESTS = Path(__file__).resolve().parents[2]
 BACKEND = BACKENDS["clickhouse"]
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def signer() -> Signer:
-    return generate_signer(DEPLOYMENT)
 
 
 def _open(directory: Path, signer: Signer) -> ClickHouseEventStore:
