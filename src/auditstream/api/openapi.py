@@ -166,6 +166,8 @@ PROBLEM = ErrorShape("application/problem+json", ref(Problem))
 
 #: What each error status means on every route that can answer it.
 ERROR_TEXT = {
+    307: "Another node is this tenant's home (several nodes over one ClickHouse): send the "
+         "same request to `Location`.",
     400: "Invalid parameter or body; nothing was changed.",
     401: "No usable credential (send X-API-Key or Authorization: Bearer).",
     403: "The credential lacks the scope, or belongs to another tenant or account.",

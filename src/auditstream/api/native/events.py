@@ -57,7 +57,8 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 @router.post("/events", status_code=201, summary="Ingest one event, a JSON array or NDJSON",
-             **operation(ok={201: doc.INGESTED, 200: doc.REPLAYED}, errors=(400, 409, 413, 415),
+             **operation(ok={201: doc.INGESTED, 200: doc.REPLAYED},
+                         errors=(307, 400, 409, 413, 415),
                          params=(doc.IDEMPOTENCY_KEY,), body=doc.INGEST_BODY,
                          scope="events:write"))
 async def ingest(request: Request, principal: Principal = Depends(writer)) -> Response:

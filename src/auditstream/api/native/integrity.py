@@ -28,7 +28,7 @@ def log_service(request: Request) -> LogService:
 
 @router.get("/integrity/checkpoint", summary="Latest signed checkpoint (C2SP signed note)",
             response_class=PlainTextResponse,
-            **operation(ok={200: doc.SIGNED_NOTE}, errors=(404,), scope="events:read"))
+            **operation(ok={200: doc.SIGNED_NOTE}, errors=(307, 404), scope="events:read"))
 async def checkpoint(request: Request, principal: Principal = Depends(reader)) -> Response:
     note = await log_service(request).checkpoint(principal.tenant)
     return Response(note, media_type=TEXT)
@@ -42,7 +42,7 @@ async def public_key(request: Request) -> Response:
 
 
 @router.get("/integrity/proof/inclusion", summary="RFC 9162 inclusion proof of an event",
-            **operation(ok={200: doc.INCLUSION_ANSWER}, errors=(400, 404),
+            **operation(ok={200: doc.INCLUSION_ANSWER}, errors=(307, 400, 404),
                         params=doc.INCLUSION, scope="events:read"))
 async def inclusion(request: Request, principal: Principal = Depends(reader)) -> Response:
     qp = request.query_params
@@ -57,7 +57,7 @@ async def inclusion(request: Request, principal: Principal = Depends(reader)) ->
 
 
 @router.get("/integrity/proof/consistency", summary="RFC 9162 consistency proof",
-            **operation(ok={200: doc.CONSISTENCY_ANSWER}, errors=(400, 404),
+            **operation(ok={200: doc.CONSISTENCY_ANSWER}, errors=(307, 400, 404),
                         params=doc.CONSISTENCY, scope="events:read"))
 async def consistency(request: Request, principal: Principal = Depends(reader)) -> Response:
     qp = request.query_params
@@ -69,7 +69,7 @@ async def consistency(request: Request, principal: Principal = Depends(reader)) 
 
 
 @router.post("/events/{event_id}/redact", summary="Erase an event's content, keep its proof",
-             **operation(ok={200: doc.EVENT}, errors=(400, 404, 413, 415),
+             **operation(ok={200: doc.EVENT}, errors=(307, 400, 404, 413, 415),
                          params=(doc.EVENT_ID,), body=doc.REDACT_BODY, scope="admin"))
 async def redact(event_id: str, request: Request,
                  principal: Principal = Depends(admin)) -> Response:
