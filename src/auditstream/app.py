@@ -120,6 +120,7 @@ def _clickhouse_store(
         readers=1, idempotency_hours=settings.idempotency_hours, on_commit=on_commit,
         signer=signer, deployment=settings.deployment,
         max_queue_events=settings.writer_queue_events, homes=settings.homes,
+        drop_bodies=settings.drop_indexed_bodies,
     )
 
 

@@ -527,20 +527,25 @@ def verify(
         external = parse_external([p.read_text() for p in checkpoint or []], verifier)
     except (ValueError, OSError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--checkpoint") from None
-    with Progress(TextColumn("verify"), BarColumn(), MofNCompleteColumn(), console=err) as bar:
-        task = bar.add_task("verify", total=None)
-        rep = verify_db(settings.db, verifier, progress=lambda n: bar.advance(task, n),
-                        external=external)
+    engine = None
     if settings.backend == "clickhouse":
-        # The index holds derived copies of the log: every row readers see must be the
-        # row the verified log makes.
-        from .store.clickhouse.audit import verify_index
+        from .store.clickhouse.audit import dropped_bodies, verify_index
         from .store.clickhouse.engine import Engine
 
         engine = Engine(settings.clickhouse_url, clients=1)
-        try:
+    try:
+        with Progress(TextColumn("verify"), BarColumn(), MofNCompleteColumn(),
+                      console=err) as bar:
+            task = bar.add_task("verify", total=None)
+            rep = verify_db(settings.db, verifier, progress=lambda n: bar.advance(task, n),
+                            external=external,
+                            bodies=dropped_bodies(engine) if engine is not None else None)
+        if engine is not None:
+            # The index holds derived copies of the log: every row readers see must be
+            # the row the verified log makes.
             rep.problems.extend(verify_index(engine, settings.db, homes=settings.homes))
-        finally:
+    finally:
+        if engine is not None:
             engine.close()
     if not rep.ok:
         first = rep.problems[0]

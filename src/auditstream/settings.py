@@ -44,6 +44,12 @@ class Settings:
         False, "Forward a request for another node's tenant that its home must answer (an "
         "append, a redaction, a checkpoint or proof) and relay the answer, instead of "
         "answering 307 with the home's URL.")
+    drop_indexed_bodies: bool = _setting(
+        False, "With the clickhouse backend: once the index holds a range of signed "
+        "events, the log forgets their bodies (keeping ids, columns, leaf hashes, the tree "
+        "and checkpoints), 4,096 seqs at a time; the index's copy is then the only one, and "
+        "verify checks it against the leaves. Make ClickHouse durable first "
+        "(docs/scale-out.md).")
     host: str = _setting("127.0.0.1", "Interface to listen on.")
     port: int = _setting(8080, "TCP port to listen on.")
     demo: bool = _setting(
@@ -195,6 +201,10 @@ class Settings:
         elif self.tenant_homes:
             raise ValueError("AUDITSTREAM_TENANT_HOMES needs AUDITSTREAM_BACKEND=clickhouse: "
                              "nodes share tenants through the ClickHouse index")
+        if self.drop_indexed_bodies and (self.backend != "clickhouse" or not self.integrity):
+            raise ValueError("AUDITSTREAM_DROP_INDEXED_BODIES needs AUDITSTREAM_BACKEND="
+                             "clickhouse and AUDITSTREAM_INTEGRITY=true: the index must hold "
+                             "the bodies, and the leaves prove its copies")
         self.homes  # noqa: B018 (parsed once here so that a bad map stops the start)
         if not 0 < self.session_hours <= 24 * 30:
             raise ValueError("AUDITSTREAM_SESSION_HOURS must be between 0 and 720 hours, "

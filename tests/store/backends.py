@@ -25,7 +25,7 @@ from auditstream.model.times import format_us, now_us
 from auditstream.query.filter import All
 from auditstream.store.base import EventStore
 from auditstream.store.clickhouse import ClickHouseEventStore
-from auditstream.store.clickhouse.audit import verify_index
+from auditstream.store.clickhouse.audit import dropped_bodies, verify_index
 from auditstream.store.clickhouse.engine import Engine
 from auditstream.store.sqlite import SQLiteEventStore
 from auditstream.store.sqlite.audit import verify_db
@@ -59,12 +59,20 @@ def _audit_sqlite(directory: Path, verifier: Verifier) -> list[str]:
 
 
 def _open_clickhouse(directory: Path, *, signer: Signer | None,
-                     indexed_paths: Sequence[str] = ()) -> EventStore:
+                     indexed_paths: Sequence[str] = (), drop: bool = False) -> EventStore:
     # Embedded ClickHouse (chdb) beside the SQLite log: one store per process at a time,
     # as chdb runs one data directory per process.
     return ClickHouseEventStore(directory / "store.db", clickhouse_url=chdb_url(directory),
                                 indexed_paths=list(indexed_paths), signer=signer,
-                                deployment=DEPLOYMENT, rollup_block=ROLLUP_BLOCK)
+                                deployment=DEPLOYMENT, rollup_block=ROLLUP_BLOCK,
+                                drop_bodies=drop, drop_every=1)
+
+
+def _open_clickhouse_dropping(directory: Path, *, signer: Signer | None,
+                              indexed_paths: Sequence[str] = ()) -> EventStore:
+    """The log forgets every body at the commit after the index has it: each guarantee
+    must then hold from the index's copies (re-sent ids, redactions, purges, verify)."""
+    return _open_clickhouse(directory, signer=signer, indexed_paths=indexed_paths, drop=True)
 
 
 #: Seqs per block of the hourly counts: small, so that the suite's few events fill blocks
@@ -79,7 +87,9 @@ def chdb_url(directory: Path) -> str:
 def _audit_clickhouse(directory: Path, verifier: Verifier) -> list[str]:
     engine = Engine(chdb_url(directory), clients=1)
     try:
-        return _audit_sqlite(directory, verifier) + [
+        log = verify_db(directory / "store.db", verifier, DEPLOYMENT,
+                        bodies=dropped_bodies(engine))
+        return [str(p) for p in log.problems] + [
             str(p) for p in verify_index(engine, str(directory / "store.db"))]
     finally:
         engine.close()
@@ -88,6 +98,7 @@ def _audit_clickhouse(directory: Path, verifier: Verifier) -> list[str]:
 BACKENDS: dict[str, Backend] = {b.name: b for b in [
     Backend("sqlite", _open_sqlite, _audit_sqlite),
     Backend("clickhouse", _open_clickhouse, _audit_clickhouse),
+    Backend("clickhouse-dropping", _open_clickhouse_dropping, _audit_clickhouse),
 ]}
 
 #: The paths the suite's stores index, so each filter is tried on an indexed path and on

@@ -6,15 +6,20 @@ re-deriving it: for every tenant, the rows that ``FINAL`` serves up to the water
 be exactly one per seq 1..watermark, each byte for byte the row ``transfer.index_row``
 makes from the log's verified body (body, columns, search words). An edited body, type,
 timestamp or word list, a deleted or added row, or a watermark beyond the log is found.
+
+Where the log dropped a body (``logstorage.drop_bodies``), the index's is the only copy:
+it must hash to the log's leaf, and ``dropped_bodies`` hands it to the log's ``verify``.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ...dbapi import sqlite3
 from ...homes import TenantHomes
+from ...integrity import merkle
 from ...integrity.logcheck import Problem
 from . import rollup
 from .engine import READ_SETTINGS, Engine
@@ -59,13 +64,27 @@ def verify_index(engine: Engine, log_path: str, *, homes: TenantHomes | None = N
     return problems[:limit]
 
 
+def dropped_bodies(engine: Engine) -> Callable[[str, int], Iterator[tuple[int, bytes]]]:
+    """``verify_db``'s source of the bodies the log dropped: the index's rows as readers
+    see them, seq 1..upto in order."""
+    def read(tenant: str, upto: int) -> Iterator[tuple[int, bytes]]:
+        with engine.client() as c, c.query_rows_stream(
+                f"SELECT seq, body FROM {engine.db}.events FINAL WHERE tenant = {{t:String}} "
+                "AND seq <= {u:UInt64} ORDER BY seq", parameters={"t": tenant, "u": upto},
+                column_formats=_RAW, settings=READ_SETTINGS) as stream:
+            for seq, body in stream:
+                yield int(seq), bytes(body)
+
+    return read
+
+
 def _tenant(c: Any, db: str, conn: sqlite3.Connection, tenant: str, wm: int,
             problems: list[Problem], limit: int) -> None:
     expected = 1
     cols = ", ".join(COLUMNS)
     log_rows = conn.execute(
-        "SELECT seq, CAST(body AS BLOB) FROM events WHERE tenant = ? AND seq <= ? ORDER BY seq",
-        (tenant, wm))
+        "SELECT seq, CAST(body AS BLOB), leaf FROM events WHERE tenant = ? AND seq <= ? "
+        "ORDER BY seq", (tenant, wm))
     with c.query_rows_stream(
             f"SELECT {cols} FROM {db}.events FINAL WHERE tenant = {{t:String}} AND "
             "seq <= {wm:UInt64} ORDER BY seq", parameters={"t": tenant, "wm": wm},
@@ -80,8 +99,18 @@ def _tenant(c: Any, db: str, conn: sqlite3.Connection, tenant: str, wm: int,
             if logged is None or logged[0] != seq:
                 problems.append(Problem(tenant, seq, "in the index but not in the log"))
                 return
-            want = index_row(tenant, seq, bytes(logged[1]), ver=int(row[4]))
             got = [*row[:10], bytes(row[10]), row[11]]
+            body = bytes(logged[1])
+            if not body:  # dropped: the index's copy is the body, if the leaf says so
+                body = got[10]
+                if logged[2] is None or merkle.leaf_hash(body) != bytes(logged[2]):
+                    problems.append(Problem(tenant, seq, "the index's copy of a body the log "
+                                            "dropped does not match its leaf (edited)"))
+                    if len(problems) >= limit:
+                        return
+                    expected += 1
+                    continue
+            want = index_row(tenant, seq, body, ver=int(row[4]))
             if got != want:
                 diff = [name for name, a, b in zip(COLUMNS, got, want, strict=True) if a != b]
                 problems.append(Problem(tenant, seq, "the index row differs from the log "
@@ -111,4 +140,4 @@ def _counts(c: Any, db: str, conn: sqlite3.Connection, tenant: str, wm: int, blo
                                 f"{want[blk, key]} in the log"))
 
 
-__all__ = ["verify_index"]
+__all__ = ["dropped_bodies", "verify_index"]

@@ -64,17 +64,25 @@ READ_AHEAD_FROM = 64
 class ClickHouseEventStore(SQLiteEventStore):
     #: How often (seconds, per tenant) an append checks that no other node writes the tenant.
     SOLE_WRITER_CHECK_S = 1.0
+    #: Seqs a tenant's confirmed range grows by before the log drops their bodies: one
+    #: extra log transaction per this many events, rather than one per commit.
+    DROP_EVERY = 4096
 
     def __init__(self, path: str | Path, *, clickhouse_url: str, clients: int = 4,
                  hook: Callable[[str], None] | None = None,
                  homes: TenantHomes | None = None, rollup_block: int = rollup.BLOCK,
+                 drop_bodies: bool = False, drop_every: int = DROP_EVERY,
                  **kwargs: Any):
         """``path``: the SQLite log; ``clickhouse_url``: the index (``engine``). ``hook``:
         called at the steps of each transfer (``transfer.Indexer``; tests). ``homes``: the
         tenants this node may append for (``auditstream.homes``; default: all).
         ``rollup_block``: seqs per block of the hourly counts (``rollup``; tests make it
-        small so that a few events fill blocks)."""
+        small so that a few events fill blocks). ``drop_bodies``: the log forgets the
+        bodies of signed entries once the index holds them, ``drop_every`` seqs at a time
+        (``_drop``)."""
         self.homes = homes or TenantHomes()
+        self.drop_every = drop_every
+        self._dropped: dict[str, int] = {}
         self._checked: dict[str, float] = {}
         self._ahead: set[str] = set()
         self._writes = 0
@@ -84,13 +92,15 @@ class ClickHouseEventStore(SQLiteEventStore):
             if kwargs.get("channel") is None:  # a read-only store creates nothing
                 self.engine.migrate(rollup_block)
             feed = IndexedFeed()
-            super().__init__(path, feed=feed, **kwargs)
+            super().__init__(path, feed=feed, body_source=self._index_bodies, **kwargs)
             self.indexer = Indexer(self.engine, self.path, hook=hook, block=rollup_block)
             if kwargs.get("channel") is None:
                 # Anything the log committed that the index lacks (a crash between the
                 # two, a CLI that wrote the log) goes over before anyone reads.
                 self.indexer.catch_up()
                 feed.indexer = self.indexer
+                if drop_bodies and self.log_storage is not None:
+                    self.indexer.on_confirmed = self._drop
         except BaseException:
             self.engine.close()
             raise
@@ -132,6 +142,41 @@ class ClickHouseEventStore(SQLiteEventStore):
             return "seq <= {wm:UInt64}", {"wm": mark}
         return (f"seq <= (SELECT max(seq) FROM {self.db}.watermarks "
                 "WHERE tenant = {tenant:String})"), {}
+
+    def _index_bodies(self, tenant: str, seqs: list[int]) -> dict[int, bytes]:
+        """The bodies of ``seqs`` as the index holds them: the log's ``BodySource`` for
+        those it dropped (called on the writer's thread)."""
+        def run(c: Any) -> dict[int, bytes]:
+            out: dict[int, bytes] = {}
+            for start in range(0, len(seqs), 1000):
+                out.update((int(s), bytes(b)) for s, b in c.query(
+                    f"SELECT seq, body FROM {self.db}.events FINAL WHERE tenant = "
+                    "{t:String} AND seq IN {s:Array(UInt64)}",
+                    parameters={"t": tenant, "s": seqs[start:start + 1000]},
+                    column_formats=_RAW, settings=READ_SETTINGS).result_rows)
+            return out
+
+        return self.engine.run(run)
+
+    def _drop(self, marks: list[tuple[str, int]]) -> None:
+        """After a transfer (on the writer's thread, between two commits): the log forgets
+        the bodies the index now holds, a tenant's whenever its watermark passed the last
+        drop by ``drop_every``. A failed drop (a full disk) only leaves them for the next."""
+        storage = self.log_storage
+        assert storage is not None
+        for tenant, mark in marks:
+            done = self._dropped.get(tenant)
+            if done is None:
+                done = self._dropped[tenant] = storage.dropped_upto(tenant)
+            if mark - done < self.drop_every:
+                continue
+            try:
+                storage.drop_bodies(tenant, mark)
+            except Exception:
+                log.exception("tenant %r: dropping the log's indexed bodies failed; they "
+                              "stay until the next try", tenant)
+                continue
+            self._dropped[tenant] = mark
 
     # -- writes --------------------------------------------------------------------------
 

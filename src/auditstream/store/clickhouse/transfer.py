@@ -70,6 +70,9 @@ class Indexer:
         #: The watermarks this process moved, with when (``own_mark``).
         self._own: dict[str, tuple[int, float]] = {}
         self._conn: sqlite3.Connection | None = None
+        #: Called on the writer's thread with the ``(tenant, watermark)`` pairs each
+        #: transfer confirmed (the store drops the log's bodies there).
+        self.on_confirmed: Callable[[list[tuple[str, int]]], None] | None = None
 
     def _log(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -148,6 +151,8 @@ class Indexer:
             self._marks.update(dict(marks))
             now = time.monotonic()
             self._own.update({t: (m, now) for t, m in marks})
+            if self.on_confirmed is not None:
+                self.on_confirmed(marks)
 
     def _stubs(self, conn: sqlite3.Connection, tenant: str, by: int,
                record: bytes) -> list[list[Any]]:
@@ -158,7 +163,9 @@ class Indexer:
         out = []
         for seq, body in conn.execute(
                 "SELECT seq, CAST(body AS BLOB) FROM events WHERE tenant = ? AND seq >= ? "
-                "AND seq <= ? AND json_extract(body, '$.redacted.by') = ?",
+                # A dropped body ('') is no stub, and no JSON.
+                "AND seq <= ? AND CASE WHEN body = '' THEN NULL "
+                "ELSE json_extract(body, '$.redacted.by') END = ?",
                 (tenant, first, last, by)):
             out.append(index_row(tenant, seq, bytes(body), ver=by))
         return out

@@ -5,6 +5,14 @@ derived), its full-text row and its hourly rollup count. Merkle subtree hashes a
 from level ``STORED_MIN_LEVEL`` up: levels 1–3 would be seven rows for every eight events,
 and any of them is recomputed from at most eight leaves when a proof needs it.
 
+With a ``BodySource`` (the clickhouse backend's index), ``drop_bodies`` forgets the
+bodies of entries the index has confirmed: the row keeps its seq, id, columns and leaf,
+its body becomes ``''`` (never a stored body: those are JSON objects) and its full-text
+row and path columns go; ``dropped_bodies`` records up to which seq, so that ``verify``
+tells a dropped body from an erased one. Whatever the sequencer reads of a dropped entry
+(a re-sent client id, a redaction) is read back from the source and checked against the
+entry's leaf.
+
 The writer numbers rows (``rid``) itself, so full-text rows get the same rowid without
 reading anything back; another process writing the file (the CLI) is noticed through
 ``PRAGMA data_version`` at the next ``begin``.
@@ -13,10 +21,12 @@ reading anything back; another process writing the file (the CLI) is noticed thr
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from ...dbapi import sqlite3
 from ...errors import StoreError
 from ...integrity import merkle
+from ...integrity.redaction import RECORD_TYPE
 from ...log.prepared import segments
 from ...log.storage import Entry, LogStorage
 from . import rollup
@@ -32,6 +42,10 @@ CREATE TABLE IF NOT EXISTS merkle_nodes (
     hash BLOB NOT NULL,
     PRIMARY KEY (tenant, level, idx)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dropped_bodies (
+    tenant TEXT NOT NULL PRIMARY KEY,
+    upto INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS checkpoints (
     tenant TEXT NOT NULL,
     size INTEGER NOT NULL,
@@ -43,6 +57,11 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 """
 
 STORED_MIN_LEVEL = 4
+
+#: Where a log reads the bodies it dropped: ``(tenant, seqs)`` → seq → stored bytes.
+BodySource = Callable[[str, list[int]], dict[int, bytes]]
+#: What a dropped entry stores as its body.
+DROPPED = ""
 
 
 class NodeReader:
@@ -84,8 +103,11 @@ class NodeReader:
 class SQLiteLogStorage(LogStorage):
     """Owned by the writer thread (``check_same_thread`` is off for its hand-over)."""
 
-    def __init__(self, conn: sqlite3.Connection, path_columns: dict[str, str]):
+    def __init__(self, conn: sqlite3.Connection, path_columns: dict[str, str], *,
+                 dropped: BodySource | None = None):
+        """``dropped``: where the bodies ``drop_bodies`` forgot are read back from."""
         self.conn = conn
+        self.dropped = dropped
         self.path_items = list(path_columns.items())
         self.path_segments = segments([p for p, _ in self.path_items])
         cols = "".join(", " + col for _, col in self.path_items)
@@ -169,16 +191,15 @@ class SQLiteLogStorage(LogStorage):
         return NodeReader(self.conn, tenant)(level, index)
 
     def bodies_by_id(self, tenant: str, ids: list[str]) -> dict[str, tuple[int, bytes]]:
-        found: dict[str, tuple[int, bytes]] = {}
+        rows: list[tuple[str, int, str, bytes | None]] = []
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            for eid, seq, body in self.conn.execute(
-                f"SELECT id, seq, body FROM events WHERE tenant = ? AND id IN ({marks})",
-                (tenant, *chunk),
-            ):
-                found[eid] = (seq, body.encode() if isinstance(body, str) else body)
-        return found
+            rows += self.conn.execute(
+                f"SELECT id, seq, body, leaf FROM events WHERE tenant = ? AND id IN ({marks})",
+                (tenant, *chunk)).fetchall()
+        bodies = self._bodies(tenant, [(seq, body, leaf) for _, seq, body, leaf in rows])
+        return {eid: (seq, bodies[seq]) for eid, seq, _, _ in rows}
 
     def entries(
         self, tenant: str, *, event_id: str | None = None, seqs: tuple[int, ...] = (),
@@ -192,8 +213,31 @@ class SQLiteLogStorage(LogStorage):
             rows = self.conn.execute(
                 f"SELECT seq, body, leaf FROM events WHERE tenant = ? AND seq IN ({marks}) "
                 "ORDER BY seq", (tenant, *seqs)).fetchall()
-        return [(seq, body.encode(), bytes(leaf) if leaf is not None else None)
-                for seq, body, leaf in rows]
+        bodies = self._bodies(tenant, rows)
+        return [(seq, bodies[seq], bytes(leaf) if leaf is not None else None)
+                for seq, _, leaf in rows]
+
+    def _bodies(self, tenant: str, rows: list[tuple[int, str, bytes | None]]
+                ) -> dict[int, bytes]:
+        """seq → body of ``(seq, stored body, leaf)`` rows, dropped ones read back."""
+        out = {seq: body.encode() if isinstance(body, str) else bytes(body)
+               for seq, body, _ in rows if body != DROPPED}
+        gone = {seq: leaf for seq, body, leaf in rows if body == DROPPED}
+        if not gone:
+            return out
+        if self.dropped is None:
+            raise StoreError(f"tenant {tenant!r}: seq {min(gone)}'s body was dropped from the "
+                             "log, and this store has no index to read it from")
+        back = self.dropped(tenant, sorted(gone))
+        for seq, leaf in gone.items():
+            # The index is not the log: a copy that does not hash to the leaf is refused.
+            body = back.get(seq)
+            if body is None or leaf is None or merkle.leaf_hash(body) != bytes(leaf):
+                raise StoreError(f"tenant {tenant!r}: the index's copy of seq {seq}, whose "
+                                 "body the log dropped, is missing or does not match its "
+                                 "leaf (auditstream verify)")
+            out[seq] = body
+        return out
 
     def idempotency(self, tenant: str, key: str) -> tuple[str, str, int] | None:
         row = self.conn.execute(
@@ -260,5 +304,38 @@ class SQLiteLogStorage(LogStorage):
                           (stub.decode(), rid))
         self.conn.execute("DELETE FROM events_fts WHERE rowid = ?", (rid,))
 
+    # -- dropped bodies (not part of ``LogStorage``: the clickhouse backend's) ------------
 
-__all__ = ["STORED_MIN_LEVEL", "SCHEMA", "NodeReader", "SQLiteLogStorage"]
+    def dropped_upto(self, tenant: str) -> int:
+        row = self.conn.execute("SELECT upto FROM dropped_bodies WHERE tenant = ?",
+                                (tenant,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def drop_bodies(self, tenant: str, upto: int) -> int:
+        """Forget the bodies of the tenant's entries up to ``upto`` (which the index holds);
+        in a transaction of its own, between the writer's. Signed entries only (the leaf
+        is what proves the index's copy), and neither redaction stubs nor records: they
+        are small, and they are what proves the log's erasures. Returns how many."""
+        after = self.dropped_upto(tenant)
+        if upto <= after:
+            return 0
+        rows = ("SELECT rid FROM events WHERE tenant = ? AND seq > ? AND seq <= ? AND "
+                "leaf IS NOT NULL AND type != ? AND CASE WHEN body = '' THEN 0 "
+                "ELSE json_type(body, '$.redacted') IS NULL END")
+        args = (tenant, after, upto, RECORD_TYPE)
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute(f"DELETE FROM events_fts WHERE rowid IN ({rows})", args)
+            n = self.conn.execute(f"UPDATE events SET body = ?{self.blank_paths} "
+                                  f"WHERE rid IN ({rows})", (DROPPED, *args)).rowcount
+            self.conn.execute("INSERT OR REPLACE INTO dropped_bodies(tenant, upto) "
+                              "VALUES (?, ?)", (tenant, upto))
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return n
+
+
+__all__ = ["DROPPED", "SCHEMA", "STORED_MIN_LEVEL", "BodySource", "NodeReader",
+           "SQLiteLogStorage"]

@@ -46,7 +46,7 @@ from . import rollup
 from .compile import COLUMNS, Compiler, fts_query
 from .hourcache import HourCache
 from .logstorage import SCHEMA as LOG_SCHEMA
-from .logstorage import NodeReader, SQLiteLogStorage
+from .logstorage import BodySource, NodeReader, SQLiteLogStorage
 from .schema import connect, json_path, migrate, migration_lock
 
 T = TypeVar("T")
@@ -79,23 +79,27 @@ class SQLiteEventStore(EventStore):
         canonical: bool | None = None,
         feed: CommitFeed | None = None,
         max_queue_events: int = 50_000,
+        body_source: BodySource | None = None,
     ):
         """With ``channel`` the writer lives elsewhere (another process): this store only
         reads, and sends appends there. Otherwise it migrates the file and runs the writer
-        thread itself. ``canonical``: store RFC 8785 bodies (default: with a signer)."""
+        thread itself. ``canonical``: store RFC 8785 bodies (default: with a signer).
+        ``body_source``: where the log reads back bodies it dropped (``logstorage``)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = str(path)
         self.signer = signer
         self.canonical = signer is not None if canonical is None else canonical
         self.feed = feed or CommitFeed()
+        #: The writer's storage when the writer is this process's thread.
+        self.log_storage: SQLiteLogStorage | None = None
         if channel is not None:
             self.path_columns = _stored_path_columns(self.path)
             self.channel: Channel = channel
         else:
             self.channel = self._local_writer(
                 indexed_paths or [], synchronous, idempotency_hours, on_commit, signer,
-                deployment, max_queue_events)
+                deployment, max_queue_events, body_source)
         self.compiler = Compiler(self.path_columns)
         self.path_segments = segments(list(self.path_columns))
         self._readers: queue.SimpleQueue[_Reader] = queue.SimpleQueue()
@@ -108,14 +112,16 @@ class SQLiteEventStore(EventStore):
     def _local_writer(
         self, indexed_paths: list[str], synchronous: str, idempotency_hours: int,
         on_commit: Callable[[int, int], None] | None, signer: Signer | None,
-        deployment: str, max_queue_events: int,
+        deployment: str, max_queue_events: int, body_source: BodySource | None,
     ) -> Channel:
         opened = open_log(self.path, indexed_paths=indexed_paths, synchronous=synchronous,
                           idempotency_hours=idempotency_hours, signer=signer,
-                          deployment=deployment)
+                          deployment=deployment, body_source=body_source)
         self.path_columns = opened.path_columns
         if opened.sequencer is None:
             return ClosedChannel(opened.refused)
+        assert isinstance(opened.sequencer.storage, SQLiteLogStorage)
+        self.log_storage = opened.sequencer.storage
         writer = WriterThread(opened.sequencer, max_queue_events=max_queue_events,
                               on_notices=self.feed.publish, on_commit=on_commit)
         return LocalChannel(writer, on_close=opened.close)
@@ -591,7 +597,9 @@ class SQLiteEventStore(EventStore):
             def run(conn: sqlite3.Connection, after: int = after) -> list[int]:
                 return [r[0] for r in conn.execute(
                     "SELECT seq FROM events WHERE tenant = ? AND seq > ? AND ts < ? AND type != ? "
-                    "AND json_type(body, '$.redacted') IS NULL ORDER BY seq LIMIT ?",
+                    # A dropped body ('': logstorage) is an unredacted event's.
+                    "AND CASE WHEN body = '' THEN 1 ELSE json_type(body, '$.redacted') IS NULL "
+                    "END ORDER BY seq LIMIT ?",
                     (tenant, after, before_us, RECORD_TYPE, self.PURGE_CHUNK))]
 
             seqs = await self._read(run)
@@ -665,7 +673,7 @@ class OpenedLog:
 
 def open_log(
     path: str, *, indexed_paths: list[str], synchronous: str, idempotency_hours: int,
-    signer: Signer | None, deployment: str,
+    signer: Signer | None, deployment: str, body_source: BodySource | None = None,
 ) -> OpenedLog:
     """Migrate the file and open its log for the one writer (thread or process)."""
     wconn = connect(path, synchronous=synchronous)
@@ -679,7 +687,7 @@ def open_log(
             wconn.close()
             return OpenedLog(path_columns, None, "it keeps a signed log, and it was opened "
                              "without the signing key", lambda: None)
-        storage = SQLiteLogStorage(wconn, path_columns)
+        storage = SQLiteLogStorage(wconn, path_columns, dropped=body_source)
     except sqlite3.OperationalError as exc:
         # A full disk (or a read-only file) must not take reads down with writes.
         wconn.close()
