@@ -1026,6 +1026,9 @@ def run_config(args: argparse.Namespace, workers: int, repeat: int, work: Path,
     db = work / f"{name}.db"
     copy_db(template, db)
     settings = backend_settings(backend, work, name)
+    if backend == "clickhouse" and args.drop_bodies:
+        settings["drop_indexed_bodies"] = "true"
+        run["drop_indexed_bodies"] = True
     env = {"AUDITSTREAM_" + k.upper(): v for k, v in settings.items()}
 
     # the raw-SQLite ceiling
@@ -1121,6 +1124,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backend", choices=("sqlite", "clickhouse"), default="sqlite",
                     help="clickhouse: also measure the ClickHouse index (embedded chdb, one "
                     "server process), after the SQLite runs of the same workload")
+    ap.add_argument("--drop-bodies", action="store_true",
+                    help="the clickhouse run drops the log's indexed bodies "
+                    "(AUDITSTREAM_DROP_INDEXED_BODIES)")
     ap.add_argument("--repeat", type=int, default=1,
                     help="runs of each worker count, interleaved (1,2,3,1,2,3,...)")
     ap.add_argument("--out", help="also write the JSON here (default bench/out/bench-N.json); "

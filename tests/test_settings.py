@@ -32,6 +32,10 @@ def test_good_values() -> None:
      "http"),
     ({"AUDITSTREAM_BACKEND": "clickhouse", "AUDITSTREAM_CLICKHOUSE_URL": "chdb:///x?database=a-b"},
      "database name"),
+    ({"AUDITSTREAM_DROP_INDEXED_BODIES": "true"}, "DROP_INDEXED_BODIES needs"),
+    ({"AUDITSTREAM_BACKEND": "clickhouse", "AUDITSTREAM_CLICKHOUSE_URL": "chdb:///x",
+      "AUDITSTREAM_DROP_INDEXED_BODIES": "true", "AUDITSTREAM_INTEGRITY": "false"},
+     "INTEGRITY=true"),
 ])
 def test_a_bad_clickhouse_setting_is_refused_at_start(env: dict[str, str],
                                                       accepted: str) -> None:

@@ -257,3 +257,22 @@ def test_verify_of_the_cli_reads_dropped_bodies_from_the_index(tmp_path: Path,
     alone = subprocess.run(cmd, env=dict(env, AUDITSTREAM_BACKEND="sqlite"),
                            capture_output=True, text=True, timeout=120)
     assert alone.returncode == 1 and "verify with the clickhouse" in alone.stderr, alone.stderr
+
+
+async def test_the_setting_drops_every_4096_seqs(tmp_path: Path) -> None:
+    from auditstream.app import build_store
+    from auditstream.settings import Settings
+
+    settings = Settings.from_env({
+        "AUDITSTREAM_DB": str(tmp_path / "store.db"), "AUDITSTREAM_BACKEND": "clickhouse",
+        "AUDITSTREAM_CLICKHOUSE_URL": chdb_url(tmp_path),
+        "AUDITSTREAM_DROP_INDEXED_BODIES": "true"})
+    store = build_store(settings)
+    try:
+        await put(store, "a", *[ev("login", title=f"n{i}") for i in range(4095)])
+        assert all(body for _, body, _ in _log(tmp_path))
+        await put(store, "a", ev("login"), ev("login"))
+        assert len(await everything(store, "a")) == 4097
+    finally:
+        await store.close()
+    assert [seq for seq, body, _ in _log(tmp_path) if body == ""] == list(range(1, 4098))
