@@ -39,6 +39,7 @@ from typing import Any
 import orjson
 
 from auditstream.query.filter import All, And, Cmp, Eq, Text
+from auditstream.settings import Settings
 from auditstream.store.base import AggregateSpec, EventQuery
 from auditstream.store.clickhouse import ClickHouseEventStore, rollup
 from auditstream.store.clickhouse.transfer import COLUMNS, index_row
@@ -197,7 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"command": "python -m bench.clickhouse_scale " + " ".join(
         sys.argv[1:] if argv is None else argv), "events": args.events}
     try:
-        store = ClickHouseEventStore(work / "log.db", clickhouse_url=f"chdb://{work / 'ch'}")
+        # The paths a server declares by default: their columns are what a page filtered
+        # by subject.ecosystem reads.
+        store = ClickHouseEventStore(work / "log.db", clickhouse_url=f"chdb://{work / 'ch'}",
+                                     indexed_paths=Settings().indexed_path_list)
         now = time.time_ns() // 1000
         t0 = time.perf_counter()
         log(f"pool of {args.pool:,} events")

@@ -17,7 +17,7 @@ from auditstream.query.filter import All, Eq
 from auditstream.store.base import AggregateSpec, EventQuery
 from auditstream.store.clickhouse import ClickHouseEventStore
 from auditstream.store.clickhouse.audit import verify_index
-from auditstream.store.clickhouse.engine import Engine
+from auditstream.store.clickhouse.engine import Engine, path_column, path_expr
 
 from ..backends import (
     BACKENDS,
@@ -36,7 +36,8 @@ BACKEND = BACKENDS["clickhouse"]
 
 def _open(directory: Path, signer: Signer) -> ClickHouseEventStore:
     return ClickHouseEventStore(directory / "store.db", clickhouse_url=chdb_url(directory),
-                                signer=signer, deployment=DEPLOYMENT, rollup_block=ROLLUP_BLOCK)
+                                signer=signer, deployment=DEPLOYMENT, rollup_block=ROLLUP_BLOCK,
+                                indexed_paths=["actor.id"])
 
 
 def _run_until_killed(directory: Path, signer: Signer, step: str, n: int) -> list[list]:
@@ -131,11 +132,13 @@ def _edit(directory: Path, sql: str) -> None:
     engine = Engine(chdb_url(directory), clients=1)
     try:
         with engine.client() as c:
-            c.command(sql, settings={"mutations_sync": 2})
+            for statement in sql.split(";"):
+                c.command(statement, settings={"mutations_sync": 2})
     finally:
         engine.close()
 
 
+ACTOR = path_column("actor.id")
 EDITS = {
     # Behind auditstream's back: each is what someone with the ClickHouse credentials can do.
     "body": ("ALTER TABLE auditstream.events UPDATE body = replaceOne(body, 'event 3', "
@@ -148,6 +151,14 @@ EDITS = {
         "category, sev, outcome, replaceOne(body, 'event 6', 'event 0'), words "
         "FROM auditstream.events WHERE seq = 7", "seq 7"),
     "watermark": ("INSERT INTO auditstream.watermarks VALUES ('a', 12)", "watermark 12"),
+    # Values written under another expression, and the expression put back: filters on
+    # actor.id would find seq 1 by a value no body has.
+    "path column": (
+        f"ALTER TABLE auditstream.events MODIFY COLUMN {ACTOR} Nullable(String) MATERIALIZED "
+        f"if(seq = 1, 'forged', {path_expr('actor.id')});"
+        f"ALTER TABLE auditstream.events MATERIALIZE COLUMN {ACTOR};"
+        f"ALTER TABLE auditstream.events MODIFY COLUMN {ACTOR} Nullable(String) MATERIALIZED "
+        f"{path_expr('actor.id')}", "seq 1"),
     # A count raised in a later version of its row: what FINAL (and the aggregate) reads.
     "hourly count": (
         f"INSERT INTO auditstream.hourly_{ROLLUP_BLOCK} SELECT tenant, hour, block, type, "

@@ -22,7 +22,7 @@ from ...homes import TenantHomes
 from ...integrity import merkle
 from ...integrity.logcheck import Problem
 from . import rollup
-from .engine import READ_SETTINGS, Engine
+from .engine import READ_SETTINGS, Engine, path_columns, path_expr
 from .transfer import COLUMNS, index_row
 
 _RAW = {"body": "bytes"}
@@ -49,6 +49,7 @@ def verify_index(engine: Engine, log_path: str, *, homes: TenantHomes | None = N
             if not blocks:
                 problems.append(Problem(None, None, "the index has no hourly counts table "
                                         "(auditstream migrate makes it)"))
+            problems += _path_columns(c, engine.db)
             for tenant in sorted(set(tails) | {t for t in marks if homes.owns(t)}):
                 wm, tail = int(marks.get(tenant, 0)), int(tails.get(tenant, 0))
                 if wm > tail:
@@ -121,6 +122,23 @@ def _tenant(c: Any, db: str, conn: sqlite3.Connection, tenant: str, wm: int,
     if expected - 1 != wm:
         problems.append(Problem(tenant, expected, f"the index holds seqs 1..{expected - 1} "
                                 f"of 1..{wm}"))
+
+
+def _path_columns(c: Any, db: str) -> list[Problem]:
+    """Each path column readers filter by (``engine.PATH_COLUMN``) holds, row by row, the
+    path's string in the row's body: an altered expression, or values materialized under
+    another one and the expression put back, would make filters see what no body says."""
+    problems = []
+    for path, col in sorted(path_columns(c, db).items()):
+        expr = path_expr(path)
+        rows = c.query(
+            f"SELECT tenant, seq FROM {db}.events FINAL WHERE ({col} IS NULL) != "
+            f"(({expr}) IS NULL) OR ifNull({col} != {expr}, 0) ORDER BY tenant, seq LIMIT 1",
+            settings=READ_SETTINGS).result_rows
+        if rows:
+            problems.append(Problem(rows[0][0], int(rows[0][1]), f"the index's column of "
+                                    f"{path!r} ({col}) differs from the body"))
+    return problems
 
 
 def _counts(c: Any, db: str, conn: sqlite3.Connection, tenant: str, wm: int, block: int,

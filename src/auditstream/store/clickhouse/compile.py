@@ -82,8 +82,10 @@ def _bool(sql: str) -> str:
 
 
 class Compiler:
-    def __init__(self, prefix: str = "p") -> None:
+    def __init__(self, prefix: str = "p", columns: dict[str, str] | None = None) -> None:
+        """``columns``: path → the column holding its string value (``engine.PATH_COLUMN``)."""
         self.params = Params(prefix)
+        self.columns = columns or {}
 
     def where(self, node: Node) -> tuple[str, bool]:
         return self._node(node)
@@ -161,7 +163,9 @@ class Compiler:
                     not nums and not any(map(ambiguous, strs)))
         args = json_args(path)
         parts = []
-        if strs:
+        if strs and path in self.columns:
+            parts.append(_bool(f"{self.columns[path]} IN {self.params.strings(strs)}"))
+        elif strs:
             parts.append(f"(JSONType({args}) = 'String' AND JSONExtractString({args}) IN "
                          f"{self.params.strings(strs)})")
         if bools:

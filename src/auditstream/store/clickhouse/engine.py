@@ -14,15 +14,17 @@ ClickHouse store is opened: a SQLite deployment never loads it.
 
 from __future__ import annotations
 
+import hashlib
 import queue
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from ...errors import StoreUnavailable
+from ...query.filter import is_valid_path
 from . import rollup
 
 T = TypeVar("T")
@@ -56,6 +58,38 @@ CREATE TABLE IF NOT EXISTS {db}.events (
 PARTITION BY toYYYYMM(toDateTime(greatest(0, least(intDiv(ts, 1000000), 4102444800)), 'UTC'))
 ORDER BY (tenant, ts, seq)
 """
+
+#: A declared path's string value (``AUDITSTREAM_INDEXED_PATHS``) as a column ClickHouse
+#: computes from ``body`` at insert: equality filters on it read one small column instead
+#: of parsing every candidate body (a page filtered by ``subject.ecosystem`` at 2M events:
+#: ~33 ms → ~18 ms). NULL where the value is not a JSON string, as ``compile`` reads it.
+#: The path is the column's comment (names are made safe, and two paths may make one).
+PATH_COLUMN = """
+ALTER TABLE {db}.events ADD COLUMN IF NOT EXISTS {col} Nullable(String)
+MATERIALIZED {expr} COMMENT {comment}
+"""
+
+
+def path_column(path: str) -> str:
+    """``subject.ecosystem`` → ``p_subject_ecosystem_<8 hex>`` (unique per path)."""
+    digest = hashlib.sha256(path.encode()).hexdigest()[:8]
+    return f"p_{re.sub(r'[^A-Za-z0-9_]', '_', path)}_{digest}"
+
+
+def path_expr(path: str) -> str:
+    """The string at ``path`` of ``body``, NULL unless it is a JSON string (segments are
+    letters, digits, ``_`` and ``-``: ``filter.is_valid_path``)."""
+    args = "body, " + ", ".join(f"'{seg}'" for seg in path.split("."))
+    return f"if(JSONType({args}) = 'String', JSONExtractString({args}), NULL)"
+
+
+def path_columns(c: Any, db: str) -> dict[str, str]:
+    """path → column of the path columns ``events`` has (``PATH_COLUMN``)."""
+    rows = c.query("SELECT name, comment FROM system.columns WHERE database = {d:String} AND "
+                   "table = 'events' AND default_kind = 'MATERIALIZED'",
+                   parameters={"d": db}).result_rows
+    return {path: name for name, path in rows if is_valid_path(path) and name == path_column(path)}
+
 
 #: Each tenant's visibility watermark: readers see seqs up to it and no further. It only
 #: moves after every row up to it is in ``events`` (max() reads it without FINAL).
@@ -152,14 +186,24 @@ class Engine:
                 raise StoreUnavailable(f"the ClickHouse index cannot be reached: {exc}"
                                        ) from exc
 
-    def migrate(self, block: int = rollup.BLOCK) -> None:
+    def migrate(self, block: int = rollup.BLOCK, paths: Iterable[str] = ()) -> None:
         """Create the database and its tables (``auditstream migrate``; every open does),
-        and count an index that has no hourly counts yet (``rollup.backfill``)."""
+        a column for each declared path, and count an index that has no hourly counts yet
+        (``rollup.backfill``). Columns are only added: another node may declare others."""
         with self.client() as c:
             c.command(f"CREATE DATABASE IF NOT EXISTS {self.db}")
             c.command(EVENTS.format(db=self.db))
+            for path in paths:
+                if not is_valid_path(path):
+                    raise ValueError(f"indexed path {path!r} is not a dotted path")
+                c.command(PATH_COLUMN.format(db=self.db, col=path_column(path),
+                                             expr=path_expr(path), comment=f"'{path}'"))
             c.command(WATERMARKS.format(db=self.db))
             rollup.migrate(c, self.db, block)
+
+    def path_columns(self) -> dict[str, str]:
+        with self.client() as c:
+            return path_columns(c, self.db)
 
     def close(self) -> None:
         with self._lock:
@@ -168,4 +212,5 @@ class Engine:
             c.close()
 
 
-__all__ = ["DEFAULT_DATABASE", "Engine", "database_of"]
+__all__ = ["DEFAULT_DATABASE", "Engine", "database_of", "path_column", "path_columns",
+           "path_expr"]

@@ -90,7 +90,8 @@ class ClickHouseEventStore(SQLiteEventStore):
         self.engine = Engine(clickhouse_url, clients=clients)
         try:
             if kwargs.get("channel") is None:  # a read-only store creates nothing
-                self.engine.migrate(rollup_block)
+                self.engine.migrate(rollup_block, kwargs.get("indexed_paths") or ())
+            self.index_path_columns = self.engine.path_columns()
             feed = IndexedFeed()
             super().__init__(path, feed=feed, body_source=self._index_bodies, **kwargs)
             self.indexer = Indexer(self.engine, self.path, hook=hook, block=rollup_block)
@@ -119,7 +120,7 @@ class ClickHouseEventStore(SQLiteEventStore):
     def _base(self, c: Any, tenant: str, node: Node, *, fixed: bool = False
               ) -> tuple[str, dict[str, Any], bool]:
         """The tenant's visible events matching ``node`` (a superset unless exact)."""
-        comp = Compiler()
+        comp = Compiler(columns=self.index_path_columns)
         sql, exact = comp.where(node)
         params = comp.params.values
         params["tenant"] = tenant
