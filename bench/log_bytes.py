@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from auditstream.dbapi import sqlite3
+from auditstream.ingest.pipeline import normalise
 from auditstream.integrity.checkpoint import generate_signer
+from auditstream.model.times import now_us
 from auditstream.settings import Settings
 from auditstream.store.clickhouse import ClickHouseEventStore
 
@@ -53,15 +55,21 @@ async def load(work: Path, events: list[tuple[str, dict[str, Any]]], drop: bool
     t0 = time.perf_counter()
     try:
         by_tenant: dict[str, list[dict[str, Any]]] = {}
+
+        async def send(tenant: str, batch: list[dict[str, Any]]) -> None:
+            # As ingest hands them over: server fields and defaults filled in.
+            ready, client_ids = normalise(batch, tenant=tenant, received_us=now_us())
+            await store.append(tenant, ready, client_ids=client_ids)
+            batch.clear()
+
         for tenant, ev in events:
             batch = by_tenant.setdefault(tenant, [])
-            batch.append({**ev, "tenant": tenant})
+            batch.append(ev)
             if len(batch) == 1000:
-                await store.append(tenant, batch)
-                batch.clear()
+                await send(tenant, batch)
         for tenant, batch in by_tenant.items():
             if batch:
-                await store.append(tenant, batch)
+                await send(tenant, batch)
         seconds = time.perf_counter() - t0
     finally:
         await store.close()

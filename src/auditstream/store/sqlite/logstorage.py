@@ -325,9 +325,18 @@ class SQLiteLogStorage(LogStorage):
         args = (tenant, after, upto, RECORD_TYPE)
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            self.conn.execute(f"DELETE FROM events_fts WHERE rowid IN ({rows})", args)
-            n = self.conn.execute(f"UPDATE events SET body = ?{self.blank_paths} "
-                                  f"WHERE rid IN ({rows})", (DROPPED, *args)).rowcount
+            # Rows taken out and put back slim, rather than updated in place: an update
+            # leaves each page as large as it was (SQLite rebalances pages that empty,
+            # not pages that shrink), so the file would keep the bodies' space unused.
+            self.conn.execute("DROP TABLE IF EXISTS temp.slim")
+            self.conn.execute(f"CREATE TEMP TABLE slim AS SELECT * FROM events "
+                              f"WHERE rid IN ({rows})", args)
+            self.conn.execute(f"UPDATE temp.slim SET body = ?{self.blank_paths}", (DROPPED,))
+            self.conn.execute("DELETE FROM events_fts WHERE rowid IN (SELECT rid FROM "
+                              "temp.slim)")
+            self.conn.execute("DELETE FROM events WHERE rid IN (SELECT rid FROM temp.slim)")
+            n = self.conn.execute("INSERT INTO events SELECT * FROM temp.slim").rowcount
+            self.conn.execute("DROP TABLE temp.slim")
             self.conn.execute("INSERT OR REPLACE INTO dropped_bodies(tenant, upto) "
                               "VALUES (?, ?)", (tenant, upto))
             self.conn.execute("COMMIT")
