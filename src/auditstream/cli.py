@@ -200,7 +200,7 @@ def migrate(db: DbOpt = None) -> None:
         try:
             engine = Engine(settings.clickhouse_url, clients=1)
             try:
-                engine.migrate()
+                engine.migrate(paths=settings.indexed_path_list)
             finally:
                 engine.close()
         except Exception as exc:  # the driver's errors: connection, auth, DDL

@@ -136,8 +136,8 @@ async def export_to(
         done = 0
         if progress:
             progress(0, total)
-        async for batch in store.scan(tenant, where, after_seq=after_seq):
-            out.write(enc.encode(batch))
+        async for batch in store.scan_raw(tenant, where, after_seq=after_seq):
+            out.write(enc.encode_raw(batch))
             done += len(batch)
             if progress:
                 progress(done, max(total, done))

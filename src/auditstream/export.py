@@ -64,12 +64,14 @@ __all__ = [
     "export_filename",
     "flat_row",
     "scan_batches",
+    "scan_raw_batches",
 ]
 
 Format = Literal["ndjson", "csv", "parquet"]
 FORMATS: tuple[Format, ...] = ("ndjson", "csv", "parquet")
 
-#: Event JSON an export reads per batch: the unit of its memory (see :func:`scan_batches`).
+#: Event JSON an export reads per batch: the unit of its memory (see
+#: :func:`scan_raw_batches`).
 BATCH_BYTES = 512 * 1024
 #: Most events per batch, however small: a batch after light events holds at most this
 #: many of whatever follows (a store read cannot be cut by bytes from here).
@@ -154,6 +156,10 @@ class Encoder:
     def encode(self, events: list[dict[str, Any]]) -> bytes:
         raise NotImplementedError
 
+    def encode_raw(self, events: list[bytes]) -> bytes:
+        """``encode`` of events given as their stored JSON (:func:`scan_raw_batches`)."""
+        return self.encode([orjson.loads(b) for b in events])
+
     def finish(self) -> bytes:
         return b""
 
@@ -170,6 +176,11 @@ class NdjsonEncoder(Encoder):
         if not events:
             return b""
         return b"\n".join(orjson.dumps(e) for e in events) + b"\n"
+
+    def encode_raw(self, events: list[bytes]) -> bytes:
+        # The stored bytes as they are: compact JSON never holds a raw newline, and an
+        # export of millions of events spends no time parsing and re-serialising them.
+        return b"\n".join(events) + b"\n" if events else b""
 
 
 class CsvEncoder(Encoder):
@@ -307,10 +318,20 @@ async def scan_batches(
     store: EventStore, tenant: str, where: Node, *, after_seq: int = 0,
     limit: int | None = None, target_bytes: int = BATCH_BYTES,
 ) -> AsyncIterator[list[dict[str, Any]]]:
-    """Every matching event with ``seq > after_seq`` (at most ``limit``), in seq order, in
-    batches of about ``target_bytes`` of event JSON.
+    """:func:`scan_raw_batches` with each event parsed."""
+    async for raws in scan_raw_batches(store, tenant, where, after_seq=after_seq,
+                                       limit=limit, target_bytes=target_bytes):
+        yield [orjson.loads(b) for b in raws]
 
-    ``EventStore.scan`` counts its batches in events; this sizes each batch from the
+
+async def scan_raw_batches(
+    store: EventStore, tenant: str, where: Node, *, after_seq: int = 0,
+    limit: int | None = None, target_bytes: int = BATCH_BYTES,
+) -> AsyncIterator[list[bytes]]:
+    """Every matching event with ``seq > after_seq`` (at most ``limit``), in seq order, as
+    its stored JSON, in batches of about ``target_bytes`` of it.
+
+    ``EventStore.scan_raw`` counts its batches in events; this sizes each batch from the
     heaviest event of the last: starting at one event, at most doubling, at most
     :data:`MAX_BATCH`. So a batch of heavy events is a few events and a batch of light
     ones up to :data:`MAX_BATCH`; only right after lighter events can a batch exceed the
@@ -319,7 +340,7 @@ async def scan_batches(
     size opens a new scan after the last seq, so nothing is skipped or repeated.
     """
     last, remaining, size = after_seq, limit, 1
-    reader: AsyncIterator[list[dict[str, Any]]] | None = None
+    reader: AsyncIterator[list[bytes]] | None = None
     open_size = 0
     try:
         while remaining is None or remaining > 0:
@@ -327,17 +348,18 @@ async def scan_batches(
             if reader is None or want != open_size:
                 if reader is not None:
                     await reader.aclose()  # type: ignore[attr-defined]
-                reader, open_size = store.scan(tenant, where, after_seq=last, batch=want), want
+                reader, open_size = store.scan_raw(tenant, where, after_seq=last,
+                                                   batch=want), want
             batch = await anext(reader, None)
             if not batch:
                 return
             yield batch
             if len(batch) < want:
                 return
-            last = batch[-1]["seq"]
+            last = orjson.loads(batch[-1])["seq"]
             if remaining is not None:
                 remaining -= len(batch)
-            heaviest = max(len(orjson.dumps(e)) for e in batch)
+            heaviest = max(len(b) for b in batch)
             size = max(1, min(MAX_BATCH, 2 * size, target_bytes // heaviest))
     finally:
         if reader is not None:

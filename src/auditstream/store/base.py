@@ -208,6 +208,14 @@ class EventIndex(abc.ABC):
         while the scan runs may or may not be included; each one at most once.
         """
 
+    async def scan_raw(
+        self, tenant: str, where: Node, *, after_seq: int = 0, batch: int = 1000
+    ) -> AsyncIterator[list[bytes]]:
+        """``scan`` with each event as one JSON document (the same content): a backend
+        that stores each event's JSON hands it on without parsing it."""
+        async for events in self.scan(tenant, where, after_seq=after_seq, batch=batch):
+            yield [orjson.dumps(e) for e in events]
+
     async def get_raw(self, tenant: str, event_id: str) -> bytes | None:
         """``get`` as one JSON document (the same content), or None."""
         ev = await self.get(tenant, event_id)

@@ -6,7 +6,7 @@ Parameters: ``format`` (``ndjson`` default, ``csv``, ``parquet``), every native 
 
 Guarantees:
 
-* **Constant memory.** The body is streamed batch by batch (``export.scan_batches``,
+* **Constant memory.** The body is streamed batch by batch (``export.scan_raw_batches``,
   batches of about ``export.BATCH_BYTES`` of events, whatever the events weigh) through
   the shared encoders of :mod:`auditstream.export`; the server holds one batch (or one
   Parquet row group) at a time, at any export size. A slow client slows the scan (the
@@ -49,7 +49,7 @@ from starlette.types import Receive, Scope, Send
 
 from ...auth.principal import Principal
 from ...errors import ProblemError
-from ...export import FORMATS, Encoder, encoder, export_filename, scan_batches
+from ...export import FORMATS, Encoder, encoder, export_filename, scan_raw_batches
 from ...query.params import choice_param, filter_from_params, int_param
 from ..deps import scope_filter, scoped_reader
 from ..openapi import operation
@@ -104,8 +104,8 @@ class _SlotResponse(StreamingResponse):
 
 
 async def stream_export(
-    batches: AsyncIterator[list[dict[str, Any]]],
-    first: list[dict[str, Any]] | None,
+    batches: AsyncIterator[list[bytes]],
+    first: list[bytes] | None,
     enc: Encoder,
 ) -> AsyncIterator[bytes]:
     """Encoded bytes of ``first`` and then the rest of ``batches``.
@@ -119,7 +119,7 @@ async def stream_export(
             yield head
         batch, first = first, None
         while batch is not None:
-            chunk = await anyio.to_thread.run_sync(enc.encode, batch)
+            chunk = await anyio.to_thread.run_sync(enc.encode_raw, batch)
             if chunk:
                 yield chunk
             del chunk, batch  # hold one batch at a time, not this one and the next
@@ -179,7 +179,7 @@ async def _export(request: Request, tenant: str, fmt: str, where: Any, after_seq
     store = request.app.state.services.store
     # Read before the scan starts: every matching event up to here is in the body.
     last_seq = await store.last_seq(tenant)
-    batches = scan_batches(store, tenant, where, after_seq=after_seq, limit=limit)
+    batches = scan_raw_batches(store, tenant, where, after_seq=after_seq, limit=limit)
     # The first batch is read here so that store errors still become problem responses.
     first = await anext(batches, None)
     enc = encoder(fmt)

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 from ...errors import StoreUnavailable
 from ...query.filter import is_valid_path
 from . import rollup
+from .compile import json_args
 
 T = TypeVar("T")
 
@@ -79,7 +80,7 @@ def path_column(path: str) -> str:
 def path_expr(path: str) -> str:
     """The string at ``path`` of ``body``, NULL unless it is a JSON string (segments are
     letters, digits, ``_`` and ``-``: ``filter.is_valid_path``)."""
-    args = "body, " + ", ".join(f"'{seg}'" for seg in path.split("."))
+    args = json_args(path)
     return f"if(JSONType({args}) = 'String', JSONExtractString({args}), NULL)"
 
 

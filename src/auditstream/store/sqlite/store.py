@@ -531,12 +531,18 @@ class SQLiteEventStore(EventStore):
     async def scan(
         self, tenant: str, where: Node, *, after_seq: int = 0, batch: int = 1000
     ) -> AsyncIterator[list[dict[str, Any]]]:
+        async for raws in self.scan_raw(tenant, where, after_seq=after_seq, batch=batch):
+            yield [orjson.loads(b) for b in raws]
+
+    async def scan_raw(
+        self, tenant: str, where: Node, *, after_seq: int = 0, batch: int = 1000
+    ) -> AsyncIterator[list[bytes]]:
         where_sql, params = self._where(tenant, where)
         last = after_seq
         while True:
-            def run(conn: sqlite3.Connection, last: int = last) -> list[tuple[int, str]]:
+            def run(conn: sqlite3.Connection, last: int = last) -> list[tuple[int, bytes]]:
                 return conn.execute(
-                    f"SELECT seq, body FROM events WHERE {where_sql} AND seq > ? "
+                    f"SELECT seq, CAST(body AS BLOB) FROM events WHERE {where_sql} AND seq > ? "
                     "ORDER BY seq LIMIT ?",
                     [*params, last, batch],
                 ).fetchall()
@@ -545,7 +551,7 @@ class SQLiteEventStore(EventStore):
             if not rows:
                 return
             last = rows[-1][0]
-            yield [orjson.loads(b) for _, b in rows]
+            yield [bytes(b) for _, b in rows]
             if len(rows) < batch:
                 return
 
