@@ -84,7 +84,7 @@ def chdb_url(directory: Path) -> str:
     return f"chdb://{directory / 'ch'}"
 
 
-def _audit_clickhouse(directory: Path, verifier: Verifier) -> list[str]:
+def audit_clickhouse(directory: Path, verifier: Verifier) -> list[str]:
     engine = Engine(chdb_url(directory), clients=1)
     try:
         log = verify_db(directory / "store.db", verifier, DEPLOYMENT,
@@ -95,10 +95,30 @@ def _audit_clickhouse(directory: Path, verifier: Verifier) -> list[str]:
         engine.close()
 
 
+def clickhouse_verify_command(directory: Path, signer: Signer
+                              ) -> tuple[list[str], dict[str, str]]:
+    """``auditstream verify`` of ``directory``'s clickhouse store as an operator runs it
+    (command and environment), the file made an auditstream database (tenant ``a``)."""
+    import os
+    import sys
+
+    from auditstream.auth.catalog import Catalog
+
+    catalog = Catalog(str(directory / "store.db"))
+    catalog.create_tenant("a")  # what makes the file an auditstream database
+    catalog.close()
+    pub = directory / "key.pub"
+    pub.write_text(signer.verifier_key())
+    env = dict(os.environ, AUDITSTREAM_BACKEND="clickhouse",
+               AUDITSTREAM_CLICKHOUSE_URL=chdb_url(directory), AUDITSTREAM_DEPLOYMENT=DEPLOYMENT)
+    return [sys.executable, "-m", "auditstream", "verify", "--db", str(directory / "store.db"),
+            "--public-key", str(pub)], env
+
+
 BACKENDS: dict[str, Backend] = {b.name: b for b in [
     Backend("sqlite", _open_sqlite, _audit_sqlite),
-    Backend("clickhouse", _open_clickhouse, _audit_clickhouse),
-    Backend("clickhouse-dropping", _open_clickhouse_dropping, _audit_clickhouse),
+    Backend("clickhouse", _open_clickhouse, audit_clickhouse),
+    Backend("clickhouse-dropping", _open_clickhouse_dropping, audit_clickhouse),
 ]}
 
 #: The paths the suite's stores index, so each filter is tried on an indexed path and on

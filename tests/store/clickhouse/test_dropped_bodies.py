@@ -5,9 +5,7 @@ against the log's leaf, and finds it edited; without the index it says what it l
 from __future__ import annotations
 
 import copy
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +17,20 @@ from auditstream.integrity.checkpoint import Signer
 from auditstream.query.filter import Text
 from auditstream.store.base import EventQuery
 from auditstream.store.clickhouse import ClickHouseEventStore
-from auditstream.store.clickhouse.audit import dropped_bodies, verify_index
 from auditstream.store.clickhouse.engine import Engine
 from auditstream.store.sqlite.audit import verify_db
 
-from ..backends import DEPLOYMENT, HOUR, T0, chdb_url, ev, everything, put
+from ..backends import (
+    DEPLOYMENT,
+    HOUR,
+    T0,
+    audit_clickhouse,
+    chdb_url,
+    clickhouse_verify_command,
+    ev,
+    everything,
+    put,
+)
 
 pytestmark = pytest.mark.anyio
 EVERY = 4
@@ -66,15 +73,11 @@ def _sql(directory: Path, *statements: str) -> None:
 
 
 def _verify(directory: Path, signer: Signer, *, index: bool = True) -> list[str]:
-    engine = Engine(chdb_url(directory), clients=1)
-    try:
-        report = verify_db(directory / "store.db", signer.verifier(), DEPLOYMENT,
-                           bodies=dropped_bodies(engine) if index else None)
-        return [str(p) for p in report.problems] + (
-            [str(p) for p in verify_index(engine, str(directory / "store.db"))]
-            if index else [])
-    finally:
-        engine.close()
+    """``verify`` of the log and the index; without ``index``, of the log alone."""
+    if index:
+        return audit_clickhouse(directory, signer.verifier())
+    report = verify_db(directory / "store.db", signer.verifier(), DEPLOYMENT)
+    return [str(p) for p in report.problems]
 
 
 def _strip(e: dict[str, Any]) -> dict[str, Any]:
@@ -233,8 +236,6 @@ def test_verify_of_the_cli_reads_dropped_bodies_from_the_index(tmp_path: Path,
                                                                 signer: Signer) -> None:
     import anyio
 
-    from auditstream.auth.catalog import Catalog
-
     async def load() -> None:
         store = _open(tmp_path, signer)
         try:
@@ -243,15 +244,7 @@ def test_verify_of_the_cli_reads_dropped_bodies_from_the_index(tmp_path: Path,
             await store.close()
 
     anyio.run(load)
-    catalog = Catalog(str(tmp_path / "store.db"))
-    catalog.create_tenant("a")
-    catalog.close()
-    pub = tmp_path / "key.pub"
-    pub.write_text(signer.verifier_key())
-    env = dict(os.environ, AUDITSTREAM_BACKEND="clickhouse",
-               AUDITSTREAM_CLICKHOUSE_URL=chdb_url(tmp_path), AUDITSTREAM_DEPLOYMENT=DEPLOYMENT)
-    cmd = [sys.executable, "-m", "auditstream", "verify", "--db", str(tmp_path / "store.db"),
-           "--public-key", str(pub)]
+    cmd, env = clickhouse_verify_command(tmp_path, signer)
     ok = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and "OK: 5 events" in ok.stdout, ok.stderr
     alone = subprocess.run(cmd, env=dict(env, AUDITSTREAM_BACKEND="sqlite"),

@@ -25,6 +25,7 @@ from ..backends import (
     ROLLUP_BLOCK,
     assert_verified,
     chdb_url,
+    clickhouse_verify_command,
     ev,
     everything,
     put,
@@ -183,18 +184,8 @@ async def test_an_index_row_edited_behind_auditstreams_back_is_found(
 def test_verify_of_the_cli_checks_the_index(tmp_path: Path, signer: Signer) -> None:
     import anyio
 
-    from auditstream.auth.catalog import Catalog
-
     anyio.run(_loaded, tmp_path, signer)
-    catalog = Catalog(str(tmp_path / "store.db"))
-    catalog.create_tenant("a")  # what makes the file an auditstream database
-    catalog.close()
-    pub = tmp_path / "key.pub"
-    pub.write_text(signer.verifier_key())
-    env = dict(os.environ, AUDITSTREAM_BACKEND="clickhouse",
-               AUDITSTREAM_CLICKHOUSE_URL=chdb_url(tmp_path), AUDITSTREAM_DEPLOYMENT=DEPLOYMENT)
-    cmd = [sys.executable, "-m", "auditstream", "verify", "--db", str(tmp_path / "store.db"),
-           "--public-key", str(pub)]
+    cmd, env = clickhouse_verify_command(tmp_path, signer)
     ok = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
     _edit(tmp_path, EDITS["column"][0])
