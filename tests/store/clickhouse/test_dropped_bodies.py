@@ -269,3 +269,78 @@ async def test_the_setting_drops_every_4096_seqs(tmp_path: Path) -> None:
     finally:
         await store.close()
     assert [seq for seq, body, _ in _log(tmp_path) if body == ""] == list(range(1, 4098))
+
+
+async def test_a_watermark_behind_the_dropped_range_moves_on_from_it(
+        tmp_path: Path, signer: Signer) -> None:
+    """A restored index (or another writer of the log) leaves the watermark behind what
+    the log dropped: the store opens, sends on from the drop, and readers see it all."""
+    store = _open(tmp_path, signer)
+    try:
+        await _put(store, _events(9))
+    finally:
+        await store.close()
+    _edit_index(tmp_path, "TRUNCATE TABLE auditstream.watermarks")
+    store = _open(tmp_path, signer)
+    try:
+        assert [e["seq"] for e in await everything(store, "a")] == list(range(1, 10))
+        await put(store, "a", ev("login"))
+        assert len(await everything(store, "a")) == 10
+    finally:
+        await store.close()
+    assert _verify(tmp_path, signer) == []
+
+
+async def test_the_sqlite_backend_refuses_a_log_that_dropped_bodies(
+        tmp_path: Path, signer: Signer) -> None:
+    from auditstream.store.sqlite import SQLiteEventStore
+
+    store = _open(tmp_path, signer)
+    try:
+        await _put(store, _events(4))
+    finally:
+        await store.close()
+    with pytest.raises(StoreError, match="AUDITSTREAM_BACKEND=clickhouse"):
+        SQLiteEventStore(tmp_path / "store.db", signer=signer, deployment=DEPLOYMENT)
+
+
+async def test_the_first_drop_over_a_long_log_is_spread_over_transfers(
+        tmp_path: Path, signer: Signer) -> None:
+    store = _open(tmp_path, signer, drop=False)
+    try:
+        await put(store, "a", *_events(40))
+    finally:
+        await store.close()
+    store = _open(tmp_path, signer)
+    uptos = []
+    try:
+        for _ in range(3):
+            await put(store, "a", ev("login"))
+            conn = sqlite3.connect(tmp_path / "store.db")
+            uptos.append(conn.execute("SELECT upto FROM dropped_bodies").fetchone()[0])
+            conn.close()
+        with store.engine.client() as c:
+            settings = c.query("SELECT create_table_query FROM system.tables WHERE "
+                               "name = 'events'").result_rows[0][0]
+    finally:
+        await store.close()
+    # DROP_MOST_BLOCKS blocks of EVERY seqs per drop.
+    assert uptos == [16, 32, 43]
+    # The index's copy is the only one now: its inserts are fsync'd.
+    assert "fsync_after_insert = 1" in settings
+    assert _verify(tmp_path, signer) == []
+
+
+async def test_a_redaction_record_dropped_from_the_log_is_found(tmp_path: Path,
+                                                                signer: Signer) -> None:
+    store = _open(tmp_path, signer)
+    try:
+        await _put(store, _events(3))
+        await store.redact("a", "evt_0001", "erasure")  # its record is seq 4
+        await _put(store, _events(5)[3:])
+    finally:
+        await store.close()
+    _sql(tmp_path, "UPDATE events SET body = '' WHERE seq = 4",
+         "DELETE FROM events_fts WHERE rowid = (SELECT rid FROM events WHERE seq = 4)")
+    problems = _verify(tmp_path, signer)
+    assert problems and "seq 4" in problems[0] and "record" in problems[0], problems

@@ -154,6 +154,10 @@ EDITS = {
     "watermark": ("INSERT INTO auditstream.watermarks VALUES ('a', 12)", "watermark 12"),
     # Values written under another expression, and the expression put back: filters on
     # actor.id would find seq 1 by a value no body has.
+    # Only the expression: the rows inserted from now on would get other values.
+    "path column expression": (
+        f"ALTER TABLE auditstream.events MODIFY COLUMN {ACTOR} Nullable(String) MATERIALIZED "
+        "'forged'", "actor.id"),
     "path column": (
         f"ALTER TABLE auditstream.events MODIFY COLUMN {ACTOR} Nullable(String) MATERIALIZED "
         f"if(seq = 1, 'forged', {path_expr('actor.id')});"

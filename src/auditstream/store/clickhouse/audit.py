@@ -129,8 +129,15 @@ def _path_columns(c: Any, db: str) -> list[Problem]:
     path's string in the row's body: an altered expression, or values materialized under
     another one and the expression put back, would make filters see what no body says."""
     problems = []
+    stored = dict(c.query("SELECT name, default_expression FROM system.columns WHERE "
+                          "database = {d:String} AND table = 'events'",
+                          parameters={"d": db}).result_rows)
     for path, col in sorted(path_columns(c, db).items()):
         expr = path_expr(path)
+        if stored.get(col) != expr:  # rows inserted from now on would get other values
+            problems.append(Problem(None, None, f"the index's column of {path!r} ({col}) "
+                                    "is computed by another expression than auditstream's"))
+            continue
         rows = c.query(
             f"SELECT tenant, seq FROM {db}.events FINAL WHERE ({col} IS NULL) != "
             f"(({expr}) IS NULL) OR ifNull({col} != {expr}, 0) ORDER BY tenant, seq LIMIT 1",

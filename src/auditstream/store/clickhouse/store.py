@@ -67,6 +67,10 @@ class ClickHouseEventStore(SQLiteEventStore):
     #: Seqs a tenant's confirmed range grows by before the log drops their bodies: one
     #: extra log transaction per this many events, rather than one per commit.
     DROP_EVERY = 4096
+    #: Most blocks of ``drop_every`` one drop covers: a drop stalls the writer (~36 µs per
+    #: row), so the first one after the setting is turned on, over a long log, is spread
+    #: over the transfers that follow instead of stalling ingest for minutes.
+    DROP_MOST_BLOCKS = 4
 
     def __init__(self, path: str | Path, *, clickhouse_url: str, clients: int = 4,
                  hook: Callable[[str], None] | None = None,
@@ -101,6 +105,9 @@ class ClickHouseEventStore(SQLiteEventStore):
                 self.indexer.catch_up()
                 feed.indexer = self.indexer
                 if drop_bodies and self.log_storage is not None:
+                    # The index's copy becomes the only one: its inserts must be durable
+                    # when they return, as the log's commits are.
+                    self.engine.fsync_inserts()
                     self.indexer.on_confirmed = self._drop
         except BaseException:
             self.engine.close()
@@ -171,13 +178,14 @@ class ClickHouseEventStore(SQLiteEventStore):
                 done = self._dropped[tenant] = storage.dropped_upto(tenant)
             if mark - done < self.drop_every:
                 continue
+            upto = min(mark, done + self.DROP_MOST_BLOCKS * self.drop_every)
             try:
-                storage.drop_bodies(tenant, mark)
+                storage.drop_bodies(tenant, upto)
             except Exception:
                 log.exception("tenant %r: dropping the log's indexed bodies failed; they "
                               "stay until the next try", tenant)
                 continue
-            self._dropped[tenant] = mark
+            self._dropped[tenant] = upto
 
     # -- writes --------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from ...log.feed import CommitFeed
 from ...log.protocol import CommitNotice
 from ...model.severity import RANK
 from ...model.times import parse_us
+from ..sqlite.logstorage import dropped_upto
 from ..sqlite.schema import connect
 from . import rollup
 from .compile import words_of
@@ -118,9 +119,13 @@ class Indexer:
         counts: list[list[Any]] = []
         marks: list[tuple[str, int]] = []
         for notice in notices:
-            lo, hi = self.watermark(notice.tenant), notice.last_seq
-            if hi <= lo:
+            hi = notice.last_seq
+            if hi <= self.watermark(notice.tenant):
                 continue
+            # A range the log dropped was in the index already (drops follow the
+            # watermark): a watermark behind it (a restored index, another writer of the
+            # same log) sends on from the drop, as the bodies before it are not here.
+            lo = max(self.watermark(notice.tenant), dropped_upto(conn, notice.tenant))
             while lo < hi:
                 chunk = conn.execute(
                     "SELECT seq, CAST(body AS BLOB), type FROM events WHERE tenant = ? "

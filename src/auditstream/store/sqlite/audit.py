@@ -32,14 +32,16 @@ from pathlib import Path
 from typing import Any
 
 from ...dbapi import sqlite3
+from ...integrity import redaction
 from ...integrity.checkpoint import Checkpoint, NoteVerificationError, Verifier, open_checkpoint
 from ...integrity.logcheck import LogChecker, Problem, Report
 from ...integrity.origin import origin_for
+from ...integrity.redaction import RECORD_TYPE
 from ...log.prepared import row_values, segments
 from ...log.sequencer import idempotency_message
 from ...query.filter import is_valid_path
 from . import rollup
-from .logstorage import DROPPED, STORED_MIN_LEVEL
+from .logstorage import DROPPED, STORED_MIN_LEVEL, dropped_upto
 from .schema import column_for, expected_schema
 
 #: Tables whose content ``verify`` does not vouch for: the catalog of tenants, keys,
@@ -182,7 +184,7 @@ def _verify_tenant(
         "LEFT JOIN events_fts_content f ON f.id = e.rid WHERE e.tenant = ? ORDER BY e.seq",
         (tenant,))
     received: dict[str, int] = {}
-    upto = _dropped_upto(conn, tenant)
+    upto = dropped_upto(conn, tenant)
     index = bodies(tenant, upto) if bodies is not None and upto else iter(())
     n = 0
     try:
@@ -205,6 +207,10 @@ def _verify_tenant(
             ev = checker.entry(seq, raw, leaf if isinstance(leaf, bytes) else None)
             if ev is None:
                 break
+            if dropped and (ev.get("type") == RECORD_TYPE or redaction.is_stub(ev)):
+                # The log keeps what proves its erasures; a drop never takes them.
+                checker.fail(seq, "a redaction record or stub was dropped from the log")
+                break
             reason = _derived_mismatch(ev, row[3:-3], row[-3:], segs, received, dropped)
             if reason is not None:
                 checker.fail(seq, reason)
@@ -217,15 +223,6 @@ def _verify_tenant(
     if progress is not None:
         progress(n % 10_000)
     checker.finish()
-
-
-def _dropped_upto(conn: sqlite3.Connection, tenant: str) -> int:
-    try:
-        row = conn.execute("SELECT upto FROM dropped_bodies WHERE tenant = ?",
-                           (tenant,)).fetchone()
-    except sqlite3.OperationalError:  # a file from before dropped bodies
-        return 0
-    return int(row[0]) if row and isinstance(row[0], int) else 0
 
 
 def _dropped_body(index: Iterator[tuple[int, bytes]], seq: int) -> bytes | None:

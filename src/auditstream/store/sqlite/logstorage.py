@@ -64,6 +64,16 @@ BodySource = Callable[[str, list[int]], dict[int, bytes]]
 DROPPED = ""
 
 
+def dropped_upto(conn: sqlite3.Connection, tenant: str) -> int:
+    """The last seq whose body the log dropped (``drop_bodies``), 0 for none."""
+    try:
+        row = conn.execute("SELECT upto FROM dropped_bodies WHERE tenant = ?",
+                           (tenant,)).fetchone()
+    except sqlite3.OperationalError:  # a file from before dropped bodies, opened read-only
+        return 0
+    return int(row[0]) if row and isinstance(row[0], int) else 0
+
+
 class NodeReader:
     """``get_node`` over one connection for one tenant (level 0 from events.leaf)."""
 
@@ -307,24 +317,24 @@ class SQLiteLogStorage(LogStorage):
     # -- dropped bodies (not part of ``LogStorage``: the clickhouse backend's) ------------
 
     def dropped_upto(self, tenant: str) -> int:
-        row = self.conn.execute("SELECT upto FROM dropped_bodies WHERE tenant = ?",
-                                (tenant,)).fetchone()
-        return int(row[0]) if row else 0
+        return dropped_upto(self.conn, tenant)
 
     def drop_bodies(self, tenant: str, upto: int) -> int:
         """Forget the bodies of the tenant's entries up to ``upto`` (which the index holds);
         in a transaction of its own, between the writer's. Signed entries only (the leaf
         is what proves the index's copy), and neither redaction stubs nor records: they
         are small, and they are what proves the log's erasures. Returns how many."""
-        after = self.dropped_upto(tenant)
-        if upto <= after:
-            return 0
         rows = ("SELECT rid FROM events WHERE tenant = ? AND seq > ? AND seq <= ? AND "
                 "leaf IS NOT NULL AND type != ? AND CASE WHEN body = '' THEN 0 "
                 "ELSE json_type(body, '$.redacted') IS NULL END")
-        args = (tenant, after, upto, RECORD_TYPE)
         self.conn.execute("BEGIN IMMEDIATE")
         try:
+            # Read under the write lock: another writer of the file may have dropped since.
+            after = self.dropped_upto(tenant)
+            if upto <= after:
+                self.conn.execute("ROLLBACK")
+                return 0
+            args = (tenant, after, upto, RECORD_TYPE)
             # Rows taken out and put back slim, rather than updated in place: an update
             # leaves each page as large as it was (SQLite rebalances pages that empty,
             # not pages that shrink), so the file would keep the bodies' space unused.
@@ -341,10 +351,11 @@ class SQLiteLogStorage(LogStorage):
                               "VALUES (?, ?)", (tenant, upto))
             self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             raise
         return n
 
 
 __all__ = ["DROPPED", "SCHEMA", "STORED_MIN_LEVEL", "BodySource", "NodeReader",
-           "SQLiteLogStorage"]
+           "SQLiteLogStorage", "dropped_upto"]

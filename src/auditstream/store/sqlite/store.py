@@ -15,7 +15,7 @@ import anyio.to_thread
 import orjson
 
 from ...dbapi import sqlite3
-from ...errors import InvalidRequest, StoreClosed, ValidationFailed
+from ...errors import InvalidRequest, StoreClosed, StoreError, ValidationFailed
 from ...integrity.checkpoint import Signer
 from ...integrity.redaction import RECORD_TYPE
 from ...log.channel import Channel, ClosedChannel, LocalChannel
@@ -88,6 +88,11 @@ class SQLiteEventStore(EventStore):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = str(path)
+        if body_source is None and _has_dropped_bodies(self.path):
+            # Its readers would serve '' for those events (an export, blank lines).
+            raise StoreError(f"{self.path} dropped the bodies its clickhouse index holds "
+                             "(AUDITSTREAM_DROP_INDEXED_BODIES): open it with "
+                             "AUDITSTREAM_BACKEND=clickhouse")
         self.signer = signer
         self.canonical = signer is not None if canonical is None else canonical
         self.feed = feed or CommitFeed()
@@ -717,6 +722,18 @@ def _has_events_table(path: str) -> bool:
     try:
         return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events'").fetchone() \
             is not None
+    finally:
+        conn.close()
+
+
+def _has_dropped_bodies(path: str) -> bool:
+    if not Path(path).exists():
+        return False
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT 1 FROM dropped_bodies LIMIT 1").fetchone() is not None
+    except sqlite3.OperationalError:  # no such table: a file that never dropped
+        return False
     finally:
         conn.close()
 
