@@ -47,8 +47,8 @@ class Settings:
     drop_indexed_bodies: bool = _setting(
         False, "With the clickhouse backend: once the index holds a range of signed "
         "events, the log forgets their bodies (keeping ids, columns, leaf hashes, the tree "
-        "and checkpoints), 4,096 seqs at a time; the index's copy is then the only one, and "
-        "verify checks it against the leaves. Make ClickHouse durable first "
+        "and checkpoints), 4,096 seqs at a time; the index's copy is then the only one: "
+        "its inserts are fsync'd, and verify checks it against the leaves "
         "(docs/scale-out.md).")
     host: str = _setting("127.0.0.1", "Interface to listen on.")
     port: int = _setting(8080, "TCP port to listen on.")

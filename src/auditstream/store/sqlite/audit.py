@@ -36,7 +36,6 @@ from ...integrity import redaction
 from ...integrity.checkpoint import Checkpoint, NoteVerificationError, Verifier, open_checkpoint
 from ...integrity.logcheck import LogChecker, Problem, Report
 from ...integrity.origin import origin_for
-from ...integrity.redaction import RECORD_TYPE
 from ...log.prepared import row_values, segments
 from ...log.sequencer import idempotency_message
 from ...query.filter import is_valid_path
@@ -207,7 +206,7 @@ def _verify_tenant(
             ev = checker.entry(seq, raw, leaf if isinstance(leaf, bytes) else None)
             if ev is None:
                 break
-            if dropped and (ev.get("type") == RECORD_TYPE or redaction.is_stub(ev)):
+            if dropped and (redaction.is_record(ev) or redaction.is_stub(ev)):
                 # The log keeps what proves its erasures; a drop never takes them.
                 checker.fail(seq, "a redaction record or stub was dropped from the log")
                 break
