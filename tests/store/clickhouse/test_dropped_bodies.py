@@ -53,6 +53,16 @@ async def _put(store: ClickHouseEventStore, events: list[dict[str, Any]]) -> Non
         await put(store, "a", e)
 
 
+async def _stored(directory: Path, signer: Signer, events: list[dict[str, Any]], *,
+                  drop: bool = True) -> None:
+    """``events`` put by a store opened, then closed, over ``directory``."""
+    store = _open(directory, signer, drop=drop)
+    try:
+        await _put(store, events)
+    finally:
+        await store.close()
+
+
 def _log(directory: Path) -> list[tuple[int, str, str | None]]:
     conn = sqlite3.connect(directory / "store.db")
     try:
@@ -144,11 +154,7 @@ async def test_a_resent_id_redaction_and_purge_read_dropped_bodies_back(
 async def test_reopened_the_store_drops_from_where_it_stopped(tmp_path: Path,
                                                                signer: Signer) -> None:
     events = _events(12)
-    store = _open(tmp_path, signer)
-    try:
-        await _put(store, events[:6])
-    finally:
-        await store.close()
+    await _stored(tmp_path, signer, events[:6])
     store = _open(tmp_path, signer)
     try:
         await _put(store, events[6:])
@@ -160,11 +166,7 @@ async def test_reopened_the_store_drops_from_where_it_stopped(tmp_path: Path,
 
 
 async def test_without_the_setting_nothing_is_dropped(tmp_path: Path, signer: Signer) -> None:
-    store = _open(tmp_path, signer, drop=False)
-    try:
-        await _put(store, _events(9))
-    finally:
-        await store.close()
+    await _stored(tmp_path, signer, _events(9), drop=False)
     assert all(body for _, body, _ in _log(tmp_path))
 
 
@@ -180,11 +182,7 @@ def _edit_index(directory: Path, sql: str) -> None:
 async def test_the_index_copy_of_a_dropped_body_edited_is_found_and_never_used(
         tmp_path: Path, signer: Signer) -> None:
     events = _events(8)
-    store = _open(tmp_path, signer)
-    try:
-        await _put(store, events)
-    finally:
-        await store.close()
+    await _stored(tmp_path, signer, events)
     _edit_index(tmp_path, "ALTER TABLE auditstream.events UPDATE body = replaceOne(body, "
                 "'number3', 'number0') WHERE seq = 4")
     problems = _verify(tmp_path, signer)
@@ -202,11 +200,7 @@ async def test_the_index_copy_of_a_dropped_body_edited_is_found_and_never_used(
 
 async def test_a_body_blanked_in_the_log_beyond_the_dropped_range_is_found(
         tmp_path: Path, signer: Signer) -> None:
-    store = _open(tmp_path, signer)
-    try:
-        await _put(store, _events(6))
-    finally:
-        await store.close()
+    await _stored(tmp_path, signer, _events(6))
     _sql(tmp_path, "UPDATE events SET body = '' WHERE seq = 6")
     problems = _verify(tmp_path, signer)
     assert problems and "seq 6" in problems[0], problems
@@ -220,11 +214,7 @@ async def test_a_body_blanked_in_the_log_beyond_the_dropped_range_is_found(
 
 async def test_a_dropped_row_that_kept_its_full_text_row_is_found(tmp_path: Path,
                                                                    signer: Signer) -> None:
-    store = _open(tmp_path, signer)
-    try:
-        await _put(store, _events(4))
-    finally:
-        await store.close()
+    await _stored(tmp_path, signer, _events(4))
     # Search words that no body has any more: a search would find the event by them.
     _sql(tmp_path, "INSERT INTO events_fts(rowid, title, description) SELECT rid, "
          "'forged words', NULL FROM events WHERE seq = 2")
@@ -236,14 +226,7 @@ def test_verify_of_the_cli_reads_dropped_bodies_from_the_index(tmp_path: Path,
                                                                 signer: Signer) -> None:
     import anyio
 
-    async def load() -> None:
-        store = _open(tmp_path, signer)
-        try:
-            await _put(store, _events(5))
-        finally:
-            await store.close()
-
-    anyio.run(load)
+    anyio.run(_stored, tmp_path, signer, _events(5))
     cmd, env = clickhouse_verify_command(tmp_path, signer)
     ok = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and "OK: 5 events" in ok.stdout, ok.stderr
@@ -275,11 +258,7 @@ async def test_a_watermark_behind_the_dropped_range_moves_on_from_it(
         tmp_path: Path, signer: Signer) -> None:
     """A restored index (or another writer of the log) leaves the watermark behind what
     the log dropped: the store opens, sends on from the drop, and readers see it all."""
-    store = _open(tmp_path, signer)
-    try:
-        await _put(store, _events(9))
-    finally:
-        await store.close()
+    await _stored(tmp_path, signer, _events(9))
     _edit_index(tmp_path, "TRUNCATE TABLE auditstream.watermarks")
     store = _open(tmp_path, signer)
     try:
@@ -295,11 +274,7 @@ async def test_the_sqlite_backend_refuses_a_log_that_dropped_bodies(
         tmp_path: Path, signer: Signer) -> None:
     from auditstream.store.sqlite import SQLiteEventStore
 
-    store = _open(tmp_path, signer)
-    try:
-        await _put(store, _events(4))
-    finally:
-        await store.close()
+    await _stored(tmp_path, signer, _events(4))
     with pytest.raises(StoreError, match="AUDITSTREAM_BACKEND=clickhouse"):
         SQLiteEventStore(tmp_path / "store.db", signer=signer, deployment=DEPLOYMENT)
 

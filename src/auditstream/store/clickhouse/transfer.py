@@ -119,13 +119,13 @@ class Indexer:
         counts: list[list[Any]] = []
         marks: list[tuple[str, int]] = []
         for notice in notices:
-            hi = notice.last_seq
-            if hi <= self.watermark(notice.tenant):
+            mark, hi = self.watermark(notice.tenant), notice.last_seq
+            if hi <= mark:
                 continue
             # A range the log dropped was in the index already (drops follow the
             # watermark): a watermark behind it (a restored index, another writer of the
             # same log) sends on from the drop, as the bodies before it are not here.
-            lo = max(self.watermark(notice.tenant), dropped_upto(conn, notice.tenant))
+            lo = max(mark, dropped_upto(conn, notice.tenant))
             while lo < hi:
                 chunk = conn.execute(
                     "SELECT seq, CAST(body AS BLOB), type FROM events WHERE tenant = ? "
