@@ -150,3 +150,57 @@ def test_a_group_is_bounded(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     run.gate.open()
     run.wait(7)
     assert [requests for requests, _ in run.commits] == [1, 2, 2, 2]
+
+
+def test_behind_publishing_the_writer_commits_on_and_replies_keep_their_order() -> None:
+    """``publish_behind``: the next group is committed while the last one is published
+    (the clickhouse backend's index insert); each reply still follows its notices, in
+    commit order, and ``between`` runs on the writer's thread after commits and wakes."""
+    storage = MemoryLogStorage()
+    publishing = Gate()
+    events: list[object] = []
+    between: list[str] = []
+
+    def on_notices(notices: list[CommitNotice]) -> None:
+        if not events:
+            publishing()  # the first publication waits until the test opens the gate
+        events.extend(notices)
+
+    writer = WriterThread(
+        Sequencer(storage, signer=None, deployment=DEPLOYMENT, idempotency_us=HOUR),
+        max_queue_events=100, on_notices=on_notices, publish_behind=1,
+        between=lambda: between.append(threading.current_thread().name))
+    done = threading.Semaphore(0)
+
+    def submit(n: int) -> None:
+        def deliver(reply: Reply) -> None:
+            events.append(("reply", n, reply.result()[0].seq))
+            done.release()
+        writer.submit(append("a"), deliver)
+
+    writer.start()
+    try:
+        submit(0)
+        assert publishing.held.wait(timeout=60)
+        submit(1)
+        for _ in range(600):  # the second commit does not wait for the first's publication
+            if storage.commits == 2:
+                break
+            threading.Event().wait(0.05)
+        assert storage.commits == 2 and events == []
+        publishing.open()
+        for _ in range(2):
+            assert done.acquire(timeout=60)
+        assert events == [CommitNotice("a", 1), ("reply", 0, 1),
+                          CommitNotice("a", 2), ("reply", 1, 2)]
+        calls = len(between)
+        writer.wake()
+        for _ in range(600):
+            if len(between) > calls:
+                break
+            threading.Event().wait(0.05)
+        assert len(between) > calls
+    finally:
+        publishing.open()
+        writer.stop()
+    assert set(between) == {"auditstream-writer"}

@@ -70,13 +70,20 @@ def row_values(
             received, parse_us(received))
     fields = (ev["id"], parse_us(ev["timestamp"]), received_us, ev["type"],
               ev.get("category"), RANK[ev["severity"]], ev.get("outcome"))
+    return fields, path_values(ev, path_segments), (ev.get("title"), ev.get("description"))
+
+
+def path_values(ev: dict[str, Any], path_segments: PathSegments,
+                kinds: frozenset[type] = _SCALARS) -> tuple[Any, ...]:
+    """The value at each declared path when it is of one of ``kinds`` (scalars for the
+    SQLite index, strings for ClickHouse's), else None."""
     paths = []
     for head, segs in path_segments:
         val: Any = ev.get(head)
         for seg in segs:
             val = val.get(seg) if type(val) is dict else None
-        paths.append(val if type(val) in _SCALARS else None)
-    return fields, tuple(paths), (ev.get("title"), ev.get("description"))
+        paths.append(val if type(val) in kinds else None)
+    return tuple(paths)
 
 
 def content_key(event: dict[str, Any]) -> bytes:
@@ -128,4 +135,4 @@ def _split_body(ev: dict[str, Any], canonical: bool, index: int) -> tuple[bytes,
 
 
 __all__ = ["ROW_COLUMNS", "SERVER_FIELDS", "PathSegments", "PreparedEvent", "content_key",
-           "prepare", "row_values", "segments"]
+           "path_values", "prepare", "row_values", "segments"]

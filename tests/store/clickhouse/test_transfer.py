@@ -22,7 +22,9 @@ from auditstream.store.clickhouse.engine import Engine, path_column, path_expr
 from ..backends import (
     BACKENDS,
     DEPLOYMENT,
+    HOUR,
     ROLLUP_BLOCK,
+    T0,
     assert_verified,
     chdb_url,
     clickhouse_verify_command,
@@ -148,22 +150,26 @@ EDITS = {
     "words": ("ALTER TABLE auditstream.events UPDATE words = '' WHERE seq = 6", "seq 6"),
     "deleted": ("ALTER TABLE auditstream.events DELETE WHERE seq = 3", "seq 3"),
     "forged stub": (
-        "INSERT INTO auditstream.events SELECT tenant, seq, ts, received, 99, id, type, "
+        "INSERT INTO auditstream.events (tenant, seq, ts, received, ver, id, type, category, "
+        "sev, outcome, body, words) SELECT tenant, seq, ts, received, 99, id, type, "
         "category, sev, outcome, replaceOne(body, 'event 6', 'event 0'), words "
         "FROM auditstream.events WHERE seq = 7", "seq 7"),
     "watermark": ("INSERT INTO auditstream.watermarks VALUES ('a', 12)", "watermark 12"),
-    # Values written under another expression, and the expression put back: filters on
-    # actor.id would find seq 1 by a value no body has.
-    # Only the expression: the rows inserted from now on would get other values.
+    # The expression alone: the rows inserted without the value (another node's) would
+    # get other values.
     "path column expression": (
-        f"ALTER TABLE auditstream.events MODIFY COLUMN {ACTOR} Nullable(String) MATERIALIZED "
+        f"ALTER TABLE auditstream.events MODIFY COLUMN {ACTOR} Nullable(String) DEFAULT "
         "'forged'", "actor.id"),
-    "path column": (
+    # A value no body has: filters on actor.id would find seq 1 by it.
+    "path column": (f"ALTER TABLE auditstream.events UPDATE {ACTOR} = 'forged' WHERE seq = 1",
+                    "seq 1"),
+    # Values written under another expression, and the expression put back.
+    "path column rematerialized": (
         f"ALTER TABLE auditstream.events MODIFY COLUMN {ACTOR} Nullable(String) MATERIALIZED "
-        f"if(seq = 1, 'forged', {path_expr('actor.id')});"
+        f"if(seq = 2, 'forged', {path_expr('actor.id')});"
         f"ALTER TABLE auditstream.events MATERIALIZE COLUMN {ACTOR};"
-        f"ALTER TABLE auditstream.events MODIFY COLUMN {ACTOR} Nullable(String) MATERIALIZED "
-        f"{path_expr('actor.id')}", "seq 1"),
+        f"ALTER TABLE auditstream.events MODIFY COLUMN {ACTOR} Nullable(String) DEFAULT "
+        f"{path_expr('actor.id')}", "seq 2"),
     # A count raised in a later version of its row: what FINAL (and the aggregate) reads.
     "hourly count": (
         f"INSERT INTO auditstream.hourly_{ROLLUP_BLOCK} SELECT tenant, hour, block, type, "
@@ -246,3 +252,33 @@ async def test_a_failed_transfer_is_retried_before_the_append_is_answered(
         assert store.feed.watermark("a") == 2
     finally:
         await store.close()
+
+
+@pytest.mark.anyio
+async def test_a_commit_goes_to_the_index_as_the_writer_prepared_it(
+        tmp_path: Path, signer: Signer) -> None:
+    """The transfer of a commit sends the entries the log's writer handed over
+    (``Indexer.committed``), not the log's copy parsed again; ``verify`` proves every row
+    equal to the one made from the stored body (``transfer.index_row``)."""
+    store = _open(tmp_path, signer)
+    read_back: list[tuple[int, int]] = []
+    log_rows = store.indexer._log_rows
+
+    def counted(conn, tenant, lo, hi):  # type: ignore[no-untyped-def]
+        read_back.append((lo, hi))
+        return log_rows(conn, tenant, lo, hi)
+
+    store.indexer._log_rows = counted  # type: ignore[method-assign]
+    try:
+        await put(store, "a", ev(title="Ünïcode ﬁ title", description="x\u2028y",
+                                 category="auth", outcome="failure", severity="critical",
+                                 actor={"id": "u1"}),
+                  ev(actor={"id": 7}), ev(title="", actor=["not", "an", "object"]))
+        await put(store, "b", ev(ts=T0 + 3 * HOUR, actor={"id": "b1"}))
+        await store.redact("a", (await everything(store, "a"))[0]["id"], "test")
+        assert await store.count("a", Eq("actor.id", ("u1",))) == 0
+        assert await store.count("b", Eq("actor.id", ("b1",))) == 1
+    finally:
+        await store.close()
+    assert read_back == []
+    assert _problems(tmp_path) == []

@@ -23,8 +23,9 @@ visibility watermark. Guarantees:
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -32,7 +33,9 @@ import orjson
 from ...dbapi import sqlite3
 from ...integrity.redaction import RECORD_TYPE
 from ...log.feed import CommitFeed
+from ...log.prepared import PathSegments, PreparedEvent, path_values, segments
 from ...log.protocol import CommitNotice
+from ...log.storage import Entry
 from ...model.severity import RANK
 from ...model.times import parse_us
 from ..sqlite.logstorage import dropped_upto
@@ -45,24 +48,36 @@ log = logging.getLogger("auditstream")
 
 COLUMNS = ["tenant", "seq", "ts", "received", "ver", "id", "type", "category", "sev",
            "outcome", "body", "words"]
+_STRING = frozenset({str})
 #: Entries read from the log and inserted per block (bounds the writer's memory).
 BATCH = 50_000
 #: How long (seconds) a watermark this process moved stands for ClickHouse's in reads.
 OWN_MARK_S = 1.0
 
 
-def index_row(tenant: str, seq: int, body: bytes, ver: int = 0) -> list[Any]:
+def index_row(tenant: str, seq: int, body: bytes, ver: int = 0,
+              paths: PathSegments | None = None) -> list[Any]:
+    """The ``COLUMNS`` of an entry, then the string at each of ``paths`` (their columns:
+    ``engine.PATH_COLUMN``)."""
     ev = orjson.loads(body)
     return [tenant, seq, parse_us(ev["timestamp"]), parse_us(ev["received_at"]), ver, ev["id"],
             ev["type"], ev.get("category"), RANK.get(ev.get("severity", "info"), 0),
-            ev.get("outcome"), body, words_of(ev.get("title"), ev.get("description"))]
+            ev.get("outcome"), body, words_of(ev.get("title"), ev.get("description")),
+            *path_values(ev, paths or [], _STRING)]
 
 
 class Indexer:
     def __init__(self, engine: Engine, log_path: str, *,
-                 hook: Callable[[str], None] | None = None, block: int = rollup.BLOCK):
+                 hook: Callable[[str], None] | None = None, block: int = rollup.BLOCK,
+                 path_columns: dict[str, str] | None = None):
+        """``path_columns``: path → column of the index's path columns, whose values the
+        transfer sends (a column it does not know of computes its DEFAULT)."""
         self.engine = engine
         self.log_path = log_path
+        self.paths = segments(list(path_columns or {}))
+        self.columns = COLUMNS + list((path_columns or {}).values())
+        #: Where each of ``paths`` is in a prepared event's ``paths`` (``log_paths``).
+        self._entry_paths: list[int] | None = None
         self.rollup = rollup.Rollup(block)
         #: Called with "insert" between the log commit and the index insert, and with
         #: "watermark" between the insert and the watermark (a test kills the process there).
@@ -71,9 +86,35 @@ class Indexer:
         #: The watermarks this process moved, with when (``own_mark``).
         self._own: dict[str, tuple[int, float]] = {}
         self._conn: sqlite3.Connection | None = None
-        #: Called on the writer's thread with the ``(tenant, watermark)`` pairs each
-        #: transfer confirmed (the store drops the log's bodies there).
+        #: Called with the ``(tenant, watermark)`` pairs each transfer confirmed (the
+        #: store drops the log's bodies after them).
         self.on_confirmed: Callable[[list[tuple[str, int]]], None] | None = None
+        #: tenant → entries the log committed and no transfer took yet (``committed``).
+        self._fresh: dict[str, list[Entry]] = {}
+        self._fresh_lock = threading.Lock()
+
+    def log_paths(self, declared: list[str]) -> None:
+        """The paths the log's writer prepares events with: entries it hands over
+        (``committed``) can be sent as they are if they cover every path column."""
+        where = {path: i for i, path in enumerate(declared)}
+        cols = [head + "".join(f".{seg}" for seg in segs) for head, segs in self.paths]
+        self._entry_paths = [where[c] for c in cols] if all(c in where for c in cols) else None
+
+    def committed(self, appended: list[tuple[str, list[Entry]]]) -> None:
+        """The entries a log commit appended (``SQLiteLogStorage.on_committed``, on the
+        writer's thread): the transfer of their seqs sends them as they are, instead of
+        reading and parsing the log's copy again (a fifth of a transfer's time)."""
+        with self._fresh_lock:
+            for tenant, entries in appended:
+                self._fresh.setdefault(tenant, []).extend(entries)
+
+    def _take_fresh(self, tenant: str, hi: int) -> list[Entry]:
+        with self._fresh_lock:
+            entries = self._fresh.pop(tenant, [])
+            later = [e for e in entries if e[1] > hi]  # a commit after the notice's
+            if later:
+                self._fresh[tenant] = later
+        return [e for e in entries if e[1] <= hi]
 
     def _log(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -119,33 +160,32 @@ class Indexer:
         counts: list[list[Any]] = []
         marks: list[tuple[str, int]] = []
         for notice in notices:
-            mark, hi = self.watermark(notice.tenant), notice.last_seq
+            tenant, mark, hi = notice.tenant, self.watermark(notice.tenant), notice.last_seq
+            fresh = self._take_fresh(tenant, hi)
             if hi <= mark:
                 continue
-            # A range the log dropped was in the index already (drops follow the
-            # watermark): a watermark behind it (a restored index, another writer of the
-            # same log) sends on from the drop, as the bodies before it are not here.
-            lo = max(mark, dropped_upto(conn, notice.tenant))
-            while lo < hi:
-                chunk = conn.execute(
-                    "SELECT seq, CAST(body AS BLOB), type FROM events WHERE tenant = ? "
-                    "AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
-                    (notice.tenant, lo, hi, BATCH)).fetchall()
-                if not chunk:
-                    break
+            if self._sendable(fresh, mark, hi):
+                chunks: Iterable[list[tuple[int, bytes, list[Any]]]] = [
+                    [(seq, body, self._entry_row(tenant, ev, seq, body))
+                     for ev, seq, body, _ in fresh]]
+            else:
+                # A range the log dropped was in the index already (drops follow the
+                # watermark): a watermark behind it (a restored index, another writer of
+                # the same log) sends on from the drop, as the bodies before it are not
+                # here.
+                chunks = self._log_rows(conn, tenant, max(mark, dropped_upto(conn, tenant)), hi)
+            for chunk in chunks:
                 counted = []
-                for seq, body, type_ in chunk:
-                    row = index_row(notice.tenant, seq, bytes(body))
+                for seq, body, row in chunk:
                     rows.append(row)
                     counted.append((seq, row[2], *row[6:10]))
-                    if type_ == RECORD_TYPE:
-                        rows += self._stubs(conn, notice.tenant, seq, bytes(body))
-                counts += self.rollup.rows(conn, notice.tenant, counted)
-                lo = chunk[-1][0]
+                    if row[6] == RECORD_TYPE:
+                        rows += self._stubs(conn, tenant, seq, body)
+                counts += self.rollup.rows(conn, tenant, counted)
                 if len(rows) >= BATCH:
                     self._insert(rows, counts)
                     rows, counts = [], []
-            marks.append((notice.tenant, hi))
+            marks.append((tenant, hi))
         self._insert(rows, counts)
         if marks:
             if self.hook is not None:
@@ -158,6 +198,32 @@ class Indexer:
             self._own.update({t: (m, now) for t, m in marks})
             if self.on_confirmed is not None:
                 self.on_confirmed(marks)
+
+    def _sendable(self, fresh: list[Entry], mark: int, hi: int) -> bool:
+        """Whether ``fresh`` is exactly seqs mark+1..hi, for known path columns only."""
+        return (self._entry_paths is not None and len(fresh) == hi - mark
+                and fresh[0][1] == mark + 1 and fresh[-1][1] == hi)
+
+    def _entry_row(self, tenant: str, ev: PreparedEvent, seq: int, body: bytes) -> list[Any]:
+        """``index_row`` from what the log's writer parsed (``log.prepared.row_values``)."""
+        id_, ts, received, type_, category, sev, outcome = ev.columns
+        assert self._entry_paths is not None
+        return [tenant, seq, ts, received, 0, id_, type_, category, sev, outcome, body,
+                words_of(*ev.text),
+                *[v if type(v := ev.paths[i]) is str else None for i in self._entry_paths]]
+
+    def _log_rows(self, conn: sqlite3.Connection, tenant: str, lo: int, hi: int
+                  ) -> Iterator[list[tuple[int, bytes, list[Any]]]]:
+        """Seqs lo+1..hi as the log holds them, parsed, ``BATCH`` at a time."""
+        while lo < hi:
+            chunk = conn.execute(
+                "SELECT seq, CAST(body AS BLOB) FROM events WHERE tenant = ? AND seq > ? "
+                "AND seq <= ? ORDER BY seq LIMIT ?", (tenant, lo, hi, BATCH)).fetchall()
+            if not chunk:
+                return
+            yield [(seq, bytes(body), index_row(tenant, seq, bytes(body), paths=self.paths))
+                   for seq, body in chunk]
+            lo = chunk[-1][0]
 
     def _stubs(self, conn: sqlite3.Connection, tenant: str, by: int,
                record: bytes) -> list[list[Any]]:
@@ -172,14 +238,15 @@ class Indexer:
                 "AND seq <= ? AND CASE WHEN body = '' THEN NULL "
                 "ELSE json_extract(body, '$.redacted.by') END = ?",
                 (tenant, first, last, by)):
-            out.append(index_row(tenant, seq, bytes(body), ver=by))
+            out.append(index_row(tenant, seq, bytes(body), ver=by, paths=self.paths))
         return out
 
     def _insert(self, rows: list[list[Any]], counts: list[list[Any]]) -> None:
         """The events, then their counts: both before the watermark covers them."""
         if rows:
             self.engine.run(lambda c: c.insert(f"{self.engine.db}.events", rows,
-                                               column_names=COLUMNS, settings=INSERT_SETTINGS))
+                                               column_names=self.columns,
+                                               settings=INSERT_SETTINGS))
         if counts:
             name = rollup.table(self.rollup.block)
             self.engine.run(lambda c: c.insert(f"{self.engine.db}.{name}", counts,

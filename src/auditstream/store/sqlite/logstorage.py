@@ -128,7 +128,12 @@ class SQLiteLogStorage(LogStorage):
         self.next_rid = self._max_rid() + 1
         self.data_version = conn.execute("PRAGMA data_version").fetchone()[0]
         self._rid_at_begin = self.next_rid
-        self._rid_saved: list[int] = []
+        #: (next rid, entries appended) at each open savepoint
+        self._saved: list[tuple[int, int]] = []
+        #: Called after each commit with what it appended, ``(tenant, entries)`` in order
+        #: (the clickhouse backend's indexer takes them rather than reading them back).
+        self.on_committed: Callable[[list[tuple[str, list[Entry]]]], None] | None = None
+        self._appended: list[tuple[str, list[Entry]]] = []
         # Planner statistics: without them SQLite picks the time index over a selective
         # one on cursor pages (100x slower at 1M rows). Re-analysed as the table grows.
         self.rows_at_analyze = 0
@@ -150,29 +155,35 @@ class SQLiteLogStorage(LogStorage):
             self.data_version = version
             self.next_rid = self._max_rid() + 1
         self._rid_at_begin = self.next_rid
+        self._appended = []
         return changed
 
     def commit(self) -> None:
         self.conn.execute("COMMIT")
+        appended, self._appended = self._appended, []
+        if appended and self.on_committed is not None:
+            self.on_committed(appended)
 
     def rollback(self) -> None:
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
         self.next_rid = self._rid_at_begin
-        self._rid_saved.clear()
+        self._saved.clear()
+        self._appended = []
 
     def savepoint(self) -> None:
         self.conn.execute("SAVEPOINT job")
-        self._rid_saved.append(self.next_rid)
+        self._saved.append((self.next_rid, len(self._appended)))
 
     def release(self) -> None:
         self.conn.execute("RELEASE job")
-        self._rid_saved.pop()
+        self._saved.pop()
 
     def rollback_to(self) -> None:
         self.conn.execute("ROLLBACK TO job")
         self.conn.execute("RELEASE job")
-        self.next_rid = self._rid_saved.pop()
+        self.next_rid, appended = self._saved.pop()
+        del self._appended[appended:]
 
     def after_commit(self, written: int) -> None:
         self.written_since_analyze += written
@@ -277,6 +288,8 @@ class SQLiteLogStorage(LogStorage):
                     rollup.UPSERT_TAIL)
         insert_rows(self.conn, "INSERT INTO events_fts(rowid, title, description)", text)
         self.next_rid = rid
+        if self.on_committed is not None:
+            self._appended.append((tenant, entries))
 
     def put_nodes(self, tenant: str, nodes: list[tuple[int, int, bytes]]) -> None:
         insert_rows(self.conn, "INSERT INTO merkle_nodes(tenant, level, idx, hash)",
