@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections import OrderedDict
 from typing import Any
 
@@ -259,3 +260,17 @@ def test_canonical_json_bytes_matches_rfc8785(value: dict) -> None:  # type: ign
     except Exception:
         return
     assert canonical_json_bytes(value) == want
+
+
+_DOCUMENTED_UNSAFE = re.compile(
+    rb"[:\[,]-?(?:\d{16}|\d+\.0[,\]}]|\d+(?:\.\d+)?[eE]|0\.00000)")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_json)
+@example([1.0, -0.0, 1e-6, 1e16, 1e21, 12345678901234567, "a:1.0,", 0.000001, -3.5e-7])
+def test_the_unsafe_number_scan_is_the_documented_pattern(value: Any) -> None:
+    """``_UNSAFE_NUMBER`` is written for speed; it must flag exactly what its comment's
+    plain pattern flags."""
+    out = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    assert canonical._unsafe_number(out) == (_DOCUMENTED_UNSAFE.search(out) is not None)

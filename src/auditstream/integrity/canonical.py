@@ -78,8 +78,11 @@ def canonical_bytes(event: Any) -> bytes:
 # follows ':' '[' or ','; the same bytes inside a string only cause a needless fall back to
 # the exact path, never a wrong answer. (Checking each candidate in Python instead was
 # slower: bodies hold ~10 digit-dot runs each, in versions, addresses and timestamps.)
+# Written with the first digit and a lookahead pulled out of the alternation (the same
+# language as ``[:\[,]-?(?:\d{16}|\d+\.0[,\]}]|\d+(?:\.\d+)?[eE]|0\.00000)``): re then
+# fails fast at the many separators not followed by a number, ~1/3 faster per body.
 _UNSAFE_NUMBER: Final = re.compile(
-    rb"[:\[,]-?(?:\d{16}|\d+\.0[,\]}]|\d+(?:\.\d+)?[eE]|0\.00000)")
+    rb"[:\[,](?=-?\d)-?\d(?:\d{15}|\d*\.0[,\]}]|\d*(?:\.\d+)?[eE])|[:\[,]-?0\.00000")
 
 
 def _unsafe_number(out: bytes) -> bool:

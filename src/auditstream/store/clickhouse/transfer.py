@@ -1,8 +1,9 @@
 """From the log to the index: committed entries flow from the SQLite log into ClickHouse.
 
-``Indexer.transfer(notices)`` runs on the writer's thread right after each log commit,
-before the commit's notices reach anyone (``IndexedFeed``): it reads the tenants' new
-entries from the log, inserts them into ``events`` in one block, then moves each tenant's
+``Indexer.transfer(notices)`` runs on the writer's publishing thread after each log
+commit, in commit order, before the commit's notices reach anyone (``IndexedFeed``): it
+takes the tenants' new entries (as the writer handed them over, ``committed``, or else
+read from the log), inserts them into ``events`` in one block, then moves each tenant's
 visibility watermark. Guarantees:
 
 * **At least once.** An entry is in the index before its seq is below the watermark. A
