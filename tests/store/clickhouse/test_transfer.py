@@ -282,3 +282,25 @@ async def test_a_commit_goes_to_the_index_as_the_writer_prepared_it(
         await store.close()
     assert read_back == []
     assert _problems(tmp_path) == []
+
+
+@pytest.mark.anyio
+async def test_a_path_column_only_another_node_declared_is_filled_from_the_body(
+        tmp_path: Path, signer: Signer) -> None:
+    """The index has a column for a path this node's log does not declare (another node
+    added it): the writer's entries lack its value, so the transfer parses the log's
+    copy instead, and the column holds what the body says."""
+    other = Engine(chdb_url(tmp_path), clients=1)
+    try:
+        other.migrate(ROLLUP_BLOCK, ["subject.name"])
+    finally:
+        other.close()
+    store = _open(tmp_path, signer)
+    try:
+        assert store.indexer._entry_paths is None
+        await put(store, "a", ev(subject={"name": "left-pad"}), ev(subject={"name": 3}))
+        assert await store.count("a", Eq("subject.name", ("left-pad",))) == 1
+        assert await store.count("a", Eq("subject.name", (3,))) == 1
+    finally:
+        await store.close()
+    assert _problems(tmp_path) == []

@@ -75,7 +75,8 @@ class Indexer:
         transfer sends (a column it does not know of computes its DEFAULT)."""
         self.engine = engine
         self.log_path = log_path
-        self.paths = segments(list(path_columns or {}))
+        self.path_names = list(path_columns or {})
+        self.paths = segments(self.path_names)
         self.columns = COLUMNS + list((path_columns or {}).values())
         #: Where each of ``paths`` is in a prepared event's ``paths`` (``log_paths``).
         self._entry_paths: list[int] | None = None
@@ -98,8 +99,8 @@ class Indexer:
         """The paths the log's writer prepares events with: entries it hands over
         (``committed``) can be sent as they are if they cover every path column."""
         where = {path: i for i, path in enumerate(declared)}
-        cols = [head + "".join(f".{seg}" for seg in segs) for head, segs in self.paths]
-        self._entry_paths = [where[c] for c in cols] if all(c in where for c in cols) else None
+        self._entry_paths = ([where[p] for p in self.path_names]
+                             if all(p in where for p in self.path_names) else None)
 
     def committed(self, appended: list[tuple[str, list[Entry]]]) -> None:
         """The entries a log commit appended (``SQLiteLogStorage.on_committed``, on the
