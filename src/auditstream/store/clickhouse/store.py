@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -25,7 +24,6 @@ import orjson
 
 from ...errors import ElsewhereHome, InvalidRequest, StoreClosed, StoreUnavailable
 from ...homes import TenantHomes
-from ...log.channel import LocalChannel
 from ...log.protocol import Appended
 from ...model.severity import SEVERITIES
 from ...query import cursor as cursors
@@ -73,10 +71,6 @@ class ClickHouseEventStore(SQLiteEventStore):
     #: row), so the first one after the setting is turned on, over a long log, is spread
     #: over the transfers that follow instead of stalling ingest for minutes.
     DROP_MOST_BLOCKS = 4
-    #: The writer commits the next group while the last one goes into the index (on the
-    #: publishing thread): the log's commit and the index's insert overlap, both mostly
-    #: outside the GIL (SQLite's fsync, chdb's query).
-    PUBLISH_BEHIND = 1
 
     def __init__(self, path: str | Path, *, clickhouse_url: str, clients: int = 4,
                  hook: Callable[[str], None] | None = None,
@@ -93,9 +87,6 @@ class ClickHouseEventStore(SQLiteEventStore):
         self.homes = homes or TenantHomes()
         self.drop_every = drop_every
         self._dropped: dict[str, int] = {}
-        #: tenant → the watermark a transfer confirmed, for the writer's next ``_between``.
-        self._confirmed: dict[str, int] = {}
-        self._confirmed_lock = threading.Lock()
         self._checked: dict[str, float] = {}
         self._ahead: set[str] = set()
         self._writes = 0
@@ -121,7 +112,7 @@ class ClickHouseEventStore(SQLiteEventStore):
                     # The index's copy becomes the only one: its inserts must be durable
                     # when they return, as the log's commits are.
                     self.engine.fsync_inserts()
-                    self.indexer.on_confirmed = self._confirm
+                    self.indexer.on_confirmed = self._drop
         except BaseException:
             self.engine.close()
             raise
@@ -179,24 +170,10 @@ class ClickHouseEventStore(SQLiteEventStore):
 
         return self.engine.run(run)
 
-    def _confirm(self, marks: list[tuple[str, int]]) -> None:
-        """After a transfer (on the publishing thread): the watermarks for ``_drop``."""
-        with self._confirmed_lock:
-            self._confirmed.update(marks)
-        if isinstance(self.channel, LocalChannel):
-            self.channel.writer.wake()
-
-    def _between(self) -> None:
-        with self._confirmed_lock:
-            marks, self._confirmed = self._confirmed, {}
-        if marks:
-            self._drop(list(marks.items()))
-
     def _drop(self, marks: list[tuple[str, int]]) -> None:
-        """On the writer's thread, between two commits (the drop is a transaction on its
-        connection): the log forgets the bodies the index now holds, a tenant's whenever
-        its watermark passed the last drop by ``drop_every``. A failed drop (a full disk)
-        only leaves them for the next."""
+        """After a transfer (on the writer's thread, between two commits): the log forgets
+        the bodies the index now holds, a tenant's whenever its watermark passed the last
+        drop by ``drop_every``. A failed drop (a full disk) only leaves them for the next."""
         storage = self.log_storage
         assert storage is not None
         for tenant, mark in marks:

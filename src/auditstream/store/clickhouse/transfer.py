@@ -1,10 +1,10 @@
 """From the log to the index: committed entries flow from the SQLite log into ClickHouse.
 
-``Indexer.transfer(notices)`` runs on the writer's publishing thread after each log
-commit, in commit order, before the commit's notices reach anyone (``IndexedFeed``): it
-takes the tenants' new entries (as the writer handed them over, ``committed``, or else
-read from the log), inserts them into ``events`` in one block, then moves each tenant's
-visibility watermark. Guarantees:
+``Indexer.transfer(notices)`` runs on the writer's thread right after each log commit,
+before the commit's notices reach anyone (``IndexedFeed``): it takes the tenants' new
+entries (as the writer handed them over, ``committed``, or else read from the log),
+inserts them into ``events`` in one block, then moves each tenant's visibility watermark.
+Guarantees:
 
 * **At least once.** An entry is in the index before its seq is below the watermark. A
   crash between the log commit and the index insert leaves the watermark behind the log:
@@ -24,7 +24,6 @@ visibility watermark. Guarantees:
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -88,12 +87,11 @@ class Indexer:
         #: The watermarks this process moved, with when (``own_mark``).
         self._own: dict[str, tuple[int, float]] = {}
         self._conn: sqlite3.Connection | None = None
-        #: Called with the ``(tenant, watermark)`` pairs each transfer confirmed (the
-        #: store drops the log's bodies after them).
+        #: Called on the writer's thread with the ``(tenant, watermark)`` pairs each
+        #: transfer confirmed (the store drops the log's bodies there).
         self.on_confirmed: Callable[[list[tuple[str, int]]], None] | None = None
         #: tenant → entries the log committed and no transfer took yet (``committed``).
         self._fresh: dict[str, list[Entry]] = {}
-        self._fresh_lock = threading.Lock()
 
     def log_paths(self, declared: list[str]) -> None:
         """The paths the log's writer prepares events with: entries it hands over
@@ -106,16 +104,14 @@ class Indexer:
         """The entries a log commit appended (``SQLiteLogStorage.on_committed``, on the
         writer's thread): the transfer of their seqs sends them as they are, instead of
         reading and parsing the log's copy again (a fifth of a transfer's time)."""
-        with self._fresh_lock:
-            for tenant, entries in appended:
-                self._fresh.setdefault(tenant, []).extend(entries)
+        for tenant, entries in appended:
+            self._fresh.setdefault(tenant, []).extend(entries)
 
     def _take_fresh(self, tenant: str, hi: int) -> list[Entry]:
-        with self._fresh_lock:
-            entries = self._fresh.pop(tenant, [])
-            later = [e for e in entries if e[1] > hi]  # a commit after the notice's
-            if later:
-                self._fresh[tenant] = later
+        entries = self._fresh.pop(tenant, [])
+        later = [e for e in entries if e[1] > hi]  # a commit the notice does not cover
+        if later:
+            self._fresh[tenant] = later
         return [e for e in entries if e[1] <= hi]
 
     def _log(self) -> sqlite3.Connection:

@@ -63,9 +63,6 @@ class SQLiteEventStore(EventStore):
 
     #: How often a reader connection checks for new planner statistics (seconds).
     STATS_CHECK_S = 1.0
-    #: Commits the writer may be ahead of the feed's publishing (``WriterThread``): none
-    #: here, where publishing is a wake-up.
-    PUBLISH_BEHIND = 0
 
     def __init__(
         self,
@@ -131,12 +128,8 @@ class SQLiteEventStore(EventStore):
         assert isinstance(opened.sequencer.storage, SQLiteLogStorage)
         self.log_storage = opened.sequencer.storage
         writer = WriterThread(opened.sequencer, max_queue_events=max_queue_events,
-                              on_notices=self.feed.publish, on_commit=on_commit,
-                              publish_behind=self.PUBLISH_BEHIND, between=self._between)
+                              on_notices=self.feed.publish, on_commit=on_commit)
         return LocalChannel(writer, on_close=opened.close)
-
-    def _between(self) -> None:
-        """On the writer's thread, between two commits (``WriterThread``)."""
 
     # -- plumbing ----------------------------------------------------------------
 
