@@ -57,8 +57,14 @@ SCAN_WINDOW = 65_536
 _RAW = {"body": "bytes"}
 #: Batches a scan reads per query when its batches are of at least READ_AHEAD_FROM events
 #: (export sizes batches by bytes: many events per batch means light ones).
-READ_AHEAD = 8
+READ_AHEAD = 32
 READ_AHEAD_FROM = 64
+#: Most rows one scan query reads ahead. With READ_AHEAD it sets an export's memory: at
+#: most 32 batches of event JSON (an export's batch is ~512 KB: 16 MB) while a query's rows
+#: are handed out. Measured on a 2M index (400k-event tenant, `bench/RESULTS.md`): 8 and
+#: 4,096 exported 120-129k events/s through the API's NDJSON, 32 and 8,192 247-249k;
+#: 16,384 was slower again (163-166k).
+READ_AHEAD_MOST = 8192
 
 
 class ClickHouseEventStore(SQLiteEventStore):
@@ -521,7 +527,8 @@ class ClickHouseEventStore(SQLiteEventStore):
         # Light events (a batch of many) are read several batches per query: a query costs
         # ~13 ms under FINAL in chdb whatever it returns (an export's 256-event batches
         # ran at 8k events/s). Heavy ones (a batch of few) are not: memory stays bounded.
-        per_query = min(4096, batch * READ_AHEAD) if batch >= READ_AHEAD_FROM else batch
+        per_query = (min(READ_AHEAD_MOST, batch * READ_AHEAD) if batch >= READ_AHEAD_FROM
+                     else batch)
         # A window a few reads wide rather than SCAN_WINDOW: a query reads (under FINAL)
         # every row of the granules its window touches. A window that comes back short
         # (a selective filter) doubles, up to SCAN_WINDOW.
