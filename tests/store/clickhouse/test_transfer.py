@@ -304,3 +304,25 @@ async def test_a_path_column_only_another_node_declared_is_filled_from_the_body(
     finally:
         await store.close()
     assert _problems(tmp_path) == []
+
+
+@pytest.mark.anyio
+async def test_a_failed_hand_over_neither_repeats_the_commit_nor_loses_it(
+        tmp_path: Path, signer: Signer) -> None:
+    """The hand-over runs after the log's commit: a raise there must not make the writer
+    take the group as unwritten (it would append it again); the transfer reads the
+    entries back from the log instead."""
+    store = _open(tmp_path, signer)
+
+    def broken(appended: object) -> None:
+        raise MemoryError("no room for the hand-over")
+
+    assert store.log_storage is not None
+    store.log_storage.on_committed = broken
+    try:
+        assert await put(store, "a", ev(actor={"id": "u1"}), ev()) == [1, 2]
+        assert [e["seq"] for e in await everything(store, "a")] == [1, 2]
+        assert await store.count("a", Eq("actor.id", ("u1",))) == 1
+    finally:
+        await store.close()
+    assert _problems(tmp_path) == []

@@ -162,7 +162,12 @@ class SQLiteLogStorage(LogStorage):
         self.conn.execute("COMMIT")
         appended, self._appended = self._appended, []
         if appended and self.on_committed is not None:
-            self.on_committed(appended)
+            try:
+                self.on_committed(appended)
+            except Exception:  # noqa: BLE001 (committed: a raise here would have the
+                # sequencer take the group as unwritten and append it again)
+                log.exception("handing a commit's entries over failed; they are read "
+                              "back from the log")
 
     def rollback(self) -> None:
         if self.conn.in_transaction:
