@@ -319,3 +319,18 @@ async def test_a_redaction_record_dropped_from_the_log_is_found(tmp_path: Path,
          "DELETE FROM events_fts WHERE rowid = (SELECT rid FROM events WHERE seq = 4)")
     problems = _verify(tmp_path, signer)
     assert problems and "seq 4" in problems[0] and "record" in problems[0], problems
+
+
+async def test_index_inserts_made_undurable_are_found(tmp_path: Path, signer: Signer) -> None:
+    """With bodies dropped, the index's copy is the only one: someone with the ClickHouse
+    credentials turning its fsync off changes no byte, and ``verify`` still names it."""
+    await _stored(tmp_path, signer, _events(9))
+    assert _verify(tmp_path, signer) == []
+    engine = Engine(chdb_url(tmp_path), clients=1)
+    try:
+        with engine.client() as c:
+            c.command("ALTER TABLE auditstream.events MODIFY SETTING fsync_after_insert = 0")
+    finally:
+        engine.close()
+    problems = _verify(tmp_path, signer)
+    assert problems and "fsync_after_insert = 1" in problems[0], problems

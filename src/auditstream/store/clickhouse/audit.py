@@ -50,6 +50,8 @@ def verify_index(engine: Engine, log_path: str, *, homes: TenantHomes | None = N
                 problems.append(Problem(None, None, "the index has no hourly counts table "
                                         "(auditstream migrate makes it)"))
             problems += _path_columns(c, engine.db)
+            if _has_dropped(conn):
+                problems += _durable_inserts(c, engine.db)
             for tenant in sorted(set(tails) | {t for t in marks if homes.owns(t)}):
                 wm, tail = int(marks.get(tenant, 0)), int(tails.get(tenant, 0))
                 if wm > tail:
@@ -122,6 +124,30 @@ def _tenant(c: Any, db: str, conn: sqlite3.Connection, tenant: str, wm: int,
     if expected - 1 != wm:
         problems.append(Problem(tenant, expected, f"the index holds seqs 1..{expected - 1} "
                                 f"of 1..{wm}"))
+
+
+def _has_dropped(conn: sqlite3.Connection) -> bool:
+    try:
+        return conn.execute("SELECT 1 FROM dropped_bodies LIMIT 1").fetchone() is not None
+    except sqlite3.OperationalError:  # a log from before dropped bodies
+        return False
+
+
+def _durable_inserts(c: Any, db: str) -> list[Problem]:
+    """Once the log dropped bodies, the index's copy is the only one: ``events`` must
+    fsync its inserts (``Engine.fsync_inserts``). Turning that off changes no byte, so
+    nothing else here would see it; a power cut would lose acknowledged events."""
+    rows = c.query("SELECT create_table_query FROM system.tables WHERE database = {d:String} "
+                   "AND name = 'events'", parameters={"d": db}).result_rows
+    query = rows[0][0] if rows else ""
+    missing = [s for s in ("fsync_after_insert = 1", "fsync_part_directory = 1")
+               if s not in query]
+    if not missing:
+        return []
+    return [Problem(None, None, "the log dropped bodies that only the index holds, and the "
+                    f"index's events table lacks {', '.join(missing)}: its inserts are not "
+                    "durable when acknowledged (auditstream serve with "
+                    "AUDITSTREAM_DROP_INDEXED_BODIES sets them back)")]
 
 
 def _path_columns(c: Any, db: str) -> list[Problem]:
