@@ -4,10 +4,11 @@ goes, against the sqlite backend's in the same run.
     python -m bench.store_ingest [--events N] [--clients C] [--repeat R]
 
 The same N real-shaped events (``bench/gen.py``, 10 tenants, signed, the server's default
-indexed paths), normalised beforehand, are appended in requests of 1,000 by C concurrent
-callers, as the HTTP ingest hands them over: through ``SQLiteEventStore`` and through
-``ClickHouseEventStore`` (embedded chdb). Runs are interleaved R times; each prints
-events/s and the process's CPU per event. One JSON document on stdout.
+indexed paths), normalised beforehand, are appended in requests of 1,000 (a tenant's last
+one smaller) by C concurrent callers, as the HTTP ingest hands them over: through
+``SQLiteEventStore`` and through ``ClickHouseEventStore`` (embedded chdb). Runs are
+interleaved R times; each prints events/s and the process's CPU per event. One JSON
+document on stdout.
 """
 
 from __future__ import annotations
@@ -43,9 +44,10 @@ def requests(n: int) -> list[Request]:
         batch = by_tenant.setdefault(tenant, [])
         batch.append(ev)
         if len(batch) == 1000:
-            ready, ids = normalise(batch, tenant=tenant, received_us=now_us())
-            out.append((tenant, ready, ids))
+            out.append((tenant, *normalise(batch, tenant=tenant, received_us=now_us())))
             by_tenant[tenant] = []
+    out += [(tenant, *normalise(batch, tenant=tenant, received_us=now_us()))
+            for tenant, batch in by_tenant.items() if batch]
     return out
 
 
