@@ -21,6 +21,7 @@ from ...dbapi import sqlite3
 from ...homes import TenantHomes
 from ...integrity import merkle
 from ...integrity.logcheck import Problem
+from ..sqlite.logstorage import has_dropped_bodies
 from . import rollup
 from .engine import READ_SETTINGS, Engine, path_columns, path_expr
 from .transfer import COLUMNS, index_row
@@ -50,7 +51,7 @@ def verify_index(engine: Engine, log_path: str, *, homes: TenantHomes | None = N
                 problems.append(Problem(None, None, "the index has no hourly counts table "
                                         "(auditstream migrate makes it)"))
             problems += _path_columns(c, engine.db)
-            if _has_dropped(conn):
+            if has_dropped_bodies(conn):
                 problems += _durable_inserts(c, engine.db)
             for tenant in sorted(set(tails) | {t for t in marks if homes.owns(t)}):
                 wm, tail = int(marks.get(tenant, 0)), int(tails.get(tenant, 0))
@@ -124,13 +125,6 @@ def _tenant(c: Any, db: str, conn: sqlite3.Connection, tenant: str, wm: int,
     if expected - 1 != wm:
         problems.append(Problem(tenant, expected, f"the index holds seqs 1..{expected - 1} "
                                 f"of 1..{wm}"))
-
-
-def _has_dropped(conn: sqlite3.Connection) -> bool:
-    try:
-        return conn.execute("SELECT 1 FROM dropped_bodies LIMIT 1").fetchone() is not None
-    except sqlite3.OperationalError:  # a log from before dropped bodies
-        return False
 
 
 def _durable_inserts(c: Any, db: str) -> list[Problem]:

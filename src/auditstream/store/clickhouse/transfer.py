@@ -107,13 +107,6 @@ class Indexer:
         for tenant, entries in appended:
             self._fresh.setdefault(tenant, []).extend(entries)
 
-    def _take_fresh(self, tenant: str, hi: int) -> list[Entry]:
-        entries = self._fresh.pop(tenant, [])
-        later = [e for e in entries if e[1] > hi]  # a commit the notice does not cover
-        if later:
-            self._fresh[tenant] = later
-        return [e for e in entries if e[1] <= hi]
-
     def _log(self) -> sqlite3.Connection:
         if self._conn is None:
             self._conn = connect(self.log_path, readonly=True)
@@ -159,7 +152,8 @@ class Indexer:
         marks: list[tuple[str, int]] = []
         for notice in notices:
             tenant, mark, hi = notice.tenant, self.watermark(notice.tenant), notice.last_seq
-            fresh = self._take_fresh(tenant, hi)
+            # All of them: a notice covers its commit's last seq (both on this thread).
+            fresh = self._fresh.pop(tenant, [])
             if hi <= mark:
                 continue
             if self._sendable(fresh, mark, hi):

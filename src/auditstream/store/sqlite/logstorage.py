@@ -74,6 +74,14 @@ def dropped_upto(conn: sqlite3.Connection, tenant: str) -> int:
     return int(row[0]) if row and isinstance(row[0], int) else 0
 
 
+def has_dropped_bodies(conn: sqlite3.Connection) -> bool:
+    """Whether the log dropped any body (``drop_bodies``)."""
+    try:
+        return conn.execute("SELECT 1 FROM dropped_bodies LIMIT 1").fetchone() is not None
+    except sqlite3.OperationalError:  # no such table: a file from before dropped bodies
+        return False
+
+
 class NodeReader:
     """``get_node`` over one connection for one tenant (level 0 from events.leaf)."""
 
@@ -376,4 +384,4 @@ class SQLiteLogStorage(LogStorage):
 
 
 __all__ = ["DROPPED", "SCHEMA", "STORED_MIN_LEVEL", "BodySource", "NodeReader",
-           "SQLiteLogStorage", "dropped_upto"]
+           "SQLiteLogStorage", "dropped_upto", "has_dropped_bodies"]

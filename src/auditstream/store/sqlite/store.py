@@ -46,7 +46,7 @@ from . import rollup
 from .compile import COLUMNS, Compiler, fts_query
 from .hourcache import HourCache
 from .logstorage import SCHEMA as LOG_SCHEMA
-from .logstorage import BodySource, NodeReader, SQLiteLogStorage
+from .logstorage import BodySource, NodeReader, SQLiteLogStorage, has_dropped_bodies
 from .schema import connect, json_path, migrate, migration_lock
 
 T = TypeVar("T")
@@ -731,9 +731,7 @@ def _has_dropped_bodies(path: str) -> bool:
         return False
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        return conn.execute("SELECT 1 FROM dropped_bodies LIMIT 1").fetchone() is not None
-    except sqlite3.OperationalError:  # no such table: a file that never dropped
-        return False
+        return has_dropped_bodies(conn)
     finally:
         conn.close()
 
