@@ -19,8 +19,9 @@ What it does (progress on stderr, one JSON document on stdout and in ``--out``):
    days of the largest tenant, full-text pages of a rare and a common term on the largest
    tenant, an export-like ``scan`` of the largest tenant (events/s, bodies as bytes and
    parsed) and the API's NDJSON export of it without the HTTP (``scan_raw_batches``),
-   and the index's bytes on disk per event; once as loaded, once after ``OPTIMIZE …
-   FINAL`` (one part per month: what background merges converge to).
+   and the index's bytes on disk per event; three times: as loaded (while background
+   merges of the load run), once those merges have settled (``system.merges`` idle: the
+   parts a node keeps between loads), and after ``OPTIMIZE … FINAL`` (one part per month).
 """
 
 from __future__ import annotations
@@ -198,11 +199,35 @@ async def measure(store: ClickHouseEventStore, counts: dict[str, int], now: int,
     return out
 
 
+def settle(store: ClickHouseEventStore, most: float) -> float:
+    """Wait until no merge of ``events`` has run for 10 s (at most ``most`` seconds); the
+    seconds waited. On two cores a page measured during the load's merges competes with
+    them for the CPU: the first read set measures that, this one what follows."""
+    t0 = time.perf_counter()
+    idle_since = None
+    while time.perf_counter() - t0 < most:
+        with store.engine.client() as c:
+            busy = c.query("SELECT count() FROM system.merges WHERE database = {d:String} "
+                           "AND table = 'events'", parameters={"d": store.db}
+                           ).result_rows[0][0]
+        now = time.perf_counter()
+        if busy:
+            idle_since = None
+        elif idle_since is None:
+            idle_since = now
+        elif now - idle_since >= 10:
+            break
+        time.sleep(1)
+    return round(time.perf_counter() - t0, 1)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.clickhouse_scale")
     ap.add_argument("--events", type=int, default=10_000_000)
     ap.add_argument("--pool", type=int, default=200_000)
     ap.add_argument("--query-seconds", type=float, default=10)
+    ap.add_argument("--settle-seconds", type=float, default=600,
+                    help="most seconds to wait for background merges to go idle")
     ap.add_argument("--workdir")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--out")
@@ -235,6 +260,11 @@ def main(argv: list[str] | None = None) -> int:
         report["index_as_loaded"] = parts()
         log(f"reads, as loaded ({report['index_as_loaded']['parts']} parts)")
         report["reads_as_loaded"] = asyncio.run(
+            measure(store, counts, now, rare, args.query_seconds))
+        report["settle_seconds"] = settle(store, args.settle_seconds)
+        report["index_settled"] = parts()
+        log(f"reads, merges settled ({report['index_settled']['parts']} parts)")
+        report["reads_settled"] = asyncio.run(
             measure(store, counts, now, rare, args.query_seconds))
         t0 = time.perf_counter()
         with store.engine.client() as c:

@@ -190,6 +190,30 @@ async def test_scan_in_seq_order_with_bounded_batches(store: EventStore) -> None
     assert [e["seq"] for b in batches for e in b] == list(range(6, 26))
 
 
+async def test_scan_over_many_reads(store: EventStore) -> None:
+    """A scan long enough for several of a backend's reads (ClickHouse reads a window of
+    seqs per query, sized by the batch): each visible event once and in seq order, for
+    light and heavy batch sizes, with a selective filter, and with a redacted event whose
+    old content matched that filter."""
+    n = 6_000
+    events = [ev(subject={"ecosystem": "npm" if i % 7 == 0 else "pip"}) for i in range(n)]
+    for k in range(0, n, 1_000):
+        await put(store, "a", *events[k:k + 1_000])
+    await put(store, "b", *[ev(subject={"ecosystem": "npm"}) for _ in range(10)])
+    gone = events[4_501]  # seq 4,502, an npm event
+    assert await store.redact("a", gone["id"], "erasure") is not None
+    npm = Eq("subject.ecosystem", ("npm",))
+    want_npm = [i + 1 for i in range(n) if i % 7 == 0 and i != 4_501]
+    every = list(range(1, n + 2))  # and the redaction's record
+    for where, batch, want in ((All(), 64, every), (All(), 50, every), (npm, 64, want_npm),
+                               (npm, 7, want_npm)):
+        batches = [b async for b in store.scan("a", where, batch=batch)]
+        assert [e["seq"] for b in batches for e in b] == want, (where, batch)
+        assert all(0 < len(b) <= batch for b in batches)
+    stub = [e async for b in store.scan("a", All(), batch=64) for e in b][4_501]
+    assert stub["id"] == gone["id"] and "redacted" in stub and "subject" not in stub
+
+
 async def test_durable_across_reopen(backend: Backend, signer: Signer,
                                      tmp_path: Path) -> None:
     s = backend.open(tmp_path, signer=signer)
