@@ -204,8 +204,9 @@ class EventIndex(abc.ABC):
         """Every matching event with ``seq > after_seq`` in seq order, in batches of at
         most ``batch`` (all full but the last).
 
-        Memory stays bounded by ``batch`` whatever the size of the result. Events committed
-        while the scan runs may or may not be included; each one at most once.
+        Memory stays bounded by ``batch`` whatever the size of the result (a backend may
+        also read ahead a bounded number of bytes: ClickHouse's READ_AHEAD_BYTES). Events
+        committed while the scan runs may or may not be included; each one at most once.
         """
 
     async def scan_raw(

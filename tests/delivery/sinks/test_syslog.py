@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import select
+import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,15 @@ from .events import HOSTILE, context, event, stub
 from .listeners import Cert, StreamListener, UdpListener, parse_cef, parse_syslog, self_signed
 
 pytestmark = pytest.mark.anyio
+
+
+def readable(sock: socket.socket, timeout: float = 10) -> None:
+    """Wait until ``sock`` has something to read (or was closed). ``poll``, not
+    ``select``: a process that opened many files (the whole suite) gets descriptors past
+    select's 1,024."""
+    p = select.poll()
+    p.register(sock, select.POLLIN)
+    p.poll(timeout * 1000)
 
 
 @pytest.fixture
@@ -210,7 +220,7 @@ async def test_the_connection_is_kept_and_reopened_after_the_receiver_closes_it(
     tcp.drop_connections()
     # Wait for the close to reach this side (the sink looks for it before writing).
     assert s._conn is not None
-    select.select([s._conn.sock], [], [], 10)
+    readable(s._conn.sock)
     assert (await s.send([event(seq=3)], "m")).ok
     await s.aclose()
     assert parse_syslog(tcp.take(1)[0]).params["seq"] == "3"
@@ -243,7 +253,7 @@ async def test_bytes_from_the_receiver_do_not_drop_the_connection(
         chatty.take(1)
         assert s._conn is not None
         chatty.go.set()
-        select.select([s._conn.sock], [], [], 10)  # the reply is there, unread by asyncio
+        readable(s._conn.sock)  # the reply is there, unread by asyncio
         assert (await s.send([event(seq=2)], "m")).ok
         assert parse_syslog(chatty.take(1)[0]).params["seq"] == "2"
         assert chatty.accepted == 1
@@ -259,7 +269,7 @@ async def test_a_receiver_down_is_an_outage_and_the_next_send_reconnects(
     tcp.take(1)
     assert s._conn is not None
     tcp.close()  # the receiver goes down: its connection closed, nothing listens
-    select.select([s._conn.sock], [], [], 10)
+    readable(s._conn.sock)
     outcome = await s.send([event(seq=2)], "m")
     assert not outcome.ok and not outcome.refused and "ConnectionRefused" in (outcome.error or "")
     back = StreamListener(port=tcp.port)  # and comes back

@@ -55,16 +55,17 @@ CHUNK = 1000
 #: keeps each window's query to the granules that hold it).
 SCAN_WINDOW = 65_536
 _RAW = {"body": "bytes"}
-#: Batches a scan reads per query when its batches are of at least READ_AHEAD_FROM events
-#: (export sizes batches by bytes: many events per batch means light ones).
+#: Batches a scan reads per query once the caller has asked for a second batch (the first
+#: read is the caller's batch: the live stream and push take one batch and stop).
 READ_AHEAD = 32
-READ_AHEAD_FROM = 64
-#: Most rows one scan query reads ahead. With READ_AHEAD it sets an export's memory: at
-#: most 32 batches of event JSON (an export's batch is ~512 KB: 16 MB) while a query's rows
-#: are handed out. Measured on a 2M index (400k-event tenant, `bench/RESULTS.md`): 8 and
-#: 4,096 exported 120-129k events/s through the API's NDJSON, 32 and 8,192 247-249k;
-#: 16,384 was slower again (163-166k).
+#: Most rows one scan query reads ahead. Measured on a 2M index (400k-event tenant,
+#: `bench/RESULTS.md`): 8 batches and 4,096 rows exported 120-129k events/s through the
+#: API's NDJSON, 32 and 8,192 247-249k; 16,384 was slower again (163-166k).
 READ_AHEAD_MOST = 8192
+#: Most bytes of bodies one read-ahead query may return, from the largest body of the
+#: seqs it covers (``_BodySizes``): a count of rows alone let a scan of 1 MB events read
+#: 8,192 of them (8 GB) at once.
+READ_AHEAD_BYTES = 16 * 1024 * 1024
 
 
 class ClickHouseEventStore(SQLiteEventStore):
@@ -524,11 +525,11 @@ class ClickHouseEventStore(SQLiteEventStore):
         wm = int(state["params"]["wm"])
         pending: list[bytes] = []
         last = after_seq
-        # Light events (a batch of many) are read several batches per query: a query costs
-        # ~13 ms under FINAL in chdb whatever it returns (an export's 256-event batches
-        # ran at 8k events/s). Heavy ones (a batch of few) are not: memory stays bounded.
-        per_query = (min(READ_AHEAD_MOST, batch * READ_AHEAD) if batch >= READ_AHEAD_FROM
-                     else batch)
+        # A query costs ~13 ms under FINAL in chdb whatever it returns (an export's
+        # 256-event batches ran at 8k events/s): after the first, each reads several
+        # batches ahead, as many as READ_AHEAD_BYTES of the largest body allows.
+        per_query = batch
+        sizes: _BodySizes | None = None
         # A window a few reads wide rather than SCAN_WINDOW: a query reads (under FINAL)
         # every row of the granules its window touches. A window that comes back short
         # (a selective filter) doubles, up to SCAN_WINDOW.
@@ -555,6 +556,12 @@ class ClickHouseEventStore(SQLiteEventStore):
             while len(pending) >= batch:
                 yield pending[:batch]
                 pending = pending[batch:]
+            if last < wm:  # the caller wants more: read ahead
+                rows_most = min(READ_AHEAD_MOST, batch * READ_AHEAD)
+                width = max(width, min(SCAN_WINDOW, 4 * rows_most))
+                sizes = sizes or _BodySizes(self, tenant, wm)
+                body_most = await sizes.largest(last, min(wm, last + width))
+                per_query = max(1, min(rows_most, READ_AHEAD_BYTES // max(1, body_most)))
         if pending:
             yield pending
 
@@ -567,6 +574,40 @@ class ClickHouseEventStore(SQLiteEventStore):
         await super().close()
         self.indexer.close()
         self.engine.close()
+
+
+class _BodySizes:
+    """The largest body of each CHUNK seqs of a tenant, read SPAN seqs at a time (~35 ms
+    per million events: the lengths alone, ``body.size0``). Read without FINAL: every
+    version of a row counts, so the largest bounds the one a scan returns."""
+
+    CHUNK = 4096
+    SPAN = 1 << 20
+
+    def __init__(self, store: ClickHouseEventStore, tenant: str, wm: int):
+        self.store, self.tenant, self.wm = store, tenant, wm
+        self.most: dict[int, int] = {}
+        self.read_to = 0  # chunks below this one are in ``most``
+
+    async def largest(self, lo: int, hi: int) -> int:
+        """The largest body among seqs ``lo < seq <= hi``."""
+        first, last = (lo + 1) // self.CHUNK, hi // self.CHUNK
+        if last >= self.read_to:
+            start = max(self.read_to, first)
+            end = max(last + 1, start + self.SPAN // self.CHUNK)
+            db = self.store.db
+
+            def run(c: Any) -> list[tuple[int, int]]:
+                return c.query(
+                    f"SELECT intDiv(seq, {self.CHUNK}) AS k, max(length(body)) FROM "
+                    f"{db}.events WHERE tenant = {{t:String}} AND seq >= {{lo:UInt64}} "
+                    "AND seq < {hi:UInt64} AND seq <= {wm:UInt64} GROUP BY k",
+                    parameters={"t": self.tenant, "lo": start * self.CHUNK,
+                                "hi": end * self.CHUNK, "wm": self.wm}).result_rows
+
+            self.most.update((int(k), int(n)) for k, n in await self.store._ch(run))
+            self.read_to = end
+        return max((self.most.get(k, 0) for k in range(first, last + 1)), default=0)
 
 
 def _watermark(c: Any, db: str, tenant: str) -> int:
