@@ -56,15 +56,19 @@ CHUNK = 1000
 SCAN_WINDOW = 65_536
 _RAW = {"body": "bytes"}
 #: Batches a scan reads per query once the caller has asked for a second batch (the first
-#: read is the caller's batch: the live stream and push take one batch and stop).
+#: read is the caller's batch: the live stream and push take one batch and stop), when
+#: its batches are of at least READ_AHEAD_FROM events (the API's export sizes batches by
+#: bytes, so a batch of few means heavy events: it reads one batch per query and holds
+#: about one).
 READ_AHEAD = 32
+READ_AHEAD_FROM = 64
 #: Most rows one scan query reads ahead. Measured on a 2M index (400k-event tenant,
 #: `bench/RESULTS.md`): 8 batches and 4,096 rows exported 120-129k events/s through the
 #: API's NDJSON, 32 and 8,192 247-249k; 16,384 was slower again (163-166k).
 READ_AHEAD_MOST = 8192
 #: Most bytes of bodies one read-ahead query may return, from the largest body of the
-#: seqs it covers (``_BodySizes``): a count of rows alone let a scan of 1 MB events read
-#: 8,192 of them (8 GB) at once.
+#: seqs it covers (``_BodySizes``): callers that size batches by count (the CLI export,
+#: the bundle, the live stream) would otherwise read 8,192 events of 1 MB (8 GB) at once.
 READ_AHEAD_BYTES = 16 * 1024 * 1024
 
 
@@ -526,8 +530,9 @@ class ClickHouseEventStore(SQLiteEventStore):
         pending: list[bytes] = []
         last = after_seq
         # A query costs ~13 ms under FINAL in chdb whatever it returns (an export's
-        # 256-event batches ran at 8k events/s): after the first, each reads several
-        # batches ahead, as many as READ_AHEAD_BYTES of the largest body allows.
+        # 256-event batches ran at 8k events/s): after the first, a query of light events
+        # reads several batches ahead, as many as READ_AHEAD_BYTES of the largest body
+        # allows.
         per_query = batch
         sizes: _BodySizes | None = None
         # A window a few reads wide rather than SCAN_WINDOW: a query reads (under FINAL)
@@ -556,7 +561,7 @@ class ClickHouseEventStore(SQLiteEventStore):
             while len(pending) >= batch:
                 yield pending[:batch]
                 pending = pending[batch:]
-            if last < wm:  # the caller wants more: read ahead
+            if last < wm and batch >= READ_AHEAD_FROM:  # the caller wants more
                 rows_most = min(READ_AHEAD_MOST, batch * READ_AHEAD)
                 width = max(width, min(SCAN_WINDOW, 4 * rows_most))
                 sizes = sizes or _BodySizes(self, tenant, wm)
