@@ -534,6 +534,8 @@ class ClickHouseEventStore(SQLiteEventStore):
         # reads several batches ahead, as many as READ_AHEAD_BYTES of the largest body
         # allows.
         per_query = batch
+        ahead = batch >= READ_AHEAD_FROM
+        rows_most = min(READ_AHEAD_MOST, batch * READ_AHEAD)
         sizes: _BodySizes | None = None
         # A window a few reads wide rather than SCAN_WINDOW: a query reads (under FINAL)
         # every row of the granules its window touches. A window that comes back short
@@ -561,8 +563,7 @@ class ClickHouseEventStore(SQLiteEventStore):
             while len(pending) >= batch:
                 yield pending[:batch]
                 pending = pending[batch:]
-            if last < wm and batch >= READ_AHEAD_FROM:  # the caller wants more
-                rows_most = min(READ_AHEAD_MOST, batch * READ_AHEAD)
+            if ahead and last < wm:  # the caller wants more
                 width = max(width, min(SCAN_WINDOW, 4 * rows_most))
                 sizes = sizes or _BodySizes(self, tenant, wm)
                 body_most = await sizes.largest(last, min(wm, last + width))
