@@ -3,7 +3,9 @@ event cannot write escape sequences or forge lines on the terminal."""
 
 from __future__ import annotations
 
+import ctypes
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -71,6 +73,35 @@ def test_tail_shows_matching_events_and_exits_0_on_ctrl_c(server: Any) -> None:
         assert proc.returncode == 0, errors
     assert "CRITICAL" in first and "user.login" in first and "alice" in first
     assert "Root login" in first and "Disk full" in second and "HIGH" in second
+
+
+def test_tail_exits_on_a_ctrl_c_that_another_of_its_threads_caught(make_server: Any) -> None:
+    """The kernel hands a process's SIGINT to any of its threads, e.g. the WebSocket's
+    reader; Python only flags it there. Heartbeats an hour apart: tail waiting for the next
+    message in one call would not see it for an hour."""
+    server = make_server(stream_heartbeat_seconds=3600)
+    key = server.key("acme")
+    proc = tail(server.url, key, "--resume-from", "0")
+    try:
+        with server.client(key) as c:
+            c.post("/v1/events", json={"type": "disk.full", "title": "Disk full"})
+        read_lines(proc, 1)
+        others = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task") if int(t) != proc.pid]
+        assert others, "tail has no thread besides its main one"
+        # tgkill: to one thread of the process, as the kernel may choose when it delivers.
+        tgkill = {"x86_64": 234, "aarch64": 131}[platform.machine()]
+        libc = ctypes.CDLL(None, use_errno=True)
+        assert libc.syscall(tgkill, proc.pid, others[0], signal.SIGINT) == 0, ctypes.get_errno()
+        try:
+            _, errors = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("tail ignored a Ctrl-C caught by its thread "
+                                 f"{others[0]}") from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, errors
 
 
 def test_tail_without_a_usable_key_fails(server: Any) -> None:

@@ -433,3 +433,21 @@ def test_a_server_killed_and_restarted_mid_stream_loses_and_repeats_nothing(
     assert ids[-1] == "end" and len(ids) == len(set(ids)) == total + 1  # every one, once
     assert set(ids) == {f"r{i}" for i in range(total)} | {"end"}
     assert [e["seq"] for e in seen] == list(range(1, total + 2))  # in order, no gap
+
+
+def test_a_reconnect_wait_ends_on_a_ctrl_c_that_another_thread_caught() -> None:
+    """``sleep_awake``, the default ``sleep`` between reconnects: Python runs a signal's
+    handler in the main thread only, so one that another thread caught must not wait out a
+    30 s backoff."""
+    script = (
+        "import signal, threading, time\n"
+        "from auditstream.client.stream import sleep_awake\n"
+        "threading.Thread(target=lambda: (time.sleep(0.2), signal.pthread_kill("
+        "threading.get_ident(), signal.SIGINT))).start()\n"
+        "try:\n"
+        "    sleep_awake(3600)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout == "interrupted\n", done.stderr

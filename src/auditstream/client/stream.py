@@ -18,6 +18,7 @@ the close-code policy of ``close_action``:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -27,7 +28,8 @@ import orjson
 from .errors import StreamAuthError, StreamError
 from .types import Event
 
-__all__ = ["FATAL_CLOSE_CODES", "Message", "StreamSession", "close_action", "stream_url"]
+__all__ = ["FATAL_CLOSE_CODES", "WAKE_SECONDS", "Message", "StreamSession", "close_action",
+           "sleep_awake", "stream_url"]
 
 #: Close codes after which reconnecting cannot help.
 FATAL_CLOSE_CODES = {4401: "the credential is missing, invalid or revoked",
@@ -35,6 +37,18 @@ FATAL_CLOSE_CODES = {4401: "the credential is missing, invalid or revoked",
 #: How long without any message (heartbeats come every 30 s) means a dead connection.
 DEAD_AFTER_SECONDS = 60.0
 STREAM_PATH = "/v1/events/stream"
+#: The longest the blocking client waits in one call. The kernel may hand a Ctrl-C to any
+#: thread of the process, e.g. one of the WebSocket's; Python then only flags it, and the
+#: main thread raises ``KeyboardInterrupt`` when its wait returns: after up to a 30 s
+#: heartbeat, were it one wait.
+WAKE_SECONDS = 0.5
+
+
+def sleep_awake(seconds: float) -> None:
+    """``time.sleep`` in slices of ``WAKE_SECONDS``, so that a Ctrl-C ends it (see there)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, WAKE_SECONDS))
 
 
 def stream_url(base_url: str) -> str:

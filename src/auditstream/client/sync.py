@@ -28,7 +28,14 @@ from .errors import (
 )
 from .monitor import LogMonitor, decode_hashes
 from .params import Filters, FilterValue, query_params, stream_filters
-from .stream import DEAD_AFTER_SECONDS, StreamSession, close_action, stream_url
+from .stream import (
+    DEAD_AFTER_SECONDS,
+    WAKE_SECONDS,
+    StreamSession,
+    close_action,
+    sleep_awake,
+    stream_url,
+)
 from .types import Aggregate, Event, Ingested
 
 __all__ = ["Client"]
@@ -338,7 +345,7 @@ class Client:
     def stream(self, filters: Filters | None = None, q: str | None = None,
                resume_from: int | str | None = None, verify: bool = False, *,
                dead_after: float = DEAD_AFTER_SECONDS,
-               sleep: Callable[[float], None] = time.sleep,
+               sleep: Callable[[float], None] = sleep_awake,
                clock: Callable[[], float] = time.monotonic,
                on_reconnect: OnReconnect | None = None,
                **fields: FilterValue) -> Generator[Event, None, None]:
@@ -383,7 +390,7 @@ class Client:
                         if remaining <= 0:
                             raise DeadConnection(f"no message for {dead_after:g} s")
                         try:
-                            raw = ws.recv(timeout=remaining)
+                            raw = ws.recv(timeout=min(remaining, WAKE_SECONDS))
                         except TimeoutError:
                             continue
                         last = clock()
