@@ -47,6 +47,25 @@ def read_lines(proc: subprocess.Popen[str], n: int) -> list[str]:
     return lines
 
 
+def threads_report(pid: int) -> str:
+    """Each thread's state, wait channel and signal masks: where a process that ignores a
+    signal is stuck, and which of its threads the signal is pending on."""
+    lines = []
+    for tid in sorted(os.listdir(f"/proc/{pid}/task")):
+        task = f"/proc/{pid}/task/{tid}"
+        try:
+            with open(f"{task}/status") as f:
+                status = {k: v.strip() for k, _, v in (line.partition(":") for line in f)}
+            with open(f"{task}/wchan") as f:
+                wchan = f.read()
+        except OSError:
+            continue
+        lines.append(f"{tid} {status.get('Name')} {status.get('State')} wchan={wchan} "
+                     f"pnd={status.get('SigPnd')} blk={status.get('SigBlk')} "
+                     f"cgt={status.get('SigCgt')}")
+    return "\n".join(lines)
+
+
 def test_tail_shows_matching_events_and_exits_0_on_ctrl_c(server: Any) -> None:
     key = server.key("acme")
     proc = tail(server.url, key, "severity:>=high", "--resume-from", "0")
@@ -65,11 +84,12 @@ def test_tail_shows_matching_events_and_exits_0_on_ctrl_c(server: Any) -> None:
         try:
             _, errors = proc.communicate(timeout=30)
         except subprocess.TimeoutExpired:
+            threads = threads_report(proc.pid)
             proc.kill()
             _, errors = proc.communicate()
             raise AssertionError(f"tail ignored Ctrl-C (this process's SIGINT: "
                                  f"{signal.getsignal(signal.SIGINT)!r}); its stderr: "
-                                 f"{errors}") from None
+                                 f"{errors}; its threads:\n{threads}") from None
         assert proc.returncode == 0, errors
     assert "CRITICAL" in first and "user.login" in first and "alice" in first
     assert "Root login" in first and "Disk full" in second and "HIGH" in second
@@ -95,8 +115,8 @@ def test_tail_exits_on_a_ctrl_c_that_another_of_its_threads_caught(make_server: 
         try:
             _, errors = proc.communicate(timeout=30)
         except subprocess.TimeoutExpired:
-            raise AssertionError("tail ignored a Ctrl-C caught by its thread "
-                                 f"{others[0]}") from None
+            raise AssertionError(f"tail ignored a Ctrl-C caught by its thread {others[0]}; "
+                                 f"its threads:\n{threads_report(proc.pid)}") from None
     finally:
         if proc.poll() is None:
             proc.kill()
