@@ -157,7 +157,7 @@ class Compiler:
                              f"({', '.join('1' if b else '0' for b in bools)}))")
             if nums:
                 parts.append(f"(JSONType(x) IN {_NUMBER_TYPES} AND JSONExtractFloat(x) IN "
-                             f"({', '.join(self.params.add(float(v), 'Float64') for v in nums)}))")
+                             f"{self._floats(nums)})")
                 parts.append(f"(JSONType(x) = 'String' AND {_BIG_INT_SQL.format(args='x')})")
             return (f"arrayExists(x -> {' OR '.join(parts)}, JSONExtractArrayRaw(body, 'tags'))",
                     not nums and not any(map(ambiguous, strs)))
@@ -174,9 +174,14 @@ class Compiler:
         if nums:
             # Floats: equal numbers stay equal, but neighbours of a huge integer may too.
             parts.append(f"(JSONType({args}) IN {_NUMBER_TYPES} AND JSONExtractFloat({args}) IN "
-                         f"({', '.join(self.params.add(float(v), 'Float64') for v in nums)}))")
+                         f"{self._floats(nums)})")
             parts.append(f"(JSONType({args}) = 'String' AND {_BIG_INT_SQL.format(args=args)})")
         return "(" + " OR ".join(parts) + ")", not nums and not any(map(ambiguous, strs))
+
+    def _floats(self, nums: list[int | float]) -> str:
+        # + 0.0 turns -0.0 into 0.0: IN compares floats by their bits, so -0.0 would miss
+        # a stored 0 that the predicate (and ``=``) call equal.
+        return f"({', '.join(self.params.add(float(v) + 0.0, 'Float64') for v in nums)})"
 
     def _cmp(self, node: Cmp) -> tuple[str, bool]:
         path, op, value = node.path, node.op, node.value

@@ -26,6 +26,7 @@ from ...query.filter import (
     check_size,
     clamp_int,
 )
+from ...query.predicate import tokenize
 from .schema import json_path
 
 #: Canonical top-level fields held in their own columns (title and description are read
@@ -52,6 +53,16 @@ class Compiler:
             return self.path_columns[path], []
         return "json_extract(body, ?)", [json_path(path)]
 
+    def kind(self, path: str) -> tuple[str, list[Any]]:
+        """SQL naming the type of ``path``'s value: 'integer', 'real' and 'text' for the
+        scalars a comparison may match. A column holds scalars only; in the body,
+        ``json_extract`` reads true/false as 1/0 and an object or list as its JSON text, so
+        ``typeof`` of it would call them numbers and strings: ``json_type`` does not."""
+        if path in COLUMNS or path in self.path_columns:
+            expr, p = self.expr(path)
+            return f"typeof({expr})", p
+        return "json_type(body, ?)", [json_path(path)]
+
     def where(self, node: Node) -> tuple[str, list[Any]]:
         check_size(node)  # whoever built the tree, its SQL must stay within SQLite's limits
         params: list[Any] = []
@@ -73,15 +84,16 @@ class Compiler:
             return self._cmp(node, params)
         if isinstance(node, Prefix):
             expr, p = self.expr(node.path)
+            kind, k = self.kind(node.path)
             if not node.prefix:
-                params.extend(p)
-                return f"(typeof({expr}) = 'text')"
+                params.extend(k)
+                return f"({kind} = 'text')"
             hi = prefix_upper_bound(node.prefix)
             if hi is None:
-                params.extend([*p, *p, node.prefix])
-                return f"(typeof({expr}) = 'text' AND {expr} >= ?)"
-            params.extend([*p, *p, node.prefix, *p, hi])
-            return f"(typeof({expr}) = 'text' AND {expr} >= ? AND {expr} < ?)"
+                params.extend([*k, *p, node.prefix])
+                return f"({kind} = 'text' AND {expr} >= ?)"
+            params.extend([*k, *p, node.prefix, *p, hi])
+            return f"({kind} = 'text' AND {expr} >= ? AND {expr} < ?)"
         if isinstance(node, Exists):
             # Indexed path columns hold scalars only (NULL for a bool, object or list), so
             # only the core columns can answer "exists" by themselves.
@@ -91,7 +103,9 @@ class Compiler:
             params.append(json_path(node.path))
             return "(IFNULL(json_type(body, ?), 'null') != 'null')"
         if isinstance(node, Text):
-            terms = tuple(t for t in node.terms if any(ch.isalnum() for ch in t))
+            # The predicate's words, which are unicode61's: a term of private-use
+            # characters is a word to both, and must not drop out as matching everything.
+            terms = tuple(t for t in node.terms if tokenize(t))
             if not terms:
                 return "1"
             params.append(fts_query(terms))
@@ -128,12 +142,16 @@ class Compiler:
             expr, p = self.expr(node.path)
             if node.path == "timestamp":
                 others = [int(v) for v in others if isinstance(v, int | float)]
-            params.extend(p)
-            params.extend(others)
+            test = ""
+            if expr.startswith("json_extract"):  # a column holds scalars only; keep its index
+                kind, k = self.kind(node.path)
+                test = f"{kind} IN ('integer', 'real', 'text') AND "
+                params.extend(k)
+            params.extend([*p, *others])
             if len(others) == 1:
-                parts.append(f"{expr} = ?")
+                parts.append(f"({test}{expr} = ?)")
             else:
-                parts.append(f"{expr} IN ({','.join('?' * len(others))})")
+                parts.append(f"({test}{expr} IN ({','.join('?' * len(others))}))")
         if not parts:
             return "0"
         return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
@@ -151,11 +169,10 @@ class Compiler:
         expr, p = self.expr(node.path)
         if isinstance(node.value, bool) or node.value is None:
             return "0"
-        kind = "('integer', 'real')" if isinstance(node.value, int | float) else "('text')"
-        params.extend(p)
-        params.extend(p)
-        params.append(node.value)
-        return f"(typeof({expr}) IN {kind} AND {expr} {op} ?)"
+        kinds = "('integer', 'real')" if isinstance(node.value, int | float) else "('text')"
+        kind, k = self.kind(node.path)
+        params.extend([*k, *p, node.value])
+        return f"({kind} IN {kinds} AND {expr} {op} ?)"
 
 
 _MAX_CHAR = 0x10FFFF
