@@ -135,6 +135,8 @@ def test_port_in_use_is_one_line_before_anything_is_created(tmp_path: Path) -> N
     ({"AUDITSTREAM_PORT": "http"}, "AUDITSTREAM_PORT"),
 ])
 def test_bad_settings_are_one_line(tmp_path: Path, env: dict[str, str], needle: str) -> None:
+    # Not the default port: a server already on 8080 (`make run`) would be the one error.
+    env = {"AUDITSTREAM_PORT": str(free_port()), **env}
     s = Serve("--db", str(tmp_path / "a.db"), "--no-demo", cwd=tmp_path, env=env)
     s.proc.wait(timeout=PATIENCE_S)
     code, err = s.stop()
