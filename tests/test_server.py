@@ -372,3 +372,37 @@ def test_streams_on_every_worker_see_events_ingested_through_any_worker(
                 if msg["type"] == "event":
                     seqs.append(msg["seq"])
             assert seqs == list(range(1, 301))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_stops_the_server_while_a_server_sent_events_client_listens(
+    multi: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int,
+) -> None:
+    """An SSE stream never ends by itself: the server cuts it after the grace period, and
+    stops, instead of waiting for the client to leave (it waited forever)."""
+    monkeypatch.setenv("AUDITSTREAM_SHUTDOWN_GRACE_SECONDS", "1")
+    db = tmp_path / "sse.db"
+    key = api_key(db)
+    srv = multi(db, workers=workers)
+    lines: list[str] = []
+    ended = threading.Event()
+
+    def listen() -> None:
+        with contextlib.suppress(httpx.HTTPError), httpx.stream(
+                "GET", srv.url + "/v1/events/stream", timeout=None,
+                headers={"X-API-Key": key, "Accept": "text/event-stream"}) as r:
+            for line in r.iter_lines():
+                lines.append(line)
+        ended.set()
+
+    threading.Thread(target=listen, daemon=True).start()
+    deadline = time.monotonic() + 30
+    while not lines and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lines and lines[0].startswith(": subscribed"), lines
+    srv.proc.send_signal(signal.SIGINT)
+    try:
+        srv.proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the server did not stop while an SSE client listened") from None
+    assert ended.wait(10), "the SSE stream was not closed"

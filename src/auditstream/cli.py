@@ -179,9 +179,10 @@ def serve(
             if self.started:
                 ready()
 
-    config = uvicorn.Config(application, log_level="warning", loop="uvloop",
-                            http="httptools", access_log=False)
-    AnnouncingServer(config).run(sockets=[sock])
+    from .server import uvicorn_config
+
+    AnnouncingServer(uvicorn_config(application, settings, log_level="warning")
+                     ).run(sockets=[sock])
 
 
 @app.command()

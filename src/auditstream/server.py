@@ -174,6 +174,15 @@ class Supervisor(Multiprocess):
                 self.writer.kill()
 
 
+def uvicorn_config(app: Any, settings: Settings, **options: Any) -> uvicorn.Config:
+    """uvicorn's configuration, the same whichever way auditstream serves.
+    ``timeout_graceful_shutdown``: a Server-Sent Events stream never ends by itself, so
+    without it a Ctrl-C waited for every such client to leave."""
+    return uvicorn.Config(app, loop="uvloop", http="httptools", access_log=False,
+                          timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+                          **options)
+
+
 def serve(settings: Settings, sock: socket.socket, *, ready: Callable[[], None] = lambda: None,
           log_level: str = "warning") -> None:
     """Run the multi-process server on the listening ``sock`` until SIGINT or SIGTERM;
@@ -186,9 +195,8 @@ def serve(settings: Settings, sock: socket.socket, *, ready: Callable[[], None] 
         from .app import create_app
 
         ready()
-        uvicorn.Server(uvicorn.Config(create_app(settings.with_(workers=1)),
-                                      log_level=log_level, loop="uvloop", http="httptools",
-                                      access_log=False)).run(sockets=[sock])
+        uvicorn.Server(uvicorn_config(create_app(settings.with_(workers=1)), settings,
+                                      log_level=log_level)).run(sockets=[sock])
         return
     given = os.environ.get(ENV_RUNTIME)
     runtime = given or tempfile.mkdtemp(prefix="auditstream-")  # 0700: the socket's home
@@ -205,9 +213,8 @@ def serve(settings: Settings, sock: socket.socket, *, ready: Callable[[], None] 
     # uvicorn's workers start from fresh interpreters and read their settings from here.
     os.environ.update(env)
     ready()
-    config = uvicorn.Config("auditstream.server:worker_app", factory=True,
-                            workers=settings.workers, log_level=log_level, loop="uvloop",
-                            http="httptools", access_log=False, lifespan="on")
+    config = uvicorn_config("auditstream.server:worker_app", settings, factory=True,
+                            workers=settings.workers, log_level=log_level, lifespan="on")
     try:
         Supervisor(config, [sock], env, metrics_dir).run()
     finally:
@@ -216,4 +223,4 @@ def serve(settings: Settings, sock: socket.socket, *, ready: Callable[[], None] 
 
 
 __all__ = ["ENV_KEY", "ENV_PUBLIC_KEY", "ENV_RUNTIME", "ENV_SOCKET", "prepare_database", "serve",
-           "worker_app", "writer_main"]
+           "uvicorn_config", "worker_app", "writer_main"]

@@ -157,6 +157,10 @@ class Settings:
         "more, up to a day).")
     push_drain_seconds: float = _setting(
         5.0, "At shutdown, how long push delivery may finish the messages it is sending.")
+    shutdown_grace_seconds: int = _setting(
+        5, "At shutdown (Ctrl-C, SIGTERM), how long open requests may finish; then they "
+        "are cut. Server-Sent Events streams never finish by themselves and are cut then "
+        "(clients resume with Last-Event-ID); WebSocket streams are closed at once (1012).")
     session_hours: float = _setting(
         12.0, "How long a console sign-in (the session cookie) lasts, in hours.")
     console_frame_ancestors: str = _setting(
