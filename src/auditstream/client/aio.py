@@ -20,7 +20,13 @@ from .batcher import MAX_BATCH_BYTES, AsyncBatcher, OnIngested
 from .errors import APIConnectionError, ProofError, raise_for_problem
 from .monitor import LogMonitor, decode_hashes
 from .params import Filters, FilterValue, query_params, stream_filters
-from .stream import DEAD_AFTER_SECONDS, StreamSession, close_action, stream_url
+from .stream import (
+    CLOSE_SECONDS,
+    DEAD_AFTER_SECONDS,
+    StreamSession,
+    close_action,
+    stream_url,
+)
 from .sync import (
     MAX_MESSAGE_BYTES,
     DeadConnection,
@@ -269,6 +275,7 @@ class AsyncClient:
         while True:
             try:
                 async with ws_connect(url, max_size=MAX_MESSAGE_BYTES, open_timeout=10,
+                                      close_timeout=CLOSE_SECONDS,
                                       user_agent_header="auditstream-python") as ws:
                     await ws.send(session.auth_message(self._secret))
                     await ws.send(session.subscribe_message())

@@ -28,8 +28,8 @@ import orjson
 from .errors import StreamAuthError, StreamError
 from .types import Event
 
-__all__ = ["FATAL_CLOSE_CODES", "WAKE_SECONDS", "Message", "StreamSession", "close_action",
-           "sleep_awake", "stream_url"]
+__all__ = ["CLOSE_SECONDS", "FATAL_CLOSE_CODES", "WAKE_SECONDS", "Message", "StreamSession",
+           "close_action", "sleep_awake", "stream_url"]
 
 #: Close codes after which reconnecting cannot help.
 FATAL_CLOSE_CODES = {4401: "the credential is missing, invalid or revoked",
@@ -42,6 +42,11 @@ STREAM_PATH = "/v1/events/stream"
 #: main thread raises ``KeyboardInterrupt`` when its wait returns: after up to a 30 s
 #: heartbeat, were it one wait.
 WAKE_SECONDS = 0.5
+#: How long closing a connection waits for the server's close frame. A consumer that stops
+#: with messages still queued has paused the reading (websockets' backpressure), so the
+#: frame is never read and the wait runs out: websockets' own 10 s stalled every early
+#: exit, Ctrl-C in ``auditstream tail`` with a backlog included.
+CLOSE_SECONDS = 2.0
 
 
 def sleep_awake(seconds: float) -> None:

@@ -29,6 +29,7 @@ from .errors import (
 from .monitor import LogMonitor, decode_hashes
 from .params import Filters, FilterValue, query_params, stream_filters
 from .stream import (
+    CLOSE_SECONDS,
     DEAD_AFTER_SECONDS,
     WAKE_SECONDS,
     StreamSession,
@@ -380,6 +381,7 @@ class Client:
         while True:
             try:
                 with ws_connect(url, max_size=MAX_MESSAGE_BYTES, open_timeout=10,
+                                close_timeout=CLOSE_SECONDS,
                                 user_agent_header="auditstream-python") as ws:
                     ws.send(session.auth_message(self._secret))
                     ws.send(session.subscribe_message())
