@@ -12,14 +12,27 @@ carries the original ``leaf_hash``. A stub is accepted only if the redaction rec
 its ``payload.redaction`` holds ``count`` and ``digest``, the SHA-256 over, for each stub
 naming it in seq order, the seq (8 bytes, big-endian), the leaf hash and the SHA-256 of the
 stub's RFC 8785 bytes.
+
+As a script (``pip install cryptography rfc8785`` is all it needs)::
+
+    python verifier.py BUNDLE PUBLIC_KEY     # BUNDLE may be - (standard input)
+
+PUBLIC_KEY is a file holding the key as served at ``GET /v1/integrity/public-key``. Exit
+status: 0 when every event is proven (a one-line summary on stdout), 1 when verification
+fails (each fault on stderr), 2 on a usage error: wrong arguments, an unreadable file, a key
+file that holds no verifier key, or a bundle that is empty or not a bundle at all. A bundle
+that proves no event is never reported as verified.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
+import itertools
 import json
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +41,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 SIG_PREFIX = "\u2014 "  # em dash + space starts every signature line
+FORMAT = "auditstream.bundle/v1"  # the header's "format", as auditstream export --bundle writes
 
 
 @dataclass
@@ -44,7 +58,10 @@ class BundleReport:
 
 
 def _parse_vkey(vkey: str) -> tuple[str, bytes, bytes]:
-    name, kid_hex, b64 = vkey.strip().split("+", 2)
+    parts = vkey.strip().split("+", 2)
+    if len(parts) != 3:
+        raise ValueError("not a verifier key (expected name+id+key)")
+    name, kid_hex, b64 = parts
     raw = base64.b64decode(b64, validate=True)
     if len(raw) != 33 or raw[0] != 1:
         raise ValueError("not an Ed25519 verifier key")
@@ -125,8 +142,13 @@ def verify_bundle(lines: Iterable[bytes | str], vkey: str) -> BundleReport:
     it = iter(lines)
     try:
         header = _loads(next(it))
+        if not isinstance(header, dict) or not isinstance(header.get("checkpoint"), str):
+            raise ValueError("not a bundle header (no checkpoint)")
         origin, size, root = open_checkpoint(header["checkpoint"], vkey)
-    except (StopIteration, ValueError, KeyError, TypeError) as exc:
+    except StopIteration:
+        report.errors.append("bundle header: the bundle is empty")
+        return report
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
         report.errors.append(f"bundle header: {exc}")
         return report
     report.origin, report.tree_size = origin, size
@@ -141,6 +163,8 @@ def verify_bundle(lines: Iterable[bytes | str], vkey: str) -> BundleReport:
         try:
             item = _loads(raw)
             ev, index = item["event"], int(item["leaf_index"])
+            if not isinstance(ev, dict):
+                raise TypeError("event is not an object")
             path = [base64.b64decode(h, validate=True) for h in item["inclusion_path"]]
             if "redacted" in ev:
                 leaf = base64.b64decode(item["leaf_hash"], validate=True)
@@ -187,8 +211,98 @@ def _redaction_problem(ev: dict, leaf: bytes,  # type: ignore[type-arg]
     got = claims.pop(seq, None)
     if ev.get("type") != "auditstream.redaction":
         return None if got is None else f"seq {got[2]} names it as its redaction record"
-    detail = (ev.get("payload") or {}).get("redaction") or {}
+    payload = ev.get("payload")
+    detail = payload.get("redaction") if isinstance(payload, dict) else None
+    if not isinstance(detail, dict):
+        detail = {}
     h, count, first = got or (hashlib.sha256(), 0, seq)
     if detail.get("count") != count or detail.get("digest") != h.hexdigest():
         return f"redaction record does not match the stubs that name it (from seq {first})"
     return None
+
+
+# -- command line ---------------------------------------------------------------------------
+
+_MAX_HEADER = 1 << 20  # a header is a checkpoint, a key and a few names: far below this
+
+
+def _not_a_bundle(first: bytes) -> str | None:
+    """Why the first line cannot start a bundle, or None if it can."""
+    if not first:
+        return "is empty: it is not a bundle"
+    if len(first) >= _MAX_HEADER and not first.endswith(b"\n"):
+        return "is not an auditstream bundle (its first line is not a bundle header)"
+    try:
+        header = _loads(first)
+    except ValueError:
+        return "is not an auditstream bundle (its first line is not JSON)"
+    if not isinstance(header, dict) or "format" not in header:
+        return "is not an auditstream bundle (its first line is not a bundle header)"
+    if header["format"] != FORMAT:
+        return f"has bundle format {header['format']!r}; this verifier reads {FORMAT!r}"
+    if not isinstance(header.get("checkpoint"), str):
+        return "is not an auditstream bundle (its header holds no checkpoint)"
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python verifier.py BUNDLE PUBLIC_KEY``: 0 verified, 1 not verified, 2 usage error."""
+    parser = argparse.ArgumentParser(
+        prog="verifier.py",
+        description="Check an auditstream export bundle (auditstream export --bundle) offline "
+        "with nothing but the log's public key.",
+        epilog="Exit status: 0 every event is proven in the signed checkpoint; 1 verification "
+        "failed (each fault on stderr); 2 usage error, unreadable file, invalid key, or an "
+        "empty input or one that is not a bundle.")
+    parser.add_argument("bundle", metavar="BUNDLE",
+                        help="the bundle file, or - for standard input")
+    parser.add_argument("public_key", metavar="PUBLIC_KEY",
+                        help="file holding the public key as served at "
+                        "GET /v1/integrity/public-key (kept away from the server)")
+    args = parser.parse_args(argv)  # wrong arguments: usage on stderr, exit 2
+
+    def usage_error(message: str) -> int:
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        return 2
+
+    try:
+        with open(args.public_key, encoding="utf-8") as kf:
+            vkey = kf.read(_MAX_HEADER).strip()
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8
+        return usage_error(f"cannot read public key {args.public_key!r}: {exc}")
+    try:
+        Ed25519PublicKey.from_public_bytes(_parse_vkey(vkey)[2])
+    except ValueError as exc:
+        return usage_error(f"{args.public_key!r} does not hold an auditstream public key "
+                           f"(as served at /v1/integrity/public-key): {exc}")
+
+    name = "standard input" if args.bundle == "-" else repr(args.bundle)
+    try:
+        f = sys.stdin.buffer if args.bundle == "-" else open(args.bundle, "rb")  # noqa: SIM115
+    except OSError as exc:
+        return usage_error(f"cannot read bundle {name}: {exc}")
+    try:
+        with f:
+            first = f.readline(_MAX_HEADER)
+            problem = _not_a_bundle(first)
+            if problem:
+                return usage_error(f"bundle {name} {problem}")
+            report = verify_bundle(itertools.chain([first], f), vkey)
+    except OSError as exc:
+        return usage_error(f"cannot read bundle {name}: {exc}")
+
+    if not report.ok:
+        for e in report.errors:
+            print(f"FAIL {e}", file=sys.stderr)
+        return 1
+    if report.events == 0:
+        print(f"FAIL the bundle holds no events (its checkpoint of {report.origin} signs size "
+              f"{report.tree_size}): nothing was verified", file=sys.stderr)
+        return 1
+    print(f"OK: {report.events} events ({report.redacted} redacted) proven in the signed "
+          f"checkpoint of {report.origin} at size {report.tree_size}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
