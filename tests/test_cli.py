@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
+
+from auditstream.auth.catalog import Catalog
 
 
 def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
@@ -32,7 +35,12 @@ def test_tenants_keys_ingest_query(tmp_path: Path) -> None:
     cli("keys", "revoke", out["id"], "--db", db)
     assert cli("keys", "revoke", out["id"], "--db", db, ok=False).returncode == 1
     assert cli("keys", "create", "--tenant", "acme", "--scope", "root", "--db", db,
-               ok=False).returncode == 1
+               ok=False).returncode == 2  # a bad option: a usage error
+    short = cli("users", "create", "bob", "--tenant", "acme", "--password", "short", "--db",
+                db, ok=False)  # as POST /v1/users refuses it
+    assert short.returncode == 2 and "at least 12 characters" in short.stderr
+    with closing(Catalog(db)) as catalog:
+        assert catalog.authenticate_user("bob", "short") is None
 
     nd = tmp_path / "events.ndjson"
     nd.write_text("\n".join(json.dumps({"type": "install", "severity": s, "title": f"e {s}"})

@@ -27,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from .auth.catalog import Catalog
+from .auth.catalog import MIN_PASSWORD, Catalog
 from .auth.principal import DEFAULT_SCOPES, SCOPES
 from .cli_export import register as register_export
 from .cli_integrations import register as register_integrations
@@ -44,13 +44,13 @@ from .cli_support import (
 from .cli_support import settings as _load_settings
 from .cli_tail import register as register_tail
 from .dbapi import sqlite3
-from .errors import ProblemError
+from .errors import InvalidRequest, ProblemError
 from .settings import Settings, describe
 
 app = typer.Typer(help="auditstream: self-hosted security and audit events.", no_args_is_help=True)
 tenants_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
-users_app = typer.Typer(help="Manage users (password login for compat profiles).",
+users_app = typer.Typer(help="Manage users (password login: the console, compat profiles).",
                         no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
@@ -263,6 +263,8 @@ def keys_create(
     try:
         with closing(Catalog(path)) as catalog:
             key = catalog.create_key(tenant, scope or list(DEFAULT_SCOPES), name=name)
+    except InvalidRequest as exc:  # an unknown --scope
+        _fail(exc, USAGE)
     except ProblemError as exc:
         _fail(exc)
     if as_json:
@@ -320,10 +322,14 @@ def users_create(
     """Create a user who can log in with a password."""
     path = _db(db)
     existing_tenant(path, tenant)
+    if len(password) < MIN_PASSWORD:  # the rule of POST /v1/users too
+        fail(f"password too short: at least {MIN_PASSWORD} characters", USAGE)
     try:
         with closing(Catalog(path)) as catalog:
             catalog.create_user(tenant, username, password, scope or ["events:read"],
                                 user_id=user_id)
+    except InvalidRequest as exc:  # an unknown --scope
+        _fail(exc, USAGE)
     except ProblemError as exc:
         _fail(exc)
     console.print(f"created user {username} in tenant {tenant}", markup=False)

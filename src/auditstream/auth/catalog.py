@@ -115,6 +115,10 @@ def hash_key(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
+#: The shortest password a new user may get (the console's and the compat profiles' login).
+MIN_PASSWORD = 12
+
+
 def check_scopes(scopes: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     bad = [s for s in scopes if s not in SCOPES]
     if bad:

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 from typing_extensions import TypedDict
 
+from ...auth.catalog import MIN_PASSWORD
 from ...auth.principal import DEFAULT_SCOPES, SCOPES, Principal
 from ...errors import InvalidRequest, NotFound
 from ..deps import admin
@@ -122,9 +123,9 @@ async def create_user(request: Request, principal: Principal = Depends(admin)) -
     username = string_field(doc, "username", max_len=255)
     password = string_field(doc, "password")
     assert username is not None and password is not None
-    if len(password) < 12:
+    if len(password) < MIN_PASSWORD:
         raise InvalidRequest("password too short", errors=[
-            {"field": "password", "reason": "at least 12 characters"}])
+            {"field": "password", "reason": f"at least {MIN_PASSWORD} characters"}])
     scopes = scopes_field(doc, ("events:read",))
     catalog = request.app.state.services.catalog
     catalog.create_user(principal.tenant, username, password, scopes)
