@@ -153,8 +153,11 @@ def serve(
         # Flushed: stdout is often a pipe (systemd, a log file, a test), and the URL and
         # the demo key printed at start-up are what a new user needs first.
         if had_demo:
+            # The first demo key's scopes: a newcomer who lost it gets the console's admin
+            # pages back too (the console signs in with a pasted key).
             print("auditstream: the demo tenant exists (its first key was shown once); a "
-                  f"new demo key: auditstream keys create --tenant demo --db {db_arg}")
+                  "new demo key: auditstream keys create --tenant demo --scope events:read "
+                  f"--scope events:write --scope admin --db {db_arg}")
         print(f"auditstream: listening on {url} (API docs: {url}/docs; database "
               f"{os.path.abspath(settings.db)}); Ctrl-C stops it", flush=True)
 

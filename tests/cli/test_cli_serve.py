@@ -107,6 +107,9 @@ def test_serve_prints_url_and_then_how_to_make_a_demo_key(
     r = httpx.get(m.group(1) + "/v1/events?limit=1", headers={"X-API-Key": key},
                   timeout=PATIENCE_S)
     assert r.status_code == 200 and r.json()["data"]
+    # The first key's admin scope too: the console's admin pages, viewer tokens, redaction.
+    r = httpx.get(m.group(1) + "/v1/keys", headers={"X-API-Key": key}, timeout=PATIENCE_S)
+    assert r.status_code == 200, r.text
 
 
 def free_port() -> int:

@@ -10,8 +10,10 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from typing import Any
 
+import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -122,6 +124,18 @@ def test_tail_exits_on_a_ctrl_c_that_another_of_its_threads_caught(make_server: 
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, errors
+
+
+@pytest.mark.parametrize("after", [0.15, 0.3, 0.5])
+def test_ctrl_c_while_the_command_starts_is_quiet(after: float) -> None:
+    """A Ctrl-C while the CLI still imports (a second or so) ends it without a traceback.
+    A port nothing listens on: tail would retry it until stopped."""
+    proc = tail("http://127.0.0.1:9", "sk_live_x")
+    time.sleep(after)
+    proc.send_signal(signal.SIGINT)
+    _, errors = proc.communicate(timeout=60)
+    assert "Traceback" not in errors, errors
+    assert proc.returncode in (0, 130, -signal.SIGINT), (proc.returncode, errors)
 
 
 def test_tail_without_a_usable_key_fails(server: Any) -> None:
