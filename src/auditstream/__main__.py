@@ -1,17 +1,20 @@
 """``python -m auditstream`` and the ``auditstream`` command."""
 
-import sys
+import os
+import signal
 
 
 def run() -> None:
-    """The CLI; a Ctrl-C while it is still importing (a second or so) ends it quietly, with
-    the shell's status for SIGINT, instead of a traceback from deep in an import."""
-    try:
-        from .cli import main
+    """The CLI. Until it is imported (a second or so) a Ctrl-C ends the process at once:
+    a KeyboardInterrupt raised inside a half-imported C extension printed a traceback, and
+    sometimes the interpreter then crashed on its way out (SIGSEGV)."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.default_int_handler:  # not if the caller made us ignore it
+        signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+    from .cli import main
 
-        main()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    signal.signal(signal.SIGINT, previous)
+    main()
 
 
 if __name__ == "__main__":
