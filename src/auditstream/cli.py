@@ -129,8 +129,8 @@ def serve(
         err.print("auditstream: the clickhouse backend serves from one process "
                   f"(AUDITSTREAM_WORKERS={settings.workers} ignored)")
         settings = settings.with_(workers=1)
-    sock = _listen(settings.host, settings.port)
-    had_demo = has_tenant(settings.db, "demo")
+    # The settings and the file before the port: a wrong setting is the error to show,
+    # whether or not the port is taken too.
     try:
         if os.path.exists(settings.db):  # the app opens it only once it starts: probe now
             with closing(sqlite3.connect(f"file:{settings.db}?mode=ro", uri=True)) as probe:
@@ -139,12 +139,12 @@ def serve(
         # line here, not a worker dying at start over and over.
         application: Any = create_app(settings)
     except sqlite3.Error as exc:
-        sock.close()
         fail(f"cannot open {os.path.abspath(settings.db)}: {exc}; point --db or "
              "AUDITSTREAM_DB at an auditstream database, or at a new file", USAGE)
     except ValueError as exc:  # a setting the app refuses (AUDITSTREAM_COMPAT_ROOT, ...)
-        sock.close()
         fail(f"cannot start: {exc}", USAGE)
+    sock = _listen(settings.host, settings.port)
+    had_demo = has_tenant(settings.db, "demo")
     shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
     url = f"http://{shown_host}:{sock.getsockname()[1]}"
     db_arg = shlex.quote(os.path.abspath(settings.db))

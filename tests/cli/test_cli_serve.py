@@ -138,10 +138,13 @@ def test_port_in_use_is_one_line_before_anything_is_created(tmp_path: Path) -> N
     ({"AUDITSTREAM_PORT": "http"}, "AUDITSTREAM_PORT"),
 ])
 def test_bad_settings_are_one_line(tmp_path: Path, env: dict[str, str], needle: str) -> None:
-    # Not the default port: a server already on 8080 (`make run`) would be the one error.
-    env = {"AUDITSTREAM_PORT": str(free_port()), **env}
-    s = Serve("--db", str(tmp_path / "a.db"), "--no-demo", cwd=tmp_path, env=env)
-    s.proc.wait(timeout=PATIENCE_S)
+    # A port that is taken: the setting is still the error shown.
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        env = {"AUDITSTREAM_PORT": str(busy.getsockname()[1]), **env}
+        s = Serve("--db", str(tmp_path / "a.db"), "--no-demo", cwd=tmp_path, env=env)
+        s.proc.wait(timeout=PATIENCE_S)
     code, err = s.stop()
     assert code == 2
     lines = err.strip().splitlines()
