@@ -570,7 +570,8 @@ def pull_cmd(
         raise typer.Exit(1) from None
     if result.discarded_bytes:
         err.print(f"discarded {result.discarded_bytes} uncommitted bytes of an interrupted run")
-    err.print(f"pulled {result.events} events; next run starts after seq {result.after_seq}")
+    err.print(f"pulled {result.events} event{'' if result.events == 1 else 's'}; next run "
+              f"starts after seq {result.after_seq}")
 
 
 def _key_arg(value: str | None) -> str | None:

@@ -277,6 +277,7 @@ def test_ops_routes(server: Server) -> None:
     assert c.get("/docs").status_code == 200
     r = c.get("/no/such/route")
     assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+    assert r.json()["type"].endswith("/not-found")  # the problem of a missing event too
 
 
 def test_huge_numbers_in_filters_are_not_errors(server: Server) -> None:

@@ -20,7 +20,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import InternalError, InvalidRequest, ProblemError, StoreError, ValidationFailed
+from ..errors import (
+    InternalError,
+    InvalidRequest,
+    NotFound,
+    ProblemError,
+    StoreError,
+    ValidationFailed,
+)
 
 log = logging.getLogger("auditstream")
 PROBLEM = "application/problem+json"
@@ -63,9 +70,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        err = InvalidRequest(str(exc.detail))
-        err.status = exc.status_code
-        err.title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
+        err: ProblemError
+        if exc.status_code == 404:  # no such route: the same problem as no such resource
+            err = NotFound(str(exc.detail))
+        else:
+            err = InvalidRequest(str(exc.detail))
+            err.status = exc.status_code
+            err.title = {405: "Method not allowed"}.get(exc.status_code, "Error")
         response = problem_response(request, err)
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value  # e.g. Allow on 405
