@@ -84,8 +84,11 @@ def tail_cmd(
     out.soft_wrap = not out.is_terminal
 
     def on_reconnect(delay: float, why: str) -> None:
-        err.print(f"[dim]stream interrupted ({escape(clean(why))}); reconnecting in "
-                  f"{delay:g} s[/dim]")
+        # Retried like any outage (tail rides out restarts), but a wrong --url looks the same.
+        hint = (f"; is the server at {url} up? (--url, AUDITSTREAM_URL)"
+                if "ConnectionRefused" in why else "")
+        err.print(f"[dim]stream interrupted ({escape(clean(why))}){escape(clean(hint))}; "
+                  f"reconnecting in {delay:g} s[/dim]")
 
     try:
         # ``closing``: a Ctrl-C that lands while a line is printed (outside the generator)

@@ -31,13 +31,15 @@ def tail(server_url: str, key: str, *args: str) -> subprocess.Popen[str]:
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
-def read_lines(proc: subprocess.Popen[str], n: int) -> list[str]:
-    """``n`` lines of its stdout (a reader thread: a dead process cannot hang the test)."""
+def read_lines(proc: subprocess.Popen[str], n: int, *, stderr: bool = False) -> list[str]:
+    """``n`` lines of its stdout or stderr (a reader thread: a dead process cannot hang
+    the test)."""
     lines: list[str] = []
 
     def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
+        stream = proc.stderr if stderr else proc.stdout
+        assert stream is not None
+        for line in stream:
             lines.append(line.rstrip("\n"))
             if len(lines) >= n:
                 return
@@ -137,6 +139,18 @@ def test_ctrl_c_while_the_command_starts_is_quiet(after: float) -> None:
     _, errors = proc.communicate(timeout=60)
     assert "Traceback" not in errors, errors
     assert proc.returncode in (0, 130, -signal.SIGINT), (proc.returncode, errors)
+
+
+def test_tail_to_a_port_nothing_listens_on_says_where_it_looked() -> None:
+    proc = tail("http://127.0.0.1:9", "sk_live_x")
+    try:
+        first = read_lines(proc, 1, stderr=True)[0]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    assert "Connection refused" in first and "http://127.0.0.1:9" in first
+    assert "--url" in first and "AUDITSTREAM_URL" in first
+    assert proc.returncode == 0
 
 
 def test_tail_without_a_usable_key_fails(server: Any) -> None:
