@@ -84,14 +84,61 @@ def test_bundle_forgeries_are_caught(bundle: tuple[list[bytes], Signer], edit: s
     assert not verify_bundle(lines, signer.verifier_key()).ok
 
 
-def test_bundle_verifier_accepts_float_seq(bundle: tuple[list[bytes], Signer]) -> None:
-    """OBSERVATION: ``"seq": 3.0`` passes (3.0 == 3, and RFC 8785 prints it as 3); harmless
-    for the hash, but the accepted bytes are not the exported ones."""
+def _header(lines: list[bytes], **changes: object) -> bytes:
+    return orjson.dumps({**orjson.loads(lines[0]), **changes})
+
+
+def _event_line(line: bytes, **changes: object) -> bytes:
+    return orjson.dumps({**orjson.loads(line), **changes})
+
+
+#: Lines a reader of the file would take for something the signature does not say, and
+#: lines that crashed the verifier. Each must be refused (a report, never an exception).
+MISLEADING = {
+    "float seq": lambda ls: {3: ls[3].replace(b'"seq":3,', b'"seq":3.0,')},
+    # Reads as 1.0, which RFC 8785 prints (and the leaf hashes) as 1.
+    "inexact number": lambda ls: {3: ls[3].replace(b'"cost_usd":1,',
+                                                   b'"cost_usd":0.99999999999999999,')},
+    "integral float leaf_index": lambda ls: {3: _event_line(ls[3], leaf_index=2.0)},
+    "string leaf_index": lambda ls: {3: _event_line(ls[3], leaf_index="2")},
+    "infinite leaf_index": lambda ls: {3: ls[3].replace(b'"leaf_index":2', b'"leaf_index":1e999')},
+    "extra field on a line": lambda ls: {3: _event_line(ls[3], note="approved by the CFO")},
+    "UTF-16 line": lambda ls: {3: ls[3].decode().encode("utf-16")},
+    "nesting beyond the stack": lambda ls: {3: b"[" * 100_000},
+    "header nesting beyond the stack": lambda ls: {0: b"[" * 100_000},
+    "unsigned tree_size": lambda ls: {0: _header(ls, tree_size=99_999)},
+    "unsigned origin": lambda ls: {0: _header(ls, origin="evil/acme")},
+    "extra header field": lambda ls: {0: _header(ls, signed_by="KPMG")},
+    "other format": lambda ls: {0: _header(ls, format="auditstream.bundle/v99")},
+}
+
+
+@pytest.mark.parametrize("attack", sorted(MISLEADING))
+def test_bundle_lines_that_mislead_or_crash_are_refused(
+    bundle: tuple[list[bytes], Signer], attack: str,
+) -> None:
     lines, signer = bundle
     lines = list(lines)
-    lines[3] = lines[3].replace(b'"seq":3,', b'"seq":3.0,')
-    assert b'"seq":3.0' in lines[3]
-    assert verify_bundle(lines, signer.verifier_key()).ok
+    for i, line in MISLEADING[attack](lines).items():
+        assert line != lines[i]
+        lines[i] = line
+    report = verify_bundle(lines, signer.verifier_key())
+    assert not report.ok and report.errors
+
+
+def test_a_bundle_of_an_empty_log_proves_nothing() -> None:
+    """A size-0 checkpoint (any tenant without events has one, signed on demand) alone
+    must not pass as a verified bundle, for the library and so for ``auditstream verify``."""
+    from auditstream.integrity.checkpoint import format_checkpoint, generate_signer, sign_note
+    from auditstream.integrity.merkle import EMPTY_ROOT
+
+    signer = generate_signer("auditstream.local")
+    note = sign_note(format_checkpoint("auditstream.local/empty", 0, EMPTY_ROOT), signer)
+    header = orjson.dumps({"format": "auditstream.bundle/v1", "tenant": "empty",
+                           "origin": "auditstream.local/empty", "tree_size": 0,
+                           "checkpoint": note, "public_key": signer.verifier_key()})
+    report = verify_bundle([header], signer.verifier_key())
+    assert not report.ok and "proves no event" in report.errors[0]
 
 
 def test_bundle_file_roundtrip(tmp_path: Path, bundle: tuple[list[bytes], Signer]) -> None:
@@ -100,3 +147,30 @@ def test_bundle_file_roundtrip(tmp_path: Path, bundle: tuple[list[bytes], Signer
     f.write_bytes(b"\n".join(lines) + b"\n")
     with f.open("rb") as fh:
         assert verify_bundle(fh, signer.verifier_key()).ok
+
+
+def test_a_bundle_of_floats_of_every_magnitude_verifies(tmp_path: Path) -> None:
+    """The exact-number rule refuses no number an honest export writes (orjson prints each
+    double in its shortest exact form), and a large integral double (1e17, which JCS prints
+    as an integer beyond 2**53 - 1) is read back as the double it is."""
+    from auditstream.integrity.checkpoint import generate_signer
+
+    floats = [0.1, 1 / 3, 1e-7, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308,
+              123.456, 1e17, 2.0**60, 1e21, 1e22, -2.5e-10, 0.30000000000000004]
+    signer = generate_signer("auditstream.local")
+
+    async def run() -> bytes:
+        st = SQLiteEventStore(tmp_path / "f.db", signer=signer, indexed_paths=PATHS)
+        await st.append("acme", [{"id": f"evt_{i}", "tenant": "acme", "type": "m",
+                                  "timestamp": "2026-01-01T00:00:00Z",
+                                  "received_at": "2026-01-01T00:00:00Z",
+                                  "severity": "info", "context": {"x": x, "xs": [x, -x]}}
+                                 for i, x in enumerate(floats)])
+        out = io.BytesIO()
+        await write_bundle(st, "acme", out, signer.verifier())
+        await st.close()
+        return out.getvalue()
+
+    report = verify_bundle(asyncio.run(run()).splitlines(), signer.verifier_key())
+    assert report.ok, report.errors
+    assert report.events == len(floats)

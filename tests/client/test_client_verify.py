@@ -74,6 +74,16 @@ def test_an_honest_log_verifies_and_its_checkpoint_is_kept(honest: Any) -> None:
     assert LogMonitor(public, state).kept.size == 16  # type: ignore[union-attr]
 
 
+def test_an_event_holding_a_large_integral_double_verifies(honest: Any) -> None:
+    """1e17 is stored (JCS) as ``100000000000000000``, which reads back as an integer
+    beyond what JCS takes as one: it is the double, and its leaf must still check."""
+    server, key, public, state = honest
+    with Client(server.url, api_key=key, public_key=public, state=state) as c:
+        made = c.ingest({"type": "disk", "context": {"bytes": 1e17, "big": [2.0**60, -1e20]}})
+        got = c.get(made[0]["id"], verify=True)
+        assert got["context"]["bytes"] == 10**17
+
+
 def test_an_altered_event_is_refused(honest: Any) -> None:
     server, key, public, _ = honest
     ev = stored(server.settings.db, 4)

@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from ..integrity import merkle, witness
-from ..integrity.canonical import CanonicalizationError, canonical_bytes
+from ..integrity.canonical import CanonicalizationError, canonical_bytes, numbers_as_read
 from ..integrity.checkpoint import Checkpoint, Verifier, open_checkpoint
 from .errors import ClientError, ForkError, ProofError, RollbackError, VerificationError
 
@@ -225,7 +225,7 @@ class LogMonitor:
             raise ProofError(f"{where}: the leaf hash is not base64") from None
         if "redacted" not in event:
             try:
-                own = merkle.leaf_hash(canonical_bytes(dict(event)))
+                own = merkle.leaf_hash(canonical_bytes(numbers_as_read(dict(event))))
             except CanonicalizationError as exc:
                 raise ProofError(f"{where} has no canonical form: {exc}") from None
             if own != leaf:

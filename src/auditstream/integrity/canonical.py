@@ -32,7 +32,7 @@ from typing import Any, Final
 import orjson
 import rfc8785
 
-__all__ = ["CanonicalizationError", "canonical_bytes", "canonical_json_bytes"]
+__all__ = ["CanonicalizationError", "canonical_bytes", "canonical_json_bytes", "numbers_as_read"]
 
 CanonicalizationError = rfc8785.CanonicalizationError
 """Raised (a ``ValueError``) for input JCS cannot represent: NaN/inf, ints beyond 2**53 - 1,
@@ -46,6 +46,21 @@ _MAX_FAST_DEPTH: Final = 250
 _SORT_HAZARD: Final = re.compile("[\ue000-\uffff]")
 _ORJSON_OPTS: Final = orjson.OPT_SORT_KEYS
 _STRICT_OPTS: Final = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+
+
+def numbers_as_read(value: Any) -> Any:
+    """``value`` as a JSON reader parsed it from canonical bytes, with each integer beyond
+    ±(2**53 - 1) back as the double it stands for. JCS prints the double 1e17 as
+    ``100000000000000000``, which a reader takes for an integer that ``canonical_bytes``
+    refuses (the server refuses such integers at ingest, so only doubles print so)."""
+    t = type(value)
+    if t is int:
+        return float(value) if abs(value) > _JS_SAFE_INT else value
+    if t is dict:
+        return {k: numbers_as_read(v) for k, v in value.items()}
+    if t is list:
+        return [numbers_as_read(v) for v in value]
+    return value
 
 
 def canonical_bytes(event: Any) -> bytes:
