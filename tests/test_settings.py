@@ -19,6 +19,12 @@ def test_a_bad_value_names_the_setting(name: str, raw: str, accepted: str) -> No
         Settings.from_env({f"AUDITSTREAM_{name}": raw})
 
 
+@pytest.mark.parametrize("raw", ["-1", "0", "86401", "99999999999999999999", "5.5"])
+def test_the_shutdown_grace_is_a_whole_number_of_seconds_up_to_a_day(raw: str) -> None:
+    with pytest.raises(ValueError, match="AUDITSTREAM_SHUTDOWN_GRACE_SECONDS"):
+        Settings.from_env({"AUDITSTREAM_SHUTDOWN_GRACE_SECONDS": raw})
+
+
 def test_good_values() -> None:
     s = Settings.from_env({"AUDITSTREAM_INTEGRITY": "off", "AUDITSTREAM_DEMO": "Yes",
                            "AUDITSTREAM_SYNCHRONOUS": "normal"})

@@ -218,7 +218,7 @@ class Settings:
                              f"of sources, got {self.console_frame_ancestors!r}")
         for name in ("stream_heartbeat_seconds", "stream_stall_seconds",
                      "push_timeout_seconds", "push_retry_base_seconds",
-                     "push_retry_max_seconds", "push_drain_seconds"):
+                     "push_retry_max_seconds", "push_drain_seconds", "shutdown_grace_seconds"):
             if not 0 < getattr(self, name) <= 86_400:
                 raise ValueError(f"AUDITSTREAM_{name.upper()} must be between 0 and 86400 "
                                  f"seconds, got {getattr(self, name)}")
