@@ -53,15 +53,19 @@ class Compiler:
             return self.path_columns[path], []
         return "json_extract(body, ?)", [json_path(path)]
 
+    def in_body(self, path: str) -> bool:
+        """True when ``path`` is read from the JSON body, not from a column."""
+        return path not in COLUMNS and path not in self.path_columns
+
     def kind(self, path: str) -> tuple[str, list[Any]]:
         """SQL naming the type of ``path``'s value: 'integer', 'real' and 'text' for the
         scalars a comparison may match. A column holds scalars only; in the body,
         ``json_extract`` reads true/false as 1/0 and an object or list as its JSON text, so
         ``typeof`` of it would call them numbers and strings: ``json_type`` does not."""
-        if path in COLUMNS or path in self.path_columns:
-            expr, p = self.expr(path)
-            return f"typeof({expr})", p
-        return "json_type(body, ?)", [json_path(path)]
+        if self.in_body(path):
+            return "json_type(body, ?)", [json_path(path)]
+        expr, p = self.expr(path)
+        return f"typeof({expr})", p
 
     def where(self, node: Node) -> tuple[str, list[Any]]:
         check_size(node)  # whoever built the tree, its SQL must stay within SQLite's limits
@@ -143,7 +147,7 @@ class Compiler:
             if node.path == "timestamp":
                 others = [int(v) for v in others if isinstance(v, int | float)]
             test = ""
-            if expr.startswith("json_extract"):  # a column holds scalars only; keep its index
+            if self.in_body(node.path):  # a column holds scalars only; keep its index
                 kind, k = self.kind(node.path)
                 test = f"{kind} IN ('integer', 'real', 'text') AND "
                 params.extend(k)
